@@ -1,0 +1,223 @@
+"""The public objects: :class:`Rule` and :class:`RuleSet`, and the functions that make rules."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import ir as _ir
+from . import rules as _rules
+from .errors import MatcherError, RuleError
+from . import _core
+from .compiler import compile_plan
+from .ops import REFERENCE
+from .s1ql import parse, to_s1ql
+
+__all__ = ["Rule", "RuleSet", "compile", "load", "builtin", "builtin_names"]
+
+
+class Rule:
+    """One compiled rule: its IR, its metadata and a matching program.
+
+    ``Rule.query`` is the canonical S1QL text (see :func:`matcher.s1ql.to_s1ql`); the text the
+    rule was written in is ``Rule.source_query``.
+    """
+
+    __slots__ = ("ir", "info", "source_query", "_query", "_set")
+
+    def __init__(self, node: _ir.Node, info: _rules.RuleInfo, source_query: Optional[str] = None):
+        _ir.validate(node)
+        self.ir = node
+        self.info = info
+        self.source_query = source_query
+        self._query: Optional[str] = None
+        self._set: Optional[RuleSet] = None
+
+    # -- metadata ----------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def title(self) -> str:
+        return self.info.title
+
+    @property
+    def author(self) -> str:
+        return self.info.author
+
+    @property
+    def level(self) -> str:
+        return self.info.level
+
+    @property
+    def query(self) -> str:
+        if self._query is None:
+            self._query = to_s1ql(self.ir)
+        return self._query
+
+    def __repr__(self) -> str:
+        return f"Rule(id={self.id!r}, title={self.title!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rule) and other.info == self.info and other.ir == self.ir
+
+    def __hash__(self) -> int:
+        return hash((self.info.id, self.ir))
+
+    # -- matching ----------------------------------------------------------------------------
+    def _ruleset(self) -> "RuleSet":
+        if self._set is None:
+            self._set = RuleSet([self])
+        return self._set
+
+    def match(self, event: Mapping) -> bool:
+        """Whether this rule matches ``event`` (a mapping, as decoded from JSON)."""
+        return bool(self._ruleset().match(event))
+
+    def match_many(self, events: Iterable[Mapping]):
+        """A numpy bool array: the verdict on each event."""
+        return self._ruleset()._match_many_one(events)
+
+    def match_arrow(self, data: Any):
+        """A numpy bool array: the verdict on each row of a pyarrow Table or RecordBatch."""
+        return self._ruleset()._match_arrow_one(data)
+
+
+class RuleSet:
+    """Many rules compiled together; a rule's verdict never depends on its neighbours."""
+
+    def __init__(self, rules: Iterable[Union[Rule, str]]):
+        items: list[Rule] = []
+        seen: dict[str, Rule] = {}
+        for r in rules:
+            if isinstance(r, str):
+                r = compile(r)
+            if not isinstance(r, Rule):
+                raise TypeError(f"RuleSet takes Rule objects or query strings, not {type(r).__name__}")
+            if r.id in seen:
+                raise MatcherError(f"two rules share the id {r.id!r}: {seen[r.id].info.source or seen[r.id].title!r} and {r.info.source or r.title!r}")
+            seen[r.id] = r
+            items.append(r)
+        self.rules: tuple[Rule, ...] = tuple(items)
+        self._ids = tuple(r.id for r in items)
+        self._prog: Optional[_core.Program] = None
+        self._plan = None
+        self._program  # compile now: errors and cost belong to construction
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self.rules)
+
+    def __repr__(self) -> str:
+        return f"RuleSet({len(self.rules)} rules)"
+
+    # -- matching (the compiled core) ----------------------------------------------------------
+    def match(self, event: Mapping) -> list[str]:
+        """Ids of the rules that match ``event``, in the RuleSet's order."""
+        ids = self._ids
+        return [ids[i] for i in self._program.match_one(event)]
+
+    def scan(self, events: Iterable[Mapping], *, batch: int = 8192) -> Iterator[tuple[int, str]]:
+        """``(event_index, rule_id)`` for every match, in event order then rule order.
+
+        Events are consumed ``batch`` at a time, so a generator of any length streams.
+        """
+        ids = self._ids
+        it = iter(events)
+        base = 0
+        while True:
+            chunk = list(islice(it, batch))
+            if not chunk:
+                return
+            rows, rules, _ = self._program.match_events(chunk)
+            for r, u in zip(rows.tolist(), rules.tolist()):
+                yield base + r, ids[u]
+            base += len(chunk)
+
+    def scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
+        """``(row_index, rule_id)`` for every match in a pyarrow Table or RecordBatch."""
+        ids = self._ids
+        for rows, rules in self._arrow_pairs(data):
+            for r, u in zip(rows.tolist(), rules.tolist()):
+                yield r, ids[u]
+
+    def match_arrays(self, events: Iterable[Mapping]):
+        """All matches as two numpy arrays: event indices (int64) and rule indices (int32)."""
+        rows, rules, _ = self._program.match_events(events)
+        return rows, rules
+
+    def _arrow_pairs(self, data: Any):
+        from ._arrow import column_descriptors, record_batches
+
+        base = 0
+        for batch in record_batches(data):
+            cols = column_descriptors(batch, self._program.field_names)
+            rows, rules = self._program.match_columns(cols, batch.num_rows)
+            yield rows + base, rules
+            base += batch.num_rows
+
+    def _match_many_one(self, events: Iterable[Mapping]):
+        rows, _, n = self._program.match_events(events)
+        out = np.zeros(n, dtype=bool)
+        out[rows] = True
+        return out
+
+    def _match_arrow_one(self, data: Any):
+        out = np.zeros(data.num_rows, dtype=bool)
+        for rows, _ in self._arrow_pairs(data):
+            out[rows] = True
+        return out
+
+    @property
+    def _program(self) -> "_core.Program":
+        prog = self._prog
+        if prog is None:
+            plan = compile_plan([r.ir for r in self.rules])
+            lazy = plan.py_preds
+
+            def py_eval(pid: int, texts: list, _lazy=lazy, _ref=REFERENCE) -> bool:
+                op, value = _lazy[pid]
+                test = _ref[op]
+                return any(test(t, value) for t in texts)
+
+            prog = self._prog = _core.Program(plan, py_eval)
+            self._plan = plan
+        return prog
+
+
+def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None) -> Rule:  # noqa: A001
+    """Parse an S1QL query into a :class:`Rule` (raises :class:`~matcher.QuerySyntaxError`)."""
+    node = parse(query)
+    rid = id if id is not None else _rules.default_id(query)
+    return Rule(node, _rules.RuleInfo(id=rid, title=title if title is not None else rid), query)
+
+
+def load(path: Union[str, "os.PathLike[str]"]) -> Rule:
+    """Read a rule card (markdown) or a file holding one bare S1QL query."""
+    info, node, query = _rules.load_path(path)
+    return Rule(node, info, query)
+
+
+_BUILTIN_ALIASES = {"flagship": "proc_creation_win_webshell_susp_process_spawned_from_webserver"}
+
+
+def builtin_names() -> list[str]:
+    """Names of the rules shipped with matcher (file stems; ids and aliases work too)."""
+    return sorted(_rules.builtin_rules())
+
+
+def builtin(name: str = "flagship") -> Rule:
+    """A built-in rule by name, id or alias (``"flagship"``: Suspicious Process By Web Server Process)."""
+    table = _rules.builtin_rules()
+    key = _BUILTIN_ALIASES.get(name, name)
+    for stem, (info, node, query) in table.items():
+        if key == stem or key == info.id:
+            return Rule(node, info, query)
+    raise RuleError(f"no built-in rule named {name!r}; known: {', '.join(sorted(table))}, flagship")

@@ -1,0 +1,71 @@
+"""The exception tree. Every error matcher raises on purpose derives from :class:`MatcherError`.
+
+``MatcherError`` is a ``ValueError`` (as pySigma's ``SigmaError`` and msgspec's ``DecodeError``),
+so callers that already catch ``ValueError`` around rule loading keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MatcherError",
+    "QuerySyntaxError",
+    "RuleError",
+    "UnprintableQueryError",
+]
+
+
+class MatcherError(ValueError):
+    """Root of every error raised by matcher."""
+
+
+class QuerySyntaxError(MatcherError):
+    """A query that does not parse, or uses an operator outside the grammar.
+
+    ``offset`` is the 0-based character offset in the query text, ``line`` and ``column``
+    are 1-based. ``str()`` shows the message, the position, the offending line and a caret.
+    """
+
+    def __init__(self, message: str, query: str, offset: int, *, source: str | None = None):
+        offset = max(0, min(offset, len(query)))
+        self.message = message
+        self.query = query
+        self.offset = offset
+        self.source = source
+        self.line = query.count("\n", 0, offset) + 1
+        line_start = query.rfind("\n", 0, offset) + 1
+        self.column = offset - line_start + 1
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        line_start = self.query.rfind("\n", 0, self.offset) + 1
+        line_end = self.query.find("\n", self.offset)
+        if line_end < 0:
+            line_end = len(self.query)
+        text = self.query[line_start:line_end]
+        caret_col = self.column - 1
+        # Keep the excerpt readable for one-line queries of many kilobytes.
+        width = 100
+        if len(text) > width:
+            lo = max(0, caret_col - width // 2)
+            hi = min(len(text), lo + width)
+            lo = max(0, hi - width)
+            prefix = "..." if lo > 0 else ""
+            suffix = "..." if hi < len(text) else ""
+            caret_col = caret_col - lo + len(prefix)
+            text = prefix + text[lo:hi] + suffix
+        # Control characters would shift the caret: show them as spaces.
+        shown = "".join(ch if ch.isprintable() or ch == "\t" else "?" for ch in text)
+        where = f"{self.source}:" if self.source else ""
+        return (
+            f"{self.message} at {where}line {self.line}, column {self.column}\n"
+            f"  {shown}\n"
+            f"  {' ' * caret_col}^"
+        )
+
+
+class RuleError(MatcherError):
+    """A rule document that cannot be read (missing query, bad card, unreadable file)."""
+
+
+class UnprintableQueryError(MatcherError):
+    """An IR value that S1QL's escaping cannot express unambiguously (see DESIGN.md)."""

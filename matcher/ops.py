@@ -1,0 +1,125 @@
+"""What each operator means, in plain Python: the vocabulary the reference evaluator runs.
+
+One registry, :data:`REFERENCE`, maps every :class:`~matcher.ir.Op` to its predicate over a
+field's text. ``tests/test_ops_registry.py`` walks it, so an operator cannot be added to the IR
+without a meaning here and a lowering in the compiler. This module is the executable form of
+``docs/semantics.md``; it depends on :mod:`matcher.ir` only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Callable, Optional
+
+from .ir import Glob, Op
+
+__all__ = ["fold", "field_texts", "scalar_text", "to_number", "REFERENCE", "compile_regex"]
+
+
+def fold(s: str) -> str:
+    """Case-insensitive comparison key: Python's full Unicode ``str.lower()``, nothing else."""
+    return s.lower()
+
+
+def scalar_text(value: Any) -> Optional[str]:
+    """A scalar's text, or ``None`` when ``value`` is not a scalar (so the field is absent).
+
+    ``str`` as it is, ``True``/``False`` as ``"true"``/``"false"``, ``int``/``float`` as their
+    decimal ``repr``. Subclasses count as their base type. An ``int`` with more digits than
+    ``sys.get_int_max_str_digits()`` allows has no text.
+    """
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        try:
+            return int.__repr__(value)
+        except ValueError:  # over the int/str digit limit
+            return None
+    if isinstance(value, float):
+        return float.__repr__(value)
+    return None
+
+
+_MISSING = object()
+
+
+def lookup(event: Mapping, name: str) -> Any:
+    """The raw value of field ``name``: the exact key, else (for dotted names) a path."""
+    value = event.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    if "." not in name:
+        return None
+    node: Any = event
+    for part in name.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part, _MISSING)
+        if node is _MISSING:
+            return None
+    return node
+
+
+def field_texts(event: Mapping, name: str) -> Optional[list[str]]:
+    """The texts of field ``name`` in ``event``, or ``None`` when the field is absent.
+
+    A scalar gives one text; a list gives the texts of its scalar elements (absent when it
+    has none); ``None``, a mapping, or anything else is absent.
+    """
+    value = lookup(event, name)
+    if isinstance(value, list):
+        texts = [t for t in map(scalar_text, value) if t is not None]
+        return texts or None
+    if value is None or isinstance(value, Mapping):
+        return None
+    text = scalar_text(value)
+    return None if text is None else [text]
+
+
+def to_number(text: str) -> Optional[float]:
+    """``float(text)``, or ``None`` when the text is not a number (NaN compares false anyway)."""
+    try:
+        return float(text)
+    except (ValueError, OverflowError):
+        return None
+
+
+@lru_cache(maxsize=4096)
+def compile_regex(pattern: str) -> "re.Pattern[str]":
+    return re.compile(pattern)
+
+
+@lru_cache(maxsize=4096)
+def _glob_regex(glob: Glob) -> "re.Pattern[str]":
+    folded = Glob.of(*(fold(p) if isinstance(p, str) else p for p in glob.parts))
+    return re.compile(folded.regex(), re.DOTALL)
+
+
+def _cmp(test: Callable[[float, float], bool]) -> Callable[[str, Any], bool]:
+    def pred(text: str, value: Any) -> bool:
+        x = to_number(text)
+        y = to_number(value)
+        return x is not None and y is not None and test(x, y)
+
+    return pred
+
+
+#: Op -> predicate(text_of_field, literal) -> bool. The field is known to be present.
+REFERENCE: dict[Op, Callable[[str, Any], bool]] = {
+    Op.CONTAINS: lambda x, v: fold(v) in fold(x),
+    Op.STARTSWITH: lambda x, v: fold(x).startswith(fold(v)),
+    Op.ENDSWITH: lambda x, v: fold(x).endswith(fold(v)),
+    Op.EQUALS: lambda x, v: fold(x) == fold(v),
+    Op.GLOB: lambda x, v: _glob_regex(v).fullmatch(fold(x)) is not None,
+    Op.REGEX: lambda x, v: compile_regex(v).search(x) is not None,
+    Op.NOT_EMPTY: lambda x, v: x != "",
+    Op.EXISTS: lambda x, v: True,
+    Op.LT: _cmp(lambda a, b: a < b),
+    Op.LE: _cmp(lambda a, b: a <= b),
+    Op.GT: _cmp(lambda a, b: a > b),
+    Op.GE: _cmp(lambda a, b: a >= b),
+}
