@@ -45,23 +45,39 @@ def _find(batch: Any, name: str) -> Optional[Any]:
     return arr
 
 
-def _bytes_view(buf: Any) -> memoryview:
+def _view(buf: Any) -> memoryview:
     # pyarrow exports its buffers as signed chars; the core reads unsigned bytes.
+    if buf is None or buf.size == 0:
+        return memoryview(b"\0")
     return memoryview(buf).cast("B")
+
+
+def _is_str(t: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _strings(arr: Any) -> tuple:
+    import pyarrow as pa
+
+    _, offsets, data = arr.buffers()[:3]
+    return _view(offsets), 4 if pa.types.is_string(arr.type) else 8, arr.offset, _view(data)
 
 
 def _descriptor(arr: Any) -> Any:
     import pyarrow as pa
 
     t = arr.type
-    if pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)):
-        arr = arr.dictionary_decode()
-        t = arr.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        validity, offsets, data = arr.buffers()[:3]
-        width = 4 if pa.types.is_string(t) else 8
-        return ("utf8", _bytes_view(validity) if arr.null_count else None, _bytes_view(offsets), width,
-                _bytes_view(data) if data is not None and data.size else b"\0", arr.offset)
+    validity = _view(arr.buffers()[0]) if arr.null_count else None
+    if _is_str(t):
+        return ("utf8", validity, arr.offset) + _strings(arr)
+    if pa.types.is_dictionary(t) and _is_str(t.value_type):
+        if pa.types.is_signed_integer(t.index_type) and arr.dictionary.null_count == 0:
+            idx = arr.indices
+            return ("dict", validity, arr.offset, _view(idx.buffers()[1]), idx.type.bit_width // 8,
+                    idx.offset) + _strings(arr.dictionary)
+        return _descriptor(arr.dictionary_decode())
     return ("py", arr.to_pylist())
 
 

@@ -16,8 +16,9 @@ C tables. What the compiler decides:
   ASCII literal a regex requires; the field's presence for a comparison).
 - **Rule index.** Each rule gets a *trigger set*: table predicates at least one of which must
   fire for the rule to match (an AND takes its cheapest child's set, an OR the union, a NOT
-  none). Only fields holding trigger predicates are read up front; a rule none of whose
-  triggers fired is never touched; other fields are read when a surviving rule needs them.
+  none). Only the tables holding trigger predicates are run up front; a rule none of whose
+  triggers fired is never touched; other tables and fields are read when a surviving rule
+  needs them.
   Rules with no trigger set (e.g. ``NOT x`` alone) are evaluated on every event.
 - **Order inside a rule.** AND children most-likely-false first, OR children
   most-likely-true first, lazy predicates last.
@@ -68,7 +69,6 @@ class FieldPlan:
     contains: list[tuple[bytes, int]] = field(default_factory=list)
     exists: int = -1
     not_empty: int = -1
-    eager: bool = False
 
 
 @dataclass
@@ -297,7 +297,6 @@ def compile_plan(rules: list[Node]) -> Plan:
             continue
         for p in trig:
             by_pred[p].append(r)
-            b.fields[b.pred_field[p]].eager = True
     trig_start, trig_rules = [0], []
     for lst in by_pred:
         trig_rules.extend(sorted(lst))

@@ -24,7 +24,8 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
-from _tables cimport FNV_OFFSET, FNV_PRIME, AC, HEntry, HTable, htable_find, slot_of
+from _tables cimport (FNV_OFFSET, FNV_PRIME, LOWER, AC, HEntry, HTable, filt_bit, htable_find,
+                     htable_find_ci, slot_of)
 
 import numpy as np
 
@@ -72,6 +73,16 @@ DEF V_UCS2 = 3
 DEF V_UCS4 = 4
 
 DEF CHUNK = 512
+# Units: the tables of one field, each processed at most once per row, and only when needed.
+DEF U_PRESENCE = 0
+DEF U_EQ = 1
+DEF U_PREFIX = 2
+DEF U_SUFFIX = 3
+DEF U_AC = 4
+DEF NUNITS = 5
+DEF COL_NONE = 0
+DEF COL_UTF8 = 1
+DEF COL_DICT = 2
 
 
 ctypedef struct Val:
@@ -89,12 +100,21 @@ ctypedef struct Field:
     int has_eq, has_prefix, has_suffix, has_ac
     int32_t exists     # predicate fired when present, or -1
     int32_t not_empty  # predicate fired when some value is not "", or -1
-    int eager          # read up front (holds trigger predicates)
 
 
-cdef uint8_t LOWER[256]
-for _i in range(256):
-    LOWER[_i] = _i + 32 if 65 <= _i <= 90 else _i
+# A column of a record batch, read in place (no Python object per row).
+ctypedef struct Col:
+    int kind                 # COL_NONE, COL_UTF8 (string/large_string) or COL_DICT
+    const uint8_t* validity  # null bitmap of the rows (of the indices for COL_DICT), or NULL
+    Py_ssize_t voff          # bit offset of row 0 in validity
+    const uint8_t* offsets   # string offsets (of the dictionary for COL_DICT)
+    int owidth               # 4 or 8
+    Py_ssize_t ooff          # index of row 0 (of dictionary entry 0) in offsets
+    const uint8_t* data      # string bytes
+    const uint8_t* idx       # COL_DICT: the indices
+    int iwidth               # 1, 2, 4 or 8
+    Py_ssize_t ioff          # index of row 0 in idx
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,12 +136,16 @@ cdef uint64_t fnv(const uint8_t* p, Py_ssize_t n, bint reverse) noexcept nogil:
 cdef int htable_build(HTable* t, list items, bint reverse) except -1:
     """items: list of (bytes literal, pred id)."""
     cdef Py_ssize_t n = len(items), total = 0, i
-    cdef uint32_t size = 8, maxlen = 0, s
+    cdef uint32_t size = 8, maxlen = 0, minlen = 0xFFFFFFFF, s, j, m
+    cdef uint64_t key
+    cdef const uint8_t* lp
     cdef bytes lit
     for lit, _ in items:
         total += len(lit)
         if <uint32_t>len(lit) > maxlen:
             maxlen = len(lit)
+        if <uint32_t>len(lit) < minlen:
+            minlen = len(lit)
     while size < 2 * n + 2:
         size <<= 1
     t.entries = <HEntry*>calloc(n + 1, sizeof(HEntry))
@@ -133,7 +157,19 @@ cdef int htable_build(HTable* t, list items, bint reverse) except -1:
     memset(t.slots, 0xFF, size * sizeof(int32_t))
     t.mask = size - 1
     t.maxlen = maxlen
+    t.minlen = minlen
     t.nentries = n
+    m = t.filt_m = minlen if minlen < 8 else 8
+    memset(t.filt, 0, sizeof(t.filt))
+    for lit, _ in items:
+        lp = <const uint8_t*>PyBytes_AS_STRING(lit)
+        if reverse:
+            lp += len(lit) - m
+        key = 0
+        for j in range(m):
+            key = (key << 8) | LOWER[lp[j]]
+        s = filt_bit(key)
+        t.filt[s >> 6] |= (<uint64_t>1) << (s & 63)
     cdef uint32_t off = 0
     for i in range(n):
         lit, pred = items[i]
@@ -175,6 +211,8 @@ cdef int ac_build(AC* a, list patterns) except -1:
         else:
             a.cls[i] = 0
     a.K = K
+    for i in range(256):
+        a.cls_lower[i] = a.cls[LOWER[i]]
     cdef int32_t* go = <int32_t*>malloc(cap * K * sizeof(int32_t))
     if not go:
         raise MemoryError()
@@ -409,18 +447,19 @@ cdef class Program
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-call state: epoch-stamped arrays (no clearing per row), scratch buffers, the chunk.
+# Per-call state: epoch-stamped arrays (no clearing per row), scratch buffers, the row source.
 # One State serves one call at a time; Program keeps a pool of them (guarded by the GIL).
 # ---------------------------------------------------------------------------------------------
 
 cdef class State:
     cdef uint32_t epoch
     cdef uint32_t* pred_ep     # pred fired in this row when == epoch
-    cdef uint32_t* field_ep    # field processed in this row when == epoch
+    cdef uint32_t* unit_ep     # [field * NUNITS + unit] processed in this row when == epoch
+    cdef uint32_t* fold_ep     # field folded in this row when == epoch
     cdef uint32_t* rule_ep     # rule already a candidate in this row when == epoch
     cdef uint32_t* lazy_ep     # lazy predicate evaluated in this row when == epoch
     cdef uint8_t* lazy_val     # ... and its value
-    cdef int32_t* fired        # predicates fired while reading eager fields, this row
+    cdef int32_t* fired        # predicates fired in this row (each once)
     cdef int32_t nfired
     cdef int32_t* cand         # candidate rules, this row
     cdef int32_t* hits         # matching rules, this row
@@ -431,24 +470,28 @@ cdef class State:
     cdef int32_t fv_cap
     cdef uint8_t* buf          # folded bytes of this row
     cdef Py_ssize_t buf_len, buf_cap
-    # The chunk: values of CHUNK rows x nfields.
+    # Row source 1, gathered values (mappings): CHUNK rows x nfields.
     cdef int32_t* vstart       # [row * nfields + f]: first value in vals
     cdef int32_t* vcount       # [row * nfields + f]: number of values
     cdef Val* vals
     cdef Py_ssize_t nvals, vals_cap
-    cdef list keep             # objects the chunk's Vals point into
+    cdef list keep             # objects the gathered Vals point into
+    cdef PyObject** rowobj     # [row]: the mapping of each gathered row (kept alive by keep)
+    # Row source 2, columns read in place (Arrow string columns).
+    cdef bint direct
+    cdef Col* cols             # [nfields]
+    cdef Val* one              # [nfields]: the value of the current row, built on demand
     # Output.
     cdef int64_t* out_row
     cdef int32_t* out_rule
     cdef Py_ssize_t nout, out_cap
-    cdef int nfields
 
     def __cinit__(self, Program prog):
         cdef Py_ssize_t P = max(prog.npred, 1), R = max(prog.nrules, 1), F = max(prog.nfields, 1)
-        self.nfields = prog.nfields
         self.epoch = 0
         self.pred_ep = <uint32_t*>calloc(P, sizeof(uint32_t))
-        self.field_ep = <uint32_t*>calloc(F, sizeof(uint32_t))
+        self.unit_ep = <uint32_t*>calloc(F * NUNITS, sizeof(uint32_t))
+        self.fold_ep = <uint32_t*>calloc(F, sizeof(uint32_t))
         self.rule_ep = <uint32_t*>calloc(R, sizeof(uint32_t))
         self.lazy_ep = <uint32_t*>calloc(P, sizeof(uint32_t))
         self.lazy_val = <uint8_t*>calloc(P, 1)
@@ -465,34 +508,38 @@ cdef class State:
         self.vcount = <int32_t*>malloc(CHUNK * F * sizeof(int32_t))
         self.vals_cap = CHUNK * F
         self.vals = <Val*>malloc(self.vals_cap * sizeof(Val))
+        self.rowobj = <PyObject**>malloc(CHUNK * sizeof(PyObject*))
+        self.cols = <Col*>calloc(F, sizeof(Col))
+        self.one = <Val*>calloc(F, sizeof(Val))
         self.out_cap = 1024
         self.out_row = <int64_t*>malloc(self.out_cap * sizeof(int64_t))
         self.out_rule = <int32_t*>malloc(self.out_cap * sizeof(int32_t))
         self.keep = []
-        if not (self.pred_ep and self.field_ep and self.rule_ep and self.lazy_ep and self.lazy_val
-                and self.fired and self.cand and self.hits and self.ffirst and self.fv_off
-                and self.fv_len and self.buf and self.vstart and self.vcount and self.vals
-                and self.out_row and self.out_rule):
+        if not (self.pred_ep and self.unit_ep and self.fold_ep and self.rule_ep and self.lazy_ep
+                and self.lazy_val and self.fired and self.cand and self.hits and self.ffirst
+                and self.fv_off and self.fv_len and self.buf and self.vstart and self.vcount
+                and self.vals and self.rowobj and self.cols and self.one and self.out_row and self.out_rule):
             raise MemoryError()
 
     def __dealloc__(self):
-        free(self.pred_ep); free(self.field_ep); free(self.rule_ep); free(self.lazy_ep)
-        free(self.lazy_val); free(self.fired); free(self.cand); free(self.hits); free(self.ffirst)
-        free(self.fv_off); free(self.fv_len); free(self.buf); free(self.vstart); free(self.vcount)
-        free(self.vals); free(self.out_row); free(self.out_rule)
+        free(self.pred_ep); free(self.unit_ep); free(self.fold_ep); free(self.rule_ep)
+        free(self.lazy_ep); free(self.lazy_val); free(self.fired); free(self.cand); free(self.hits)
+        free(self.ffirst); free(self.fv_off); free(self.fv_len); free(self.buf); free(self.vstart)
+        free(self.vcount); free(self.vals); free(self.rowobj); free(self.cols); free(self.one); free(self.out_row)
+        free(self.out_rule)
 
-    cdef int next_epoch(self, Program prog) except -1 nogil:
+    cdef void next_epoch(self, Program prog) noexcept nogil:
         self.epoch += 1
         if self.epoch == 0:  # wrapped: clear the stamps once every 2**32 rows
             memset(self.pred_ep, 0, max(prog.npred, 1) * sizeof(uint32_t))
-            memset(self.field_ep, 0, max(prog.nfields, 1) * sizeof(uint32_t))
+            memset(self.unit_ep, 0, max(prog.nfields, 1) * NUNITS * sizeof(uint32_t))
+            memset(self.fold_ep, 0, max(prog.nfields, 1) * sizeof(uint32_t))
             memset(self.rule_ep, 0, max(prog.nrules, 1) * sizeof(uint32_t))
             memset(self.lazy_ep, 0, max(prog.npred, 1) * sizeof(uint32_t))
             self.epoch = 1
         self.nfired = 0
         self.nfv = 0
         self.buf_len = 0
-        return 0
 
     cdef int add_val(self, const void* data, Py_ssize_t n, int kind, PyObject* raw) except -1:
         cdef Val* nv
@@ -555,8 +602,8 @@ cdef class State:
             self.fv_cap *= 2
         return 0
 
-    def shrink(self):
-        """Give back scratch memory grown by a huge value (called when returned to the pool)."""
+    cdef void reset(self) noexcept:
+        """Forget the last call's rows and output; give back memory grown by a huge value."""
         cdef uint8_t* b2
         if self.buf_cap > (1 << 20):
             b2 = <uint8_t*>realloc(self.buf, 4096)
@@ -564,11 +611,50 @@ cdef class State:
                 self.buf = b2
                 self.buf_cap = 4096
         self.keep = []
+        self.nout = 0
+        self.nvals = 0
+        self.direct = False
 
 
 cdef object _TRUE = "true"
 cdef object _FALSE = "false"
 cdef object _MISSING = object()
+
+
+cdef inline Py_ssize_t _load_offset(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:
+    if width == 4:
+        return (<const int32_t*>p)[i]
+    return (<const int64_t*>p)[i]
+
+
+cdef inline Py_ssize_t _load_index(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:
+    if width == 1:
+        return (<const int8_t*>p)[i]
+    if width == 2:
+        return (<const int16_t*>p)[i]
+    if width == 4:
+        return (<const int32_t*>p)[i]
+    return (<const int64_t*>p)[i]
+
+
+cdef inline int32_t col_value(const Col* c, int64_t row, Val* out) noexcept nogil:
+    """Read the row's string from an Arrow column in place: 1 (into *out), or 0 if null/absent."""
+    cdef Py_ssize_t i, o0
+    if c.kind == COL_NONE:
+        return 0
+    if c.validity != NULL:
+        i = c.voff + row
+        if not (c.validity[i >> 3] >> (i & 7)) & 1:
+            return 0
+    i = row
+    if c.kind == COL_DICT:
+        i = _load_index(c.idx, c.iwidth, c.ioff + row)
+    o0 = _load_offset(c.offsets, c.owidth, c.ooff + i)
+    out.data = c.data + o0
+    out.n = _load_offset(c.offsets, c.owidth, c.ooff + i + 1) - o0
+    out.kind = V_UTF8
+    out.raw = NULL
+    return 1
 
 
 cdef class Program:
@@ -578,6 +664,7 @@ cdef class Program:
     cdef Field* fields
     cdef int32_t* pred_field
     cdef uint8_t* pred_kind
+    cdef int8_t* pred_unit       # table predicates: the unit that fires them
     cdef int32_t* pred_guard
     cdef int32_t** glob_tok
     cdef int32_t* glob_len
@@ -590,8 +677,10 @@ cdef class Program:
     cdef int32_t* trig_rules
     cdef int32_t* always
     cdef int32_t nalways
-    cdef int32_t* eager
+    cdef int32_t* eager          # units run on every row: field * NUNITS + unit
     cdef int32_t neager
+    cdef int32_t* gather         # fields gathered up front from mappings (the others lazily)
+    cdef int32_t ngather
     cdef readonly tuple field_names
     cdef tuple field_dotted      # per field: tuple of path parts when the name has a '.', else None
     cdef object py_eval          # callable(pred id, list of str) -> bool, for K_PY predicates
@@ -601,7 +690,7 @@ cdef class Program:
         self.fields = NULL
 
     def __init__(self, plan, py_eval):
-        cdef int i, j, f
+        cdef int i, f
         self.py_eval = py_eval
         self.pool = []
         self.npred = len(plan.pred_field)
@@ -610,14 +699,21 @@ cdef class Program:
         self.field_names = tuple(fp.name for fp in plan.fields)
         self.field_dotted = tuple(tuple(n.split(".")) if "." in n else None for n in self.field_names)
         self.fields = <Field*>calloc(max(self.nfields, 1), sizeof(Field))
-        if not self.fields:
+        self.pred_unit = <int8_t*>malloc(max(self.npred, 1))
+        if not (self.fields and self.pred_unit):
             raise MemoryError()
+        memset(self.pred_unit, 0xFF, max(self.npred, 1))
         for f, fp in enumerate(plan.fields):
             prefix = list(fp.prefix) + [(b"", p) for lit, p in fp.contains if not lit]
             contains = [(lit, p) for lit, p in fp.contains if lit]
             self.fields[f].exists = fp.exists
             self.fields[f].not_empty = fp.not_empty
-            self.fields[f].eager = fp.eager
+            for p in (fp.exists, fp.not_empty):
+                if p >= 0:
+                    self.pred_unit[p] = U_PRESENCE
+            for u, items in ((U_EQ, fp.eq), (U_PREFIX, prefix), (U_SUFFIX, fp.suffix), (U_AC, contains)):
+                for _, p in items:
+                    self.pred_unit[p] = u
             if fp.eq:
                 htable_build(&self.fields[f].eq, list(fp.eq), False)
                 self.fields[f].has_eq = 1
@@ -651,9 +747,14 @@ cdef class Program:
         self.trig_rules = _i32(plan.trig_rules)
         self.always = _i32(plan.always)
         self.nalways = len(plan.always)
-        eager = [f for f, fp in enumerate(plan.fields) if fp.eager]
+        eager = sorted({plan.pred_field[p] * NUNITS + self.pred_unit[p]
+                        for p in range(self.npred) if plan.trig_start[p + 1] > plan.trig_start[p]})
         self.eager = _i32(eager)
         self.neager = len(eager)
+        # Rules evaluated on every row may read any field: then gather all of them up front.
+        gather = sorted({u // NUNITS for u in eager}) if not plan.always else list(range(self.nfields))
+        self.gather = _i32(gather)
+        self.ngather = len(gather)
 
     def __dealloc__(self):
         cdef int f
@@ -673,12 +774,15 @@ cdef class Program:
                 free(self.glob_tok[f])
             free(self.glob_tok)
         free(self.glob_len); free(self.pred_field); free(self.pred_guard); free(self.pred_kind)
-        free(self.node_kind); free(self.node_arg); free(self.node_count); free(self.kids)
-        free(self.rule_root); free(self.trig_start); free(self.trig_rules); free(self.always)
-        free(self.eager)
+        free(self.pred_unit); free(self.node_kind); free(self.node_arg); free(self.node_count)
+        free(self.kids); free(self.rule_root); free(self.trig_start); free(self.trig_rules)
+        free(self.always); free(self.eager); free(self.gather)
 
     def stats(self):
-        """Sizes of the compiled tables (for DESIGN.md, benchmarks and curiosity)."""
+        """Sizes of the compiled tables, and which run on every row (for DESIGN.md and tests)."""
+        cdef Field* fl
+        eager = {self.eager[i] for i in range(self.neager)}
+        names = ("presence", "eq", "prefix", "suffix", "contains")
         out = {}
         for f in range(self.nfields):
             fl = &self.fields[f]
@@ -688,8 +792,9 @@ cdef class Program:
                 "suffix": fl.suffix.nentries if fl.has_suffix else 0,
                 "ac_states": fl.ac.nstates if fl.has_ac else 0,
                 "ac_classes": fl.ac.K if fl.has_ac else 0,
-                "eager": bool(fl.eager),
+                "eager": [names[u] for u in range(NUNITS) if f * NUNITS + u in eager],
             }
+        out["_always_rules"] = self.nalways
         return out
 
     # -- the state pool ----------------------------------------------------------------------
@@ -699,15 +804,13 @@ cdef class Program:
         return State(self)
 
     cdef void release(self, State st):
-        st.shrink()
-        st.nout = 0
-        st.nvals = 0
+        st.reset()
         if len(self.pool) < 8:
             self.pool.append(st)
 
-    # -- gathering values (GIL held) ---------------------------------------------------------
+    # -- gathering values from Python objects (GIL held) -------------------------------------
     cdef int add_scalar(self, State st, object v) except -1:
-        """Append v's text as a Val if v is a scalar; return 1 if added, 0 if not a scalar."""
+        """Append v's text as a Val if v is a scalar (see ops.scalar_text); else nothing."""
         cdef int kind
         if PyUnicode_Check(v):
             kind = PyUnicode_KIND(v)
@@ -716,12 +819,10 @@ cdef class Program:
             else:
                 st.add_val(PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v),
                            V_UCS1 if kind == 1 else V_UCS2 if kind == 2 else V_UCS4, <PyObject*>v)
-            return 1
+            return 0
         if PyBool_Check(v):
             t = _TRUE if v else _FALSE
-            st.add_val(PyUnicode_DATA(t), PyUnicode_GET_LENGTH(t), V_ASCII, <PyObject*>t)
-            return 1
-        if PyLong_Check(v):
+        elif PyLong_Check(v):
             try:
                 t = int.__repr__(v)
             except ValueError:  # over the int/str digit limit: no text, as in the reference
@@ -732,7 +833,19 @@ cdef class Program:
             return 0
         st.keep.append(t)
         st.add_val(PyUnicode_DATA(t), PyUnicode_GET_LENGTH(t), V_ASCII, <PyObject*>t)
-        return 1
+        return 0
+
+    cdef int add_value(self, State st, object v) except -1:
+        """Append the texts of a field's raw value (a scalar, or the scalars of a list)."""
+        cdef Py_ssize_t k
+        if v is None:
+            return 0
+        if PyList_Check(v):
+            st.keep.append(v)
+            for k in range(PyList_GET_SIZE(v)):
+                self.add_scalar(st, <object>PyList_GET_ITEM(v, k))
+            return 0
+        return self.add_scalar(st, v)
 
     cdef object lookup(self, object ev, int f):
         cdef PyObject* hit
@@ -741,7 +854,6 @@ cdef class Program:
             hit = PyDict_GetItemWithError(ev, name)
             if hit != NULL:
                 return <object>hit
-            value = _MISSING
         else:
             value = ev.get(name, _MISSING)
             if value is not _MISSING:
@@ -759,48 +871,69 @@ cdef class Program:
         return node
 
     cdef int gather_event(self, State st, object ev, int row) except -1:
-        cdef int f, nf = self.nfields
+        """Gather the fields that every row reads; the others are read when needed."""
+        cdef int f, i, nf = self.nfields
         cdef int32_t start
-        cdef Py_ssize_t k
         if not (PyDict_CheckExact(ev) or isinstance(ev, _Mapping)):
             raise TypeError(f"an event must be a mapping, not {type(ev).__name__}")
         st.keep.append(ev)
+        st.rowobj[row] = <PyObject*>ev
         for f in range(nf):
+            st.vcount[row * nf + f] = -1
+        for i in range(self.ngather):
+            f = self.gather[i]
             start = st.nvals
-            v = self.lookup(ev, f)
-            if v is None:
-                pass
-            elif PyList_Check(v):
-                st.keep.append(v)
-                for k in range(PyList_GET_SIZE(v)):
-                    self.add_scalar(st, <object>PyList_GET_ITEM(v, k))
-            else:
-                self.add_scalar(st, v)
+            self.add_value(st, self.lookup(ev, f))
             st.vstart[row * nf + f] = start
             st.vcount[row * nf + f] = st.nvals - start
         return 0
 
     # -- matching one row (GIL released) -----------------------------------------------------
-    cdef int fold_into(self, State st, const Val* v) except -1 nogil:
-        """Fold v onto the row's buffer as a new folded value."""
-        cdef Py_ssize_t cap = (4 * v.n + 4) if v.kind != V_UTF8 else (2 * v.n + 4)
+    cdef int32_t values(self, State st, int64_t row, int f, const Val** out) except -1 nogil:
+        """The values of field f in the row: count, and *out points to the first.
+
+        Gathered rows read a field that was not gathered up front now (taking the GIL). That
+        may move st.vals: a caller holds *out only while it reads this one field.
+        """
+        cdef int32_t i = row * self.nfields + f
+        if not st.direct:
+            if st.vcount[i] < 0:
+                with gil:
+                    st.vstart[i] = st.nvals
+                    self.add_value(st, self.lookup(<object>st.rowobj[row], f))
+                    st.vcount[i] = st.nvals - st.vstart[i]
+            out[0] = &st.vals[st.vstart[i]]
+            return st.vcount[i]
+        out[0] = &st.one[f]
+        return col_value(&st.cols[f], row, &st.one[f])
+
+    cdef int ensure_fold(self, State st, int64_t row, int f) except -1 nogil:
+        """Fold every value of field f once for this row (the buffered, exact path)."""
+        cdef const Val* vs
+        cdef int32_t k, cnt
         cdef Py_ssize_t n
-        st.reserve(cap)
-        n = fold_value(v, st.buf + st.buf_len)
-        if n < 0:
-            with gil:
-                if v.raw != NULL:
-                    text = <object>v.raw
-                else:
-                    text = PyUnicode_DecodeUTF8(<const char*>v.data, v.n, "replace")
-                folded = text.lower().encode("utf-8", "surrogatepass")
-                n = PyBytes_GET_SIZE(folded)
-                st.reserve(n)
-                memcpy(st.buf + st.buf_len, PyBytes_AS_STRING(folded), n)
-        st.fv_off[st.nfv] = st.buf_len
-        st.fv_len[st.nfv] = n
-        st.nfv += 1
-        st.buf_len += n
+        if st.fold_ep[f] == st.epoch:
+            return 0
+        st.fold_ep[f] = st.epoch
+        st.ffirst[f] = st.nfv
+        cnt = self.values(st, row, f, &vs)
+        for k in range(cnt):
+            st.reserve((4 * vs[k].n + 4) if vs[k].kind != V_UTF8 else (2 * vs[k].n + 4))
+            n = fold_value(&vs[k], st.buf + st.buf_len)
+            if n < 0:
+                with gil:
+                    if vs[k].raw != NULL:
+                        text = <object>vs[k].raw
+                    else:
+                        text = PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace")
+                    folded = text.lower().encode("utf-8", "surrogatepass")
+                    n = PyBytes_GET_SIZE(folded)
+                    st.reserve(n)
+                    memcpy(st.buf + st.buf_len, PyBytes_AS_STRING(folded), n)
+            st.fv_off[st.nfv] = st.buf_len
+            st.fv_len[st.nfv] = n
+            st.nfv += 1
+            st.buf_len += n
         return 0
 
     cdef inline void fire(self, State st, int32_t p) noexcept nogil:
@@ -809,115 +942,197 @@ cdef class Program:
             st.fired[st.nfired] = p
             st.nfired += 1
 
-    cdef int process_field(self, State st, int row, int f) except -1 nogil:
-        """Read field f of the row: fold each value once and run it through every table."""
-        cdef Field* fl = &self.fields[f]
-        cdef int32_t start = st.vstart[row * self.nfields + f]
-        cdef int32_t cnt = st.vcount[row * self.nfields + f]
-        cdef int32_t k, p, s, j
-        cdef Py_ssize_t n, i, lim
-        cdef const uint8_t* b
-        cdef uint64_t h
-        cdef const int32_t* trans
-        cdef const uint8_t* cls
-        cdef int32_t match_min, K, st_idx
-        st.field_ep[f] = st.epoch
-        st.ffirst[f] = st.nfv
-        if cnt > 0 and fl.exists >= 0:
-            self.fire(st, fl.exists)
-        for k in range(cnt):
-            self.fold_into(st, &st.vals[start + k])
-            b = st.buf + st.fv_off[st.nfv - 1]
-            n = st.fv_len[st.nfv - 1]
-            if n > 0 and fl.not_empty >= 0:
-                self.fire(st, fl.not_empty)
-            if fl.has_eq and <uint64_t>n <= fl.eq.maxlen and fl.eq.is_len[n]:
-                p = htable_find(&fl.eq, fnv(b, n, False), n, b)
+    cdef inline void ac_report(self, State st, const AC* a, int32_t s) noexcept nogil:
+        cdef int32_t j, q = s // a.K
+        while q >= 0:
+            for j in range(a.out_len[q]):
+                self.fire(st, a.out_preds[a.out_start[q] + j])
+            q = a.dict_link[q]
+
+    # The scans below run one unit over one value. With ci (case-insensitive) set they read the
+    # raw bytes of a value and lower ASCII on the fly, and return False as soon as they meet a
+    # byte >= 0x80: that value must be folded first. ASCII text folds byte for byte whatever
+    # surrounds it (only U+03A3 lowers by context), so an all-ASCII window of the raw value
+    # equals the same window of its fold. Without ci they read folded bytes and return True.
+
+    cdef bint scan_fix(self, State st, const HTable* t, const uint8_t* b, Py_ssize_t n,
+                       bint ci, bint suffix) noexcept nogil:
+        """Prefix or suffix literals: filter on the first/last filt_m bytes, then probe each length."""
+        cdef Py_ssize_t i, lim
+        cdef uint64_t h, key
+        cdef uint32_t m = t.filt_m, bit
+        cdef int32_t p
+        cdef uint8_t c
+        cdef const uint8_t* w
+        if m:
+            if n < m:
+                if not ci:
+                    return True
+                for i in range(n):  # too short as ASCII; a fold of non-ASCII could be longer
+                    if b[i] >= 0x80:
+                        return False
+                return True
+            w = b + n - m if suffix else b
+            key = 0
+            for i in range(m):
+                c = w[i]
+                if ci and c >= 0x80:
+                    return False
+                key = (key << 8) | LOWER[c]
+            bit = filt_bit(key)
+            if not (t.filt[bit >> 6] >> (bit & 63)) & 1:
+                return True
+        lim = n if <uint64_t>n < t.maxlen else t.maxlen
+        h = FNV_OFFSET
+        for i in range(lim + 1):
+            if t.is_len[i]:
+                w = b + n - i if suffix else b
+                p = htable_find_ci(t, h, i, w) if ci else htable_find(t, h, i, w)
                 if p >= 0:
                     self.fire(st, p)
-            if fl.has_prefix:
-                lim = n if <uint64_t>n < fl.prefix.maxlen else fl.prefix.maxlen
-                h = FNV_OFFSET
-                if fl.prefix.is_len[0]:
-                    p = htable_find(&fl.prefix, h, 0, b)
-                    if p >= 0:
-                        self.fire(st, p)
-                for i in range(lim):
-                    h = (h ^ b[i]) * FNV_PRIME
-                    if fl.prefix.is_len[i + 1]:
-                        p = htable_find(&fl.prefix, h, i + 1, b)
-                        if p >= 0:
-                            self.fire(st, p)
-            if fl.has_suffix:
-                lim = n if <uint64_t>n < fl.suffix.maxlen else fl.suffix.maxlen
-                h = FNV_OFFSET
-                if fl.suffix.is_len[0]:
-                    p = htable_find(&fl.suffix, h, 0, b + n)
-                    if p >= 0:
-                        self.fire(st, p)
-                for i in range(lim):
-                    h = (h ^ b[n - 1 - i]) * FNV_PRIME
-                    if fl.suffix.is_len[i + 1]:
-                        p = htable_find(&fl.suffix, h, i + 1, b + n - 1 - i)
-                        if p >= 0:
-                            self.fire(st, p)
-            if fl.has_ac:
-                trans = fl.ac.trans
-                cls = fl.ac.cls
-                match_min = fl.ac.match_min
-                K = fl.ac.K
-                s = 0
-                for i in range(n):
-                    s = trans[s + cls[b[i]]]
-                    if s >= match_min:
-                        st_idx = s // K
-                        while st_idx >= 0:
-                            for j in range(fl.ac.out_len[st_idx]):
-                                self.fire(st, fl.ac.out_preds[fl.ac.out_start[st_idx] + j])
-                            st_idx = fl.ac.dict_link[st_idx]
+            if i < lim:
+                c = b[n - 1 - i] if suffix else b[i]
+                if ci and c >= 0x80:
+                    return False
+                h = (h ^ LOWER[c]) * FNV_PRIME
+        return True
+
+    cdef bint scan_eq(self, State st, const HTable* t, const uint8_t* b, Py_ssize_t n,
+                      bint ci, bint ascii) noexcept nogil:
+        """Whole-value literals."""
+        cdef Py_ssize_t i
+        cdef uint64_t h = FNV_OFFSET
+        cdef int32_t p
+        cdef uint8_t c
+        cdef bint fits = <uint64_t>n <= t.maxlen and t.is_len[n]
+        if not ci:
+            if fits:
+                p = htable_find(t, fnv(b, n, False), n, b)
+                if p >= 0:
+                    self.fire(st, p)
+            return True
+        if ascii and not fits:
+            return True
+        if not ascii and 2 * n > 3 * <Py_ssize_t>t.maxlen + 3:  # a fold shrinks by 1/3 at most
+            return True
+        for i in range(n):
+            c = b[i]
+            if c >= 0x80:
+                return False
+            h = (h ^ LOWER[c]) * FNV_PRIME
+        if fits:
+            p = htable_find_ci(t, h, n, b)
+            if p >= 0:
+                self.fire(st, p)
+        return True
+
+    cdef bint scan_ac(self, State st, const AC* a, const uint8_t* b, Py_ssize_t n,
+                      bint ci, bint ascii) noexcept nogil:
+        """Contains literals: the field's Aho-Corasick DFA over the whole value."""
+        cdef const int32_t* trans = a.trans
+        cdef const uint8_t* cls = &a.cls[0]
+        cdef int32_t s = 0, match_min = a.match_min
+        cdef Py_ssize_t i
+        if ci:
+            cls = &a.cls_lower[0]
+        if ascii or not ci:
+            for i in range(n):
+                s = trans[s + cls[b[i]]]
+                if s >= match_min:
+                    self.ac_report(st, a, s)
+            return True
+        for i in range(n):
+            if b[i] >= 0x80:
+                return False
+            s = trans[s + cls[b[i]]]
+            if s >= match_min:
+                self.ac_report(st, a, s)
+        return True
+
+    cdef bint run_unit(self, State st, int u, const Field* fl, const uint8_t* b, Py_ssize_t n,
+                       bint ci, bint ascii) noexcept nogil:
+        if u == U_SUFFIX:
+            return self.scan_fix(st, &fl.suffix, b, n, ci, True)
+        if u == U_PREFIX:
+            return self.scan_fix(st, &fl.prefix, b, n, ci, False)
+        if u == U_EQ:
+            return self.scan_eq(st, &fl.eq, b, n, ci, ascii)
+        return self.scan_ac(st, &fl.ac, b, n, ci, ascii)
+
+    cdef int process_unit(self, State st, int64_t row, int f, int u) except -1 nogil:
+        """Run one table of field f over the row's values: fire what it finds."""
+        cdef Field* fl = &self.fields[f]
+        cdef const Val* vs
+        cdef int32_t k, cnt, fv
+        cdef int kind
+        st.unit_ep[f * NUNITS + u] = st.epoch
+        cnt = self.values(st, row, f, &vs)
+        if u == U_PRESENCE:
+            if cnt > 0 and fl.exists >= 0:
+                self.fire(st, fl.exists)
+            if fl.not_empty >= 0:
+                for k in range(cnt):
+                    if vs[k].n > 0:
+                        self.fire(st, fl.not_empty)
+                        break
+            return 0
+        if (u == U_EQ and not fl.has_eq) or (u == U_PREFIX and not fl.has_prefix) or \
+                (u == U_SUFFIX and not fl.has_suffix) or (u == U_AC and not fl.has_ac):
+            return 0
+        for k in range(cnt):
+            kind = vs[k].kind
+            if (kind == V_ASCII or kind == V_UTF8) and self.run_unit(
+                    st, u, fl, <const uint8_t*>vs[k].data, vs[k].n, True, kind == V_ASCII):
+                continue
+            self.ensure_fold(st, row, f)
+            fv = st.ffirst[f] + k
+            self.run_unit(st, u, fl, st.buf + st.fv_off[fv], st.fv_len[fv], False, False)
         return 0
 
-    cdef int eval_lazy(self, State st, int row, int32_t p) except -1 nogil:
-        cdef int32_t f = self.pred_field[p]
-        cdef int32_t k, start, cnt
+    cdef int eval_lazy(self, State st, int64_t row, int32_t p) except -1 nogil:
+        cdef int32_t f = self.pred_field[p], g = self.pred_guard[p]
+        cdef int32_t k, cnt
         cdef int result = 0
-        cdef const Val* v
+        cdef const Val* vs
         if st.lazy_ep[p] == st.epoch:
             return st.lazy_val[p]
-        if st.pred_ep[self.pred_guard[p]] == st.epoch:
+        if st.unit_ep[f * NUNITS + self.pred_unit[g]] != st.epoch:
+            self.process_unit(st, row, f, self.pred_unit[g])
+        if st.pred_ep[g] == st.epoch:
             if self.pred_kind[p] == K_GLOB:
-                for k in range(st.vcount[row * self.nfields + f]):
+                self.ensure_fold(st, row, f)
+                cnt = self.values(st, row, f, &vs)
+                for k in range(cnt):
                     if glob_match(self.glob_tok[p], self.glob_len[p],
                                   st.buf + st.fv_off[st.ffirst[f] + k], st.fv_len[st.ffirst[f] + k]):
                         result = 1
                         break
             else:
-                start = st.vstart[row * self.nfields + f]
-                cnt = st.vcount[row * self.nfields + f]
+                cnt = self.values(st, row, f, &vs)
                 with gil:
                     texts = []
                     for k in range(cnt):
-                        v = &st.vals[start + k]
-                        if v.raw != NULL:
-                            texts.append(<object>v.raw)
+                        if vs[k].raw != NULL:
+                            texts.append(<object>vs[k].raw)
                         else:
-                            texts.append(PyUnicode_DecodeUTF8(<const char*>v.data, v.n, "replace"))
+                            texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
                     result = 1 if self.py_eval(p, texts) else 0
         st.lazy_ep[p] = st.epoch
         st.lazy_val[p] = result
         return result
 
-    cdef int eval_node(self, State st, int row, int32_t node) except -1 nogil:
+    cdef int eval_node(self, State st, int64_t row, int32_t node) except -1 nogil:
         cdef uint8_t kind = self.node_kind[node]
-        cdef int32_t p, k, start, cnt
+        cdef int32_t p, k, start, cnt, f
         cdef int r
         if kind == N_PRED:
             p = self.node_arg[node]
-            if st.field_ep[self.pred_field[p]] != st.epoch:
-                self.process_field(st, row, self.pred_field[p])
-            if self.pred_kind[p] == K_TABLE:
-                return st.pred_ep[p] == st.epoch
-            return self.eval_lazy(st, row, p)
+            if self.pred_kind[p] != K_TABLE:
+                return self.eval_lazy(st, row, p)
+            f = self.pred_field[p]
+            if st.unit_ep[f * NUNITS + self.pred_unit[p]] != st.epoch:
+                self.process_unit(st, row, f, self.pred_unit[p])
+            return st.pred_ep[p] == st.epoch
         start = self.node_arg[node]
         cnt = self.node_count[node]
         if kind == N_AND:
@@ -935,12 +1150,12 @@ cdef class Program:
         r = self.eval_node(st, row, self.kids[start])
         return 1 - r
 
-    cdef int match_row(self, State st, int row, int64_t out_index) except -1 nogil:
-        cdef int32_t i, j, p, r, ncand = 0, nhits = 0, t
-        cdef int32_t k
+    cdef int match_row(self, State st, int64_t row, int64_t out_index) except -1 nogil:
+        cdef int32_t i, j, p, r, k, ncand = 0, nhits = 0, unit
         st.next_epoch(self)
         for i in range(self.neager):
-            self.process_field(st, row, self.eager[i])
+            unit = self.eager[i]
+            self.process_unit(st, row, unit // NUNITS, unit % NUNITS)
         for i in range(st.nfired):
             p = st.fired[i]
             for j in range(self.trig_start[p], self.trig_start[p + 1]):
@@ -958,8 +1173,7 @@ cdef class Program:
         for i in range(ncand):
             r = st.cand[i]
             if self.eval_node(st, row, self.rule_root[r]):
-                # Insertion into hits, kept in rule order.
-                k = nhits
+                k = nhits  # insertion keeps the hits in rule order
                 while k > 0 and st.hits[k - 1] > r:
                     st.hits[k] = st.hits[k - 1]
                     k -= 1
@@ -969,8 +1183,8 @@ cdef class Program:
             st.add_out(out_index, st.hits[i])
         return 0
 
-    cdef int match_chunk(self, State st, int nrows, int64_t base) except -1:
-        cdef int row
+    cdef int match_rows(self, State st, int64_t nrows, int64_t base) except -1:
+        cdef int64_t row
         with nogil:
             for row in range(nrows):
                 self.match_row(st, row, base + row)
@@ -983,19 +1197,17 @@ cdef class Program:
         cdef int row = 0
         cdef int64_t base = 0
         try:
-            st.nout = 0
-            st.nvals = 0
             for ev in events:
                 self.gather_event(st, ev, row)
                 row += 1
                 if row == CHUNK:
-                    self.match_chunk(st, row, base)
+                    self.match_rows(st, row, base)
                     base += row
                     row = 0
                     st.nvals = 0
                     st.keep = []
             if row:
-                self.match_chunk(st, row, base)
+                self.match_rows(st, row, base)
             rows, rules = _outputs(st)
             return rows, rules, base + row
         finally:
@@ -1006,8 +1218,6 @@ cdef class Program:
         cdef State st = self.acquire()
         cdef Py_ssize_t i
         try:
-            st.nout = 0
-            st.nvals = 0
             self.gather_event(st, event, 0)
             self.match_row(st, 0, 0)  # one row: not worth releasing the GIL
             return [st.out_rule[i] for i in range(st.nout)]
@@ -1015,25 +1225,33 @@ cdef class Program:
             self.release(st)
 
     def match_columns(self, list columns, Py_ssize_t nrows):
-        """Match columnar data. columns[f] is None (field absent), or a tuple
-        ("utf8", validity, offsets, offset_width, data, array_offset) built from Arrow buffers
-        (validity may be None), or ("py", list of Python values) for other column types.
-        Returns (row indices int64, rule indices int32)."""
+        """Match columnar data; return (row indices int64, rule indices int32).
+
+        columns[f] describes field f: None (absent); ("utf8", validity, voff, offsets, owidth,
+        ooff, data) or ("dict", validity, voff, indices, iwidth, ioff, offsets, owidth, ooff,
+        data) with buffers as uint8 memoryviews (validity may be None), read in place with the
+        GIL released; or ("py", list of Python values) for other column types, gathered like
+        mapping values.
+        """
         cdef State st = self.acquire()
-        cdef Py_ssize_t r0, r, nr
         cdef int f, nf = self.nfields
+        cdef Py_ssize_t r0, r, nr
         cdef int32_t start
-        cdef const uint8_t[::1] validity
-        cdef const uint8_t[::1] offsets
-        cdef const uint8_t[::1] data
-        cdef Py_ssize_t aoff, i, o0, o1
-        cdef int width
-        cdef bint has_validity
-        cdef list kinds = []
+        cdef bint any_py = False
         if len(columns) != nf:
             raise ValueError("one column descriptor per field is needed")
         try:
-            st.nout = 0
+            for f in range(nf):
+                col = columns[f]
+                if col is not None and col[0] == "py":
+                    any_py = True
+                elif col is not None:
+                    _set_col(&st.cols[f], col)
+            if not any_py:
+                st.direct = True
+                self.match_rows(st, nrows, 0)
+                return _outputs(st)
+            # Some column needs Python objects: gather all of them chunk by chunk.
             r0 = 0
             while r0 < nrows:
                 nr = min(CHUNK, nrows - r0)
@@ -1041,50 +1259,54 @@ cdef class Program:
                 st.keep = []
                 for f in range(nf):
                     col = columns[f]
-                    if col is None:
-                        for r in range(nr):
-                            st.vstart[r * nf + f] = 0
-                            st.vcount[r * nf + f] = 0
-                    elif col[0] == "py":
-                        values = col[1]
-                        for r in range(nr):
-                            start = st.nvals
-                            v = values[r0 + r]
-                            if v is None:
-                                pass
-                            elif PyList_Check(v):
-                                st.keep.append(v)
-                                for i in range(PyList_GET_SIZE(v)):
-                                    self.add_scalar(st, <object>PyList_GET_ITEM(v, i))
-                            elif not isinstance(v, _Mapping):
-                                self.add_scalar(st, v)
-                            st.vstart[r * nf + f] = start
-                            st.vcount[r * nf + f] = st.nvals - start
-                    else:
-                        _, vbuf, obuf, width, dbuf, aoff = col
-                        has_validity = vbuf is not None
-                        if has_validity:
-                            validity = vbuf
-                        offsets = obuf
-                        data = dbuf if len(dbuf) else b"\0"
-                        for r in range(nr):
-                            i = aoff + r0 + r
-                            start = st.nvals
-                            if not has_validity or (validity[i >> 3] >> (i & 7)) & 1:
-                                if width == 4:
-                                    o0 = (<const int32_t*>&offsets[0])[i]
-                                    o1 = (<const int32_t*>&offsets[0])[i + 1]
-                                else:
-                                    o0 = (<const int64_t*>&offsets[0])[i]
-                                    o1 = (<const int64_t*>&offsets[0])[i + 1]
-                                st.add_val(&data[0] + o0, o1 - o0, V_UTF8, NULL)
-                            st.vstart[r * nf + f] = start
-                            st.vcount[r * nf + f] = st.nvals - start
-                self.match_chunk(st, <int>nr, r0)
+                    for r in range(nr):
+                        start = st.nvals
+                        if col is None:
+                            pass
+                        elif col[0] == "py":
+                            v = col[1][r0 + r]
+                            if not isinstance(v, _Mapping):
+                                self.add_value(st, v)
+                        elif col_value(&st.cols[f], r0 + r, &st.one[f]):
+                            st.add_val(st.one[f].data, st.one[f].n, V_UTF8, NULL)
+                        st.vstart[r * nf + f] = start
+                        st.vcount[r * nf + f] = st.nvals - start
+                st.keep.append(columns)
+                self.match_rows(st, nr, r0)
                 r0 += nr
             return _outputs(st)
         finally:
             self.release(st)
+
+
+cdef int _set_col(Col* c, tuple col) except -1:
+    cdef const uint8_t[::1] mv
+    kind = col[0]
+    if kind == "utf8":
+        _, validity, voff, offsets, owidth, ooff, data = col
+        c.kind = COL_UTF8
+    elif kind == "dict":
+        _, validity, voff, idx, iwidth, ioff, offsets, owidth, ooff, data = col
+        c.kind = COL_DICT
+        mv = idx
+        c.idx = &mv[0]
+        c.iwidth = iwidth
+        c.ioff = ioff
+    else:
+        raise ValueError(f"unknown column kind {kind!r}")
+    if validity is None:
+        c.validity = NULL
+    else:
+        mv = validity
+        c.validity = &mv[0]
+    c.voff = voff
+    mv = offsets
+    c.offsets = &mv[0]
+    c.owidth = owidth
+    c.ooff = ooff
+    mv = data
+    c.data = &mv[0]
+    return 0
 
 
 cdef object _outputs(State st):

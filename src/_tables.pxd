@@ -30,12 +30,18 @@ ctypedef struct HTable:
     uint8_t* pool      # literal bytes
     uint8_t* is_len    # is_len[L] != 0 when some literal has length L (0..maxlen)
     uint32_t maxlen
+    uint32_t minlen
+    # Filter: a bit per hash of the literals' first (prefix, eq) or last (suffix) filt_m bytes,
+    # filt_m = min(minlen, 8); 0 turns it off. One probe rejects most values.
+    uint32_t filt_m
+    uint64_t filt[64]
 
 
 # Aho-Corasick automaton over folded bytes: a dense DFA on byte classes.
 ctypedef struct AC:
     int32_t* trans     # nstates*K; entry = next state * K (premultiplied)
     uint8_t cls[256]   # byte -> class
+    uint8_t cls_lower[256]  # byte -> class of its ASCII lower case (for unfolded ASCII input)
     int32_t K          # number of classes (distinct pattern bytes + 1)
     int32_t nstates
     int32_t match_min  # premultiplied: states >= match_min have outputs (own or inherited)
@@ -51,6 +57,26 @@ cdef inline uint32_t slot_of(uint64_t h, uint32_t length, uint32_t mask) noexcep
     return <uint32_t>x & mask
 
 
+cdef extern from *:
+    """
+    static const unsigned char MATCHER_LOWER[256] = {
+      0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,
+      32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,
+      64,97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,115,116,117,118,119,120,121,122,91,92,93,94,95,
+      96,97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,115,116,117,118,119,120,121,122,123,124,125,126,127,
+      128,129,130,131,132,133,134,135,136,137,138,139,140,141,142,143,144,145,146,147,148,149,150,151,152,153,154,155,156,157,158,159,
+      160,161,162,163,164,165,166,167,168,169,170,171,172,173,174,175,176,177,178,179,180,181,182,183,184,185,186,187,188,189,190,191,
+      192,193,194,195,196,197,198,199,200,201,202,203,204,205,206,207,208,209,210,211,212,213,214,215,216,217,218,219,220,221,222,223,
+      224,225,226,227,228,229,230,231,232,233,234,235,236,237,238,239,240,241,242,243,244,245,246,247,248,249,250,251,252,253,254,255};
+    """
+    # ASCII lower case of a byte; bytes >= 0x80 unchanged.
+    const uint8_t* LOWER "MATCHER_LOWER"
+
+
+cdef inline uint32_t filt_bit(uint64_t key) noexcept nogil:
+    return <uint32_t>((key * 0x9E3779B97F4A7C15ULL) >> 52)
+
+
 # Predicate of the literal equal to bytes[0:length] whose hash is h, or -1.
 cdef inline int32_t htable_find(const HTable* t, uint64_t h, uint32_t length,
                                 const uint8_t* data) noexcept nogil:
@@ -64,4 +90,26 @@ cdef inline int32_t htable_find(const HTable* t, uint64_t h, uint32_t length,
         ent = &t.entries[e]
         if ent.hash == h and ent.len == length and memcmp(t.pool + ent.off, data, length) == 0:
             return ent.pred
+        i = (i + 1) & t.mask
+
+
+# The same for unfolded ASCII data: data is compared through LOWER.
+cdef inline int32_t htable_find_ci(const HTable* t, uint64_t h, uint32_t length,
+                                   const uint8_t* data) noexcept nogil:
+    cdef uint32_t i = slot_of(h, length, t.mask), j
+    cdef int32_t e
+    cdef const HEntry* ent
+    cdef const uint8_t* lit
+    while True:
+        e = t.slots[i]
+        if e < 0:
+            return -1
+        ent = &t.entries[e]
+        if ent.hash == h and ent.len == length:
+            lit = t.pool + ent.off
+            j = 0
+            while j < length and lit[j] == LOWER[data[j]]:
+                j += 1
+            if j == length:
+                return ent.pred
         i = (i + 1) & t.mask

@@ -1,0 +1,375 @@
+"""``matcher scan`` through the real entry point: ``python -m matcher scan ...`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import matcher
+from matcher import datasets, reference
+
+RULE_ID = "8202070f-edeb-4d31-a010-a26c72ac5600"
+CARD = Path(matcher.__file__).parent / "data" / "proc_creation_win_webshell_susp_process_spawned_from_webserver.md"
+SUMMARY = re.compile(
+    r"matcher: (-?\d+) records read = (-?\d+) matched or not \+ (-?\d+) bad; (-?\d+) events matched, (-?\d+) matches"
+)
+
+TP = {
+    "EventType": "Process Creation",
+    "EndpointOS": "windows",
+    "SrcProcImagePath": "C:\\inetpub\\w3wp.exe",
+    "SrcProcCmdLine": "w3wp.exe -ap DefaultAppPool",
+    "TgtProcImagePath": "C:\\Windows\\System32\\cmd.exe",
+    "TgtProcCmdLine": "cmd.exe /c whoami",
+}
+TN = dict(TP, TgtProcImagePath="C:\\Windows\\System32\\notepad.exe")
+
+
+def run(*args: str, input: bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    # run the same matcher package the tests import
+    root = str(Path(matcher.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("PYTHONSTARTUP", None)
+    return subprocess.run(
+        [sys.executable, "-m", "matcher", "scan", *args],
+        input=input if input is not None else b"",
+        capture_output=True,
+        timeout=120,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def out_lines(proc) -> list[dict]:
+    text = proc.stdout.decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def err(proc) -> str:
+    return proc.stderr.decode("utf-8", "replace")
+
+
+def summary(proc) -> dict:
+    m = SUMMARY.search(err(proc))
+    assert m, f"no summary line on stderr:\n{err(proc)}"
+    read, good, bad, events, matches = map(int, m.groups())
+    assert min(read, good, bad, events, matches) >= 0, f"negative count in the summary: {m.group(0)!r}"
+    assert read == good + bad, m.group(0)
+    return {"read": read, "good": good, "bad": bad, "events": events, "matches": matches}
+
+
+def no_traceback(proc) -> None:
+    assert "Traceback" not in err(proc), err(proc)
+    assert "Exception ignored" not in err(proc), err(proc)
+
+
+def write_jsonl(path: Path, lines: list) -> Path:
+    with open(path, "wb") as fh:
+        for line in lines:
+            if isinstance(line, bytes):
+                fh.write(line + b"\n")
+            elif isinstance(line, str):
+                fh.write(line.encode("utf-8") + b"\n")
+            else:
+                fh.write(json.dumps(line).encode("utf-8") + b"\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# the built-in sample
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_run():
+    return run()
+
+
+def test_no_input_scans_the_builtin_sample(sample_run):
+    proc = sample_run
+    assert proc.returncode == 0, err(proc)
+    no_traceback(proc)
+    lines = out_lines(proc)
+    assert lines, "the built-in sample holds true positives of the flagship rule"
+    for rec in lines:
+        assert rec["rule_id"] == RULE_ID
+        assert rec["rule_title"] == "Suspicious Process By Web Server Process"
+        assert rec["source"] == "<sample>"
+        assert isinstance(rec["line"], int)
+    assert "built-in sample" in err(proc)
+    s = summary(proc)
+    assert s["bad"] == 0
+    assert s["read"] == 2000
+    assert s["matches"] == len(lines)
+    assert s["events"] == len(lines)
+    assert RULE_ID in err(proc)
+
+
+def test_sample_output_matches_the_reference(sample_run):
+    rule = matcher.builtin("flagship")
+    lines = out_lines(sample_run)
+    for rec in lines:
+        assert reference.evaluate(rule, rec["event"]) is True, rec
+    # and nothing is missed: the sample is the documented generator (2000 events, seed 7)
+    from matcher import cli
+
+    events = datasets.generate(cli.SAMPLE_SIZE, cli.SAMPLE_SEED)
+    want = [i for i, ev in enumerate(events, 1) if reference.evaluate(rule, ev)]
+    assert [rec["line"] for rec in lines] == want
+    for rec in lines:
+        assert rec["event"] == events[rec["line"] - 1]
+
+
+# --------------------------------------------------------------------------------------------
+# files with bad lines
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def planted(tmp_path) -> Path:
+    return write_jsonl(
+        tmp_path / "events.jsonl",
+        [
+            TP,  # 1
+            TN,  # 2
+            '{"EventType": "Process Creation", "broken": ',  # 3: invalid JSON
+            dict(TP, TgtProcImagePath="C:\\Windows\\System32\\net.exe"),  # 4
+            '["EventType", "Process Creation"]',  # 5: a JSON array
+            TP,  # 6
+        ],
+    )
+
+
+def test_bad_lines_are_reported_and_counted(planted):
+    proc = run(str(planted))
+    assert proc.returncode == 0, err(proc)
+    no_traceback(proc)
+    e = err(proc)
+    assert f"{planted}:3" in e
+    assert f"{planted}:5" in e
+    assert f"{planted}:1:" not in e and f"{planted}:4:" not in e
+    s = summary(proc)
+    assert s["bad"] == 2
+    assert s["read"] == 6
+    assert s["good"] == 4
+    lines = out_lines(proc)
+    assert [rec["line"] for rec in lines] == [1, 4, 6]
+    assert all(rec["source"] == str(planted) for rec in lines)
+    assert s["matches"] == 3
+
+
+def test_strict_stops_at_the_first_bad_line(planted):
+    proc = run("--strict", str(planted))
+    assert proc.returncode == 1, err(proc)
+    no_traceback(proc)
+    e = err(proc)
+    assert f"{planted}:3" in e
+    assert f"{planted}:5" not in e
+    # nothing after the bad line was scanned
+    assert all(rec["line"] < 3 for rec in out_lines(proc))
+
+
+def test_strict_with_a_clean_file(tmp_path):
+    path = write_jsonl(tmp_path / "ok.jsonl", [TP, TN])
+    proc = run("--strict", str(path))
+    assert proc.returncode == 0, err(proc)
+    assert [rec["line"] for rec in out_lines(proc)] == [1]
+
+
+def test_blank_lines_are_skipped_and_line_numbers_kept(tmp_path):
+    path = tmp_path / "blank.jsonl"
+    path.write_bytes(b"\n" + json.dumps(TN).encode() + b"\n   \n\r\n" + json.dumps(TP).encode() + b"\r\n")
+    proc = run(str(path))
+    assert proc.returncode == 0, err(proc)
+    assert [rec["line"] for rec in out_lines(proc)] == [5]
+    s = summary(proc)
+    assert s["read"] == 2 and s["bad"] == 0
+
+
+def test_odd_records_do_not_crash(tmp_path):
+    path = write_jsonl(
+        tmp_path / "odd.jsonl",
+        [
+            dict(TP, TgtProcCmdLine="nul \u0000 byte"),  # 1: \u0000 escape
+            '{"EventType": "Process Creation", "TgtProcCmdLine": "\\ud800"}',  # 2: lone surrogate escape
+            b"\xff\xfe not utf-8",  # 3
+            "42",  # 4: a JSON number
+            '"a string"',  # 5
+            "null",  # 6
+            dict(TP, TgtProcImagePath=None),  # 7: None
+            dict(TP, TgtProcCmdLine={"nested": [1, {"x": None}]}),  # 8
+            dict(TP, SrcProcImagePath="C:\\Users\\jürgen\\İ\\W3WP.EXE"),  # 9
+            dict(TP, TgtProcCmdLine="A" * 2_000_000),  # 10
+            TP,  # 11
+        ],
+    )
+    proc = run(str(path))
+    assert proc.returncode == 0, err(proc)
+    no_traceback(proc)
+    s = summary(proc)
+    assert s["read"] == 11
+    e = err(proc)
+    for n in (3, 4, 5, 6):
+        assert f"{path}:{n}" in e
+    lines = [rec["line"] for rec in out_lines(proc)]
+    assert {1, 8, 9, 10, 11} <= set(lines)
+    assert 7 not in lines
+    # line 2 is either a record (matching nothing) or a bad one; never a crash
+    assert s["bad"] in (4, 5)
+
+
+# --------------------------------------------------------------------------------------------
+# stdin, -q, -r
+# --------------------------------------------------------------------------------------------
+
+
+def _jsonl(*events) -> bytes:
+    return b"".join(json.dumps(e).encode() + b"\n" for e in events)
+
+
+def test_stdin_dash():
+    proc = run("-", input=_jsonl(TN, TP, TN) + b"not json\n")
+    assert proc.returncode == 0, err(proc)
+    lines = out_lines(proc)
+    assert [(r["rule_id"], r["source"], r["line"]) for r in lines] == [(RULE_ID, "<stdin>", 2)]
+    assert lines[0]["event"] == TP
+    assert "<stdin>:4" in err(proc)
+    s = summary(proc)
+    assert s["read"] == 4 and s["bad"] == 1
+
+
+def test_custom_query():
+    events = [
+        {"TgtProcImagePath": "C:\\WINDOWS\\system32\\CMD.EXE"},
+        {"TgtProcImagePath": "C:\\x\\notepad.exe"},
+        {"Other": 1},
+        {"TgtProcImagePath": ["a", "b\\cmd.exe"]},
+    ]
+    proc = run("-q", 'TgtProcImagePath endswithCIS "\\cmd.exe"', "-", input=_jsonl(*events))
+    assert proc.returncode == 0, err(proc)
+    lines = out_lines(proc)
+    assert [r["line"] for r in lines] == [1, 4]
+    assert {r["rule_id"] for r in lines} == {"query-1"}
+    rule = matcher.compile('TgtProcImagePath endswithCIS "\\cmd.exe"')
+    for r in lines:
+        assert reference.evaluate(rule, r["event"])
+
+
+def test_custom_query_with_not_and_absent_field():
+    events = [{"A": "x"}, {"A": "x", "B": "secret"}, {"A": "y"}]
+    proc = run("-q", 'A = "x" AND NOT B containsCIS "SECRET"', "-", input=_jsonl(*events))
+    assert proc.returncode == 0, err(proc)
+    assert [r["line"] for r in out_lines(proc)] == [1]
+
+
+def test_two_queries_and_the_flagship():
+    proc = run("-q", 'EventType = "process creation"', "-q", 'TgtProcCmdLine containsCIS "WHOAMI"',
+               "-r", "flagship", "-", input=_jsonl(TP, TN))
+    assert proc.returncode == 0, err(proc)
+    got = [(r["line"], r["rule_id"]) for r in out_lines(proc)]
+    assert got == [(1, "query-1"), (1, "query-2"), (1, RULE_ID), (2, "query-1"), (2, "query-2")]
+    s = summary(proc)
+    assert s["events"] == 2 and s["matches"] == 5
+
+
+def test_rule_card_path():
+    proc = run("-r", str(CARD), "-", input=_jsonl(TN, TP))
+    assert proc.returncode == 0, err(proc)
+    assert [(r["line"], r["rule_id"]) for r in out_lines(proc)] == [(2, RULE_ID)]
+
+
+def test_custom_rule_card_and_query_file(tmp_path):
+    card = tmp_path / "my_rule.md"
+    card.write_text(
+        "# my_rule\n\n## Title\nNotepad child\n\n## ID\nmy-rule-1\n\n## Level\nhigh\n\n"
+        "## SentinelOne Query\n```\nTgtProcImagePath endswithCIS \"\\notepad.exe\"\n```\n",
+        encoding="utf-8",
+    )
+    qfile = tmp_path / "cmd_query.s1ql"
+    qfile.write_text('TgtProcImagePath endswithCIS "\\cmd.exe"\n', encoding="utf-8")
+    proc = run("-r", str(card), "-r", str(qfile), "-", input=_jsonl(TP, TN))
+    assert proc.returncode == 0, err(proc)
+    lines = out_lines(proc)
+    assert [(r["line"], r["rule_id"]) for r in lines] == [(1, "cmd_query"), (2, "my-rule-1")]
+    assert lines[1]["rule_title"] == "Notepad child"
+    assert lines[1]["level"] == "high"
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query, column",
+    [
+        ('TgtProcImagePath containsCIS', 29),
+        ('TgtProcImagePath frobnicates "x"', 18),
+        ('A = "x" AND (B = "y"', None),
+        ('A > "abc"', 5),
+    ],
+)
+def test_bad_query_exits_2_with_a_caret(query, column):
+    proc = run("-q", query, "-", input=_jsonl(TP))
+    assert proc.returncode == 2, err(proc)
+    no_traceback(proc)
+    e = err(proc)
+    assert proc.stdout == b""
+    caret_lines = [line for line in e.splitlines() if line.strip() == "^"]
+    assert caret_lines, e
+    m = re.search(r"line (\d+), column (\d+)", e)
+    assert m, e
+    if column is not None:
+        assert int(m.group(2)) == column, e
+        # the caret sits under the named column of the echoed query
+        lines = e.splitlines()
+        i = lines.index(caret_lines[0])
+        echoed = lines[i - 1]
+        assert query in echoed
+        assert caret_lines[0].index("^") == echoed.index(query) + column - 1
+
+
+def test_bad_rule_card_exits_2(tmp_path):
+    card = tmp_path / "bad.md"
+    card.write_text("## Title\nx\n\n## SentinelOne Query\n```\nA = \"x\" AND\n```\n", encoding="utf-8")
+    proc = run("-r", str(card), "-", input=_jsonl(TP))
+    assert proc.returncode == 2, err(proc)
+    no_traceback(proc)
+    assert "^" in err(proc)
+
+
+def test_unknown_builtin_rule_exits_2():
+    proc = run("-r", "no-such-rule", "-", input=_jsonl(TP))
+    assert proc.returncode == 2, err(proc)
+    no_traceback(proc)
+
+
+def test_missing_and_unreadable_files_are_reported_and_counted(tmp_path):
+    good = write_jsonl(tmp_path / "good.jsonl", [TP])
+    missing = tmp_path / "does-not-exist.jsonl"
+    a_dir = tmp_path / "a_directory"
+    a_dir.mkdir()
+    proc = run(str(missing), str(a_dir), str(good))
+    assert proc.returncode == 0, err(proc)
+    no_traceback(proc)
+    e = err(proc)
+    assert str(missing) in e
+    assert str(a_dir) in e
+    assert [(r["source"], r["line"]) for r in out_lines(proc)] == [(str(good), 1)]
+    # counted: 1 good record + 2 bad inputs, and the summary's arithmetic holds
+    s = summary(proc)
+    assert (s["read"], s["good"], s["bad"]) == (3, 1, 2)
+
+
+def test_missing_file_with_strict_exits_1(tmp_path):
+    proc = run("--strict", str(tmp_path / "nope.jsonl"))
+    assert proc.returncode == 1, err(proc)
+    no_traceback(proc)
+    assert "nope.jsonl" in err(proc)
