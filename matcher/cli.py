@@ -101,7 +101,8 @@ def _scan(args: argparse.Namespace) -> int:
                 with open(name, "rb") as fh:
                     for lineno, ev in _records(name, fh, stats, args.strict):
                         emit(name, lineno, ev)
-        except OSError as e:
+        except OSError as e:  # an unreadable input counts as one record read, and bad
+            stats.read += 1
             stats.bad += 1
             print(f"matcher: {name}: cannot read: {e.strerror or e}", file=sys.stderr)
             if args.strict:

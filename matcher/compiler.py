@@ -45,7 +45,9 @@ __all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "encode"]
 # Predicate kinds (must match src/_core.pyx).
 TABLE, GLOB, PY = 0, 1, 2
 # Node kinds.
-N_PRED, N_AND, N_OR, N_NOT = 0, 1, 2, 3
+N_PRED, N_AND, N_OR, N_NOT, N_ANY = 0, 1, 2, 3, 4
+#: ORs of at least this many table predicates become one group flag (N_ANY).
+GROUP_MIN = 4
 # Glob tokens (besides literal bytes 0..255).
 G_ANY, G_ONE = -1, -2
 
@@ -78,7 +80,8 @@ class Plan:
     fields: list[FieldPlan]
     pred_field: list[int]
     pred_kind: list[int]
-    pred_guard: list[int]
+    guards: list[list[int]]  # lazy pred -> table preds one of which must fire first
+    groups: list[list[int]]  # N_ANY node arg -> table preds (an OR of them)
     globs: dict[int, list[int]]  # pred -> glob tokens
     py_preds: dict[int, tuple[Op, str]]  # pred -> (op, literal) for regex/comparisons
     node_kind: list[int]
@@ -92,42 +95,112 @@ class Plan:
     preds: list[Pred] = field(default_factory=list)  # id -> IR predicate (for explain/debug)
 
 
+def _rarity(text: str) -> float:
+    """How unlikely a literal is to occur in a value, as a probability-like number."""
+    p = 1.0
+    for ch in text:
+        if ch.isascii():
+            p *= 0.35 if ch.isalnum() else 0.6  # separators (\\ . space -) are common
+        else:
+            p *= 0.01  # event text is mostly ASCII
+        if p < 1e-6:
+            break
+    return p
+
+
 def _estimate(p: Pred) -> float:
-    """Rough probability that ``p`` holds on a typical event (only used for ordering)."""
+    """Rough probability that ``p`` holds on a typical event (only used for ordering).
+
+    Only the order matters: which child of an AND becomes the trigger set, which tests run
+    first. A wrong estimate costs time, never correctness.
+    """
     op = p.op
-    n = len(p.value) if isinstance(p.value, str) else 0
     if op in (Op.EXISTS, Op.NOT_EMPTY):
         return 0.9
+    text = p.value if isinstance(p.value, str) else ""
     if op is Op.EQUALS:
-        return 0.5 if p.field.lower() in ENUM_FIELDS else (0.2 if n <= 2 else 0.02)
+        if p.field.lower() in ENUM_FIELDS:
+            return 0.95
+        return min(0.3, _rarity(text) * 0.1)
     if op in (Op.STARTSWITH, Op.ENDSWITH):
-        return 0.3 if n <= 1 else 0.1 if n <= 3 else 0.01 if n <= 6 else 0.003
+        return min(0.5, _rarity(text) * 2)
     if op is Op.CONTAINS:
-        return 0.6 if n <= 1 else 0.3 if n <= 2 else 0.1 if n <= 4 else 0.02 if n <= 8 else 0.005
+        return min(0.9, _rarity(text) * 20)
     return 0.05
 
 
-def _regex_literal(pattern: str) -> Optional[str]:
-    """The longest run of ASCII literal characters every match of ``pattern`` contains."""
+# ASCII letters that Python's re, under IGNORECASE, also matches to non-ASCII code points
+# whose str.lower() is not that letter (the dotted/dotless i, the long s): a literal guard
+# taken from an IGNORECASE regex must not contain them. tests/test_compiler.py re-derives it.
+IGNORECASE_UNSAFE = frozenset("iIsS")
+
+
+def _regex_literals(pattern: str) -> Optional[list[str]]:
+    """ASCII literals one of which every match of ``pattern`` contains, or None.
+
+    Walks the parsed pattern: a sequence needs all its items, so any one item's requirement
+    will do (the longest is kept); an alternation needs one of its branches; repeats with a
+    minimum of one need their body; ``[Pp]`` counts as the letter. Folded comparison is
+    safe because the guard is case-insensitive and only ASCII is taken.
+    """
     try:
         parsed = _sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001 - no guard is always safe
         return None
-    # Under IGNORECASE, ASCII letters also match non-ASCII look-alikes ('k' matches the Kelvin
-    # sign, 's' the long s) that fold() does not map to ASCII: no literal guard then.
-    if parsed.state.flags & (_sre_c.SRE_FLAG_IGNORECASE | _sre_c.SRE_FLAG_VERBOSE):
+    flags = parsed.state.flags
+    if flags & _sre_c.SRE_FLAG_VERBOSE:
         return None
-    best, run = "", []
-    for op, arg in parsed:
-        if op is _sre_c.LITERAL and arg < 128:
-            run.append(chr(arg))
-            continue
-        if len("".join(run)) > len(best):
-            best = "".join(run)
+    found = _req(list(parsed), bool(flags & _sre_c.SRE_FLAG_IGNORECASE))
+    return sorted(found) if found else None
+
+
+def _score(lits: Optional[set[str]]) -> tuple:
+    if not lits:
+        return (0, 0)
+    return (min(len(x) for x in lits), -len(lits))
+
+
+def _req(items: list, icase: bool) -> Optional[set[str]]:
+    best: Optional[set[str]] = None
+    run: list[str] = []
+
+    def close() -> None:
+        nonlocal best, run
+        if len(run) >= 2 and _score({"".join(run)}) > _score(best):
+            best = {"".join(run)}
         run = []
-    if len("".join(run)) > len(best):
-        best = "".join(run)
-    return best if len(best) >= 2 else None
+
+    for op, arg in items:
+        ch = None
+        if op is _sre_c.LITERAL and arg < 128:
+            ch = chr(arg)
+        elif op is _sre_c.IN and len(arg) == 2 and all(o is _sre_c.LITERAL for o, _ in arg):
+            a, b = chr(arg[0][1]), chr(arg[1][1])
+            if a.isascii() and a.isalpha() and a != b and a.lower() == b.lower():
+                ch = a.lower()
+        if ch is not None and not (icase and ch in IGNORECASE_UNSAFE):
+            run.append(ch)
+            continue
+        close()
+        sub: Optional[set[str]] = None
+        if op is _sre_c.SUBPATTERN:
+            group, add, remove, body = arg
+            sub = _req(list(body), (icase or bool(add & _sre_c.SRE_FLAG_IGNORECASE)) and not (remove & _sre_c.SRE_FLAG_IGNORECASE))
+        elif op is _sre_c.BRANCH:
+            alts: set[str] = set()
+            for branch in arg[1]:
+                r = _req(list(branch), icase)
+                if not r:
+                    alts = set()
+                    break
+                alts |= r
+            sub = alts or None
+        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT) and arg[0] >= 1:
+            sub = _req(list(arg[2]), icase)
+        if sub and _score(sub) > _score(best):
+            best = sub
+    close()
+    return best
 
 
 def _glob_guard(g: Glob) -> tuple[Op, str] | None:
@@ -162,7 +235,8 @@ class _Builder:
         self.preds: list[Pred] = []
         self.pred_field: list[int] = []
         self.pred_kind: list[int] = []
-        self.pred_guard: list[int] = []
+        self.guards: list[list[int]] = []
+        self.groups: list[list[int]] = []
         self.pred_est: list[float] = []
         self.globs: dict[int, list[int]] = {}
         self.py_preds: dict[int, tuple[Op, str]] = {}
@@ -192,24 +266,25 @@ class _Builder:
             return pid
         fid = self.field_id(p.field)
         fp = self.fields[fid]
-        guard, kind = -1, TABLE
+        guard: list[int] = []
+        kind = TABLE
         if op is Op.GLOB:
             kind = GLOB
             g = _glob_guard(p.value)
-            guard = self.pred(Pred(p.field, g[0], g[1])) if g else self.pred(Pred(p.field, Op.EXISTS))
+            guard = [self.pred(Pred(p.field, g[0], g[1]) if g else Pred(p.field, Op.EXISTS))]
         elif op is Op.REGEX:
             kind = PY
-            lit = _regex_literal(p.value)
-            guard = self.pred(Pred(p.field, Op.CONTAINS, lit)) if lit else self.pred(Pred(p.field, Op.EXISTS))
+            lits = _regex_literals(p.value)
+            guard = [self.pred(Pred(p.field, Op.CONTAINS, x)) for x in lits] if lits else [self.pred(Pred(p.field, Op.EXISTS))]
         elif op in COMPARISONS:
             kind = PY
-            guard = self.pred(Pred(p.field, Op.EXISTS))
+            guard = [self.pred(Pred(p.field, Op.EXISTS))]
         pid = self.pred_ids[key] = len(self.preds)
         self.preds.append(p)
         self.pred_field.append(fid)
         self.pred_kind.append(kind)
-        self.pred_guard.append(guard)
-        self.pred_est.append(_estimate(p) if kind == TABLE else min(0.05, self.pred_est[guard]))
+        self.guards.append(guard)
+        self.pred_est.append(_estimate(p) if kind == TABLE else min(0.05, self._any_est(guard)))
         lit = key[2] if kind == TABLE and op not in (Op.EXISTS, Op.NOT_EMPTY) else None
         if op is Op.EQUALS:
             fp.eq.append((lit, pid))
@@ -236,8 +311,10 @@ class _Builder:
             pid = self.pred(node)
             idx = self._emit(N_PRED, pid, 0)
             est = self.pred_est[pid]
-            trig = pid if self.pred_kind[pid] == TABLE else self.pred_guard[pid]
-            return idx, est, frozenset((trig,)), self.pred_est[trig]
+            if self.pred_kind[pid] == TABLE:
+                return idx, est, frozenset((pid,)), est
+            guard = self.guards[pid]
+            return idx, est, frozenset(guard), self._any_est(guard)
         if isinstance(node, Not):
             child, est, _, _ = self.lower(node.item)
             idx = self._emit(N_NOT, len(self.kids), 1)
@@ -261,13 +338,29 @@ class _Builder:
             est = 1.0 - miss
             if all(t is not None for _, _, t, _ in lowered):
                 trig = frozenset().union(*(t for _, _, t, _ in lowered))
-                cost = min(1.0, sum(c for _, _, _, c in lowered))
+                quiet = 1.0  # P(no trigger fires), taking them as independent
+                for _, _, _, c in lowered:
+                    quiet *= 1.0 - c
+                cost = 1.0 - quiet
             else:
                 trig, cost = None, 1.0
             kind = N_OR
+            members = [self.node_arg[i] for i, *_ in lowered if self.node_kind[i] == N_PRED]
+            if len(members) == len(lowered) >= GROUP_MIN and all(self.pred_kind[m] == TABLE for m in members):
+                # An OR of table predicates: one flag per row, set when any member fires.
+                del self.node_kind[-len(lowered):], self.node_arg[-len(lowered):], self.node_count[-len(lowered):]
+                idx = self._emit(N_ANY, len(self.groups), len(members))
+                self.groups.append(members)
+                return idx, est, trig, cost
         idx = self._emit(kind, len(self.kids), len(lowered))
         self.kids.extend(lowered[k][0] for k in order)
         return idx, est, trig, cost
+
+    def _any_est(self, preds: list[int]) -> float:
+        quiet = 1.0
+        for g in preds:
+            quiet *= 1.0 - self.pred_est[g]
+        return 1.0 - quiet
 
     def _is_lazy(self, node_idx: int) -> bool:
         return self.node_kind[node_idx] == N_PRED and self.pred_kind[self.node_arg[node_idx]] != TABLE
@@ -305,7 +398,8 @@ def compile_plan(rules: list[Node]) -> Plan:
         fields=b.fields,
         pred_field=b.pred_field,
         pred_kind=b.pred_kind,
-        pred_guard=b.pred_guard,
+        guards=b.guards,
+        groups=b.groups,
         globs=b.globs,
         py_preds=b.py_preds,
         node_kind=b.node_kind,

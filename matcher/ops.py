@@ -9,6 +9,7 @@ without a meaning here and a lowering in the compiler. This module is the execut
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Callable, Optional
@@ -90,7 +91,11 @@ def to_number(text: str) -> Optional[float]:
 
 @lru_cache(maxsize=4096)
 def compile_regex(pattern: str) -> "re.Pattern[str]":
-    return re.compile(pattern)
+    """``re.compile``, without the FutureWarnings ``re`` gives for patterns such as ``[[a]``
+    (their meaning today is what the rule means)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(pattern)
 
 
 @lru_cache(maxsize=4096)

@@ -105,7 +105,7 @@ def load_path(path: Union[str, os.PathLike]) -> tuple[RuleInfo, _ir.Node, str]:
     """Read a rule card (``.md`` or any text with a '## SentinelOne Query' section) or a bare query."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the query
     except (OSError, UnicodeDecodeError) as e:
         raise RuleError(f"{p}: cannot read rule file: {e}") from None
     if p.suffix.lower() in (".md", ".markdown") or _HEADING.search(text) and "sentinelone query" in text.lower():

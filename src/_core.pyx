@@ -59,10 +59,11 @@ DEF N_PRED = 0
 DEF N_AND = 1
 DEF N_OR = 2
 DEF N_NOT = 3
+DEF N_ANY = 4
 DEF G_ANY = -1
 DEF G_ONE = -2
 KINDS = (K_TABLE, K_GLOB, K_PY)
-NODES = (N_PRED, N_AND, N_OR, N_NOT)
+NODES = (N_PRED, N_AND, N_OR, N_NOT, N_ANY)
 GLOB_TOKENS = (G_ANY, G_ONE)
 
 # Value encodings in a chunk.
@@ -457,6 +458,7 @@ cdef class State:
     cdef uint32_t* unit_ep     # [field * NUNITS + unit] processed in this row when == epoch
     cdef uint32_t* fold_ep     # field folded in this row when == epoch
     cdef uint32_t* rule_ep     # rule already a candidate in this row when == epoch
+    cdef uint32_t* group_ep    # OR-group has a fired member in this row when == epoch
     cdef uint32_t* lazy_ep     # lazy predicate evaluated in this row when == epoch
     cdef uint8_t* lazy_val     # ... and its value
     cdef int32_t* fired        # predicates fired in this row (each once)
@@ -480,6 +482,7 @@ cdef class State:
     # Row source 2, columns read in place (Arrow string columns).
     cdef bint direct
     cdef Col* cols             # [nfields]
+    cdef Py_ssize_t nfields_cap
     cdef Val* one              # [nfields]: the value of the current row, built on demand
     # Output.
     cdef int64_t* out_row
@@ -494,6 +497,7 @@ cdef class State:
         self.fold_ep = <uint32_t*>calloc(F, sizeof(uint32_t))
         self.rule_ep = <uint32_t*>calloc(R, sizeof(uint32_t))
         self.lazy_ep = <uint32_t*>calloc(P, sizeof(uint32_t))
+        self.group_ep = <uint32_t*>calloc(max(prog.ngroups, 1), sizeof(uint32_t))
         self.lazy_val = <uint8_t*>calloc(P, 1)
         self.fired = <int32_t*>malloc(P * sizeof(int32_t))
         self.cand = <int32_t*>malloc(R * sizeof(int32_t))
@@ -510,12 +514,13 @@ cdef class State:
         self.vals = <Val*>malloc(self.vals_cap * sizeof(Val))
         self.rowobj = <PyObject**>malloc(CHUNK * sizeof(PyObject*))
         self.cols = <Col*>calloc(F, sizeof(Col))
+        self.nfields_cap = F
         self.one = <Val*>calloc(F, sizeof(Val))
         self.out_cap = 1024
         self.out_row = <int64_t*>malloc(self.out_cap * sizeof(int64_t))
         self.out_rule = <int32_t*>malloc(self.out_cap * sizeof(int32_t))
         self.keep = []
-        if not (self.pred_ep and self.unit_ep and self.fold_ep and self.rule_ep and self.lazy_ep
+        if not (self.group_ep and self.pred_ep and self.unit_ep and self.fold_ep and self.rule_ep and self.lazy_ep
                 and self.lazy_val and self.fired and self.cand and self.hits and self.ffirst
                 and self.fv_off and self.fv_len and self.buf and self.vstart and self.vcount
                 and self.vals and self.rowobj and self.cols and self.one and self.out_row and self.out_rule):
@@ -523,7 +528,7 @@ cdef class State:
 
     def __dealloc__(self):
         free(self.pred_ep); free(self.unit_ep); free(self.fold_ep); free(self.rule_ep)
-        free(self.lazy_ep); free(self.lazy_val); free(self.fired); free(self.cand); free(self.hits)
+        free(self.lazy_ep); free(self.group_ep); free(self.lazy_val); free(self.fired); free(self.cand); free(self.hits)
         free(self.ffirst); free(self.fv_off); free(self.fv_len); free(self.buf); free(self.vstart)
         free(self.vcount); free(self.vals); free(self.rowobj); free(self.cols); free(self.one); free(self.out_row)
         free(self.out_rule)
@@ -536,6 +541,7 @@ cdef class State:
             memset(self.fold_ep, 0, max(prog.nfields, 1) * sizeof(uint32_t))
             memset(self.rule_ep, 0, max(prog.nrules, 1) * sizeof(uint32_t))
             memset(self.lazy_ep, 0, max(prog.npred, 1) * sizeof(uint32_t))
+            memset(self.group_ep, 0, max(prog.ngroups, 1) * sizeof(uint32_t))
             self.epoch = 1
         self.nfired = 0
         self.nfv = 0
@@ -614,6 +620,7 @@ cdef class State:
         self.nout = 0
         self.nvals = 0
         self.direct = False
+        memset(self.cols, 0, self.nfields_cap * sizeof(Col))  # never read a past call's buffers
 
 
 cdef object _TRUE = "true"
@@ -665,7 +672,13 @@ cdef class Program:
     cdef int32_t* pred_field
     cdef uint8_t* pred_kind
     cdef int8_t* pred_unit       # table predicates: the unit that fires them
-    cdef int32_t* pred_guard
+    cdef int32_t* guard_start    # CSR: lazy pred -> table preds one of which must fire first
+    cdef int32_t* guard_preds
+    cdef int32_t* pgroup_start   # CSR: table pred -> OR-groups it belongs to
+    cdef int32_t* pgroup_ids
+    cdef int32_t* gunit_start    # CSR: group -> units (field * NUNITS + unit) of its members
+    cdef int32_t* gunits
+    cdef readonly int ngroups
     cdef int32_t** glob_tok
     cdef int32_t* glob_len
     cdef uint8_t* node_kind
@@ -727,7 +740,21 @@ cdef class Program:
                 ac_build(&self.fields[f].ac, contains)
                 self.fields[f].has_ac = 1
         self.pred_field = _i32(plan.pred_field)
-        self.pred_guard = _i32(plan.pred_guard)
+        gs, gp = _csr(plan.guards)
+        self.guard_start = _i32(gs)
+        self.guard_preds = _i32(gp)
+        self.ngroups = len(plan.groups)
+        by_pred = [[] for _ in range(self.npred)]
+        for g, members in enumerate(plan.groups):
+            for p in members:
+                by_pred[p].append(g)
+        gs, gp = _csr(by_pred)
+        self.pgroup_start = _i32(gs)
+        self.pgroup_ids = _i32(gp)
+        gs, gp = _csr([sorted({plan.pred_field[p] * NUNITS + self.pred_unit[p] for p in members})
+                       for members in plan.groups])
+        self.gunit_start = _i32(gs)
+        self.gunits = _i32(gp)
         self.pred_kind = <uint8_t*>malloc(max(self.npred, 1))
         for i in range(self.npred):
             self.pred_kind[i] = plan.pred_kind[i]
@@ -773,7 +800,9 @@ cdef class Program:
             for f in range(self.npred):
                 free(self.glob_tok[f])
             free(self.glob_tok)
-        free(self.glob_len); free(self.pred_field); free(self.pred_guard); free(self.pred_kind)
+        free(self.glob_len); free(self.pred_field); free(self.guard_start); free(self.guard_preds)
+        free(self.pgroup_start); free(self.pgroup_ids); free(self.gunit_start); free(self.gunits)
+        free(self.pred_kind)
         free(self.pred_unit); free(self.node_kind); free(self.node_arg); free(self.node_count)
         free(self.kids); free(self.rule_root); free(self.trig_start); free(self.trig_rules)
         free(self.always); free(self.eager); free(self.gather)
@@ -937,10 +966,13 @@ cdef class Program:
         return 0
 
     cdef inline void fire(self, State st, int32_t p) noexcept nogil:
+        cdef int32_t j
         if st.pred_ep[p] != st.epoch:
             st.pred_ep[p] = st.epoch
             st.fired[st.nfired] = p
             st.nfired += 1
+            for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
+                st.group_ep[self.pgroup_ids[j]] = st.epoch
 
     cdef inline void ac_report(self, State st, const AC* a, int32_t s) noexcept nogil:
         cdef int32_t j, q = s // a.K
@@ -1089,16 +1121,26 @@ cdef class Program:
             self.run_unit(st, u, fl, st.buf + st.fv_off[fv], st.fv_len[fv], False, False)
         return 0
 
+    cdef inline int ensure_unit(self, State st, int64_t row, int32_t unit) except -1 nogil:
+        if st.unit_ep[unit] != st.epoch:
+            self.process_unit(st, row, unit // NUNITS, unit % NUNITS)
+        return 0
+
     cdef int eval_lazy(self, State st, int64_t row, int32_t p) except -1 nogil:
-        cdef int32_t f = self.pred_field[p], g = self.pred_guard[p]
+        cdef int32_t f = self.pred_field[p], g, j
         cdef int32_t k, cnt
         cdef int result = 0
+        cdef bint open_ = False
         cdef const Val* vs
         if st.lazy_ep[p] == st.epoch:
             return st.lazy_val[p]
-        if st.unit_ep[f * NUNITS + self.pred_unit[g]] != st.epoch:
-            self.process_unit(st, row, f, self.pred_unit[g])
-        if st.pred_ep[g] == st.epoch:
+        for j in range(self.guard_start[p], self.guard_start[p + 1]):
+            g = self.guard_preds[j]
+            self.ensure_unit(st, row, f * NUNITS + self.pred_unit[g])
+            if st.pred_ep[g] == st.epoch:
+                open_ = True
+                break
+        if open_:
             if self.pred_kind[p] == K_GLOB:
                 self.ensure_fold(st, row, f)
                 cnt = self.values(st, row, f, &vs)
@@ -1135,6 +1177,10 @@ cdef class Program:
             return st.pred_ep[p] == st.epoch
         start = self.node_arg[node]
         cnt = self.node_count[node]
+        if kind == N_ANY:
+            for k in range(self.gunit_start[start], self.gunit_start[start + 1]):
+                self.ensure_unit(st, row, self.gunits[k])
+            return st.group_ep[start] == st.epoch
         if kind == N_AND:
             for k in range(cnt):
                 r = self.eval_node(st, row, self.kids[start + k])
@@ -1154,8 +1200,7 @@ cdef class Program:
         cdef int32_t i, j, p, r, k, ncand = 0, nhits = 0, unit
         st.next_epoch(self)
         for i in range(self.neager):
-            unit = self.eager[i]
-            self.process_unit(st, row, unit // NUNITS, unit % NUNITS)
+            self.ensure_unit(st, row, self.eager[i])
         for i in range(st.nfired):
             p = st.fired[i]
             for j in range(self.trig_start[p], self.trig_start[p + 1]):
@@ -1243,6 +1288,7 @@ cdef class Program:
         try:
             for f in range(nf):
                 col = columns[f]
+                st.cols[f].kind = COL_NONE
                 if col is not None and col[0] == "py":
                     any_py = True
                 elif col is not None:
@@ -1319,6 +1365,15 @@ cdef object _outputs(State st):
         rv[i] = st.out_row[i]
         uv[i] = st.out_rule[i]
     return rows, rules
+
+
+def _csr(lists):
+    """Compressed rows: (start offsets, concatenated items)."""
+    start, items = [0], []
+    for lst in lists:
+        items.extend(lst)
+        start.append(len(items))
+    return start, items
 
 
 cdef int32_t* _i32(seq) except NULL:

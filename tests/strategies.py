@@ -34,8 +34,10 @@ Public strategies
 
 ``ir_nodes(max_leaves=12, max_depth=12, s1ql_only=True)``
     A valid IR tree (``ir.validate`` holds): built with ``ir.and_``/``ir.or_`` so it is
-    flattened, with ``Not`` anywhere, and logical depth at most ``max_depth`` (far below
-    ``ir.MAX_DEPTH``).
+    flattened, with ``Not`` anywhere, same-field ``Or`` lists (what ``In (...)`` parses to),
+    and logical depth at most ``max_depth`` (far below ``ir.MAX_DEPTH``). Even with
+    ``s1ql_only=True`` a few literals (e.g. ``x" AND y``) cannot be printed as S1QL, so
+    ``to_s1ql`` may raise ``UnprintableQueryError`` for a small fraction of trees.
 
 ``field_values()``
     One value as JSON would decode it, and then some: strings from the literal pool with their
@@ -243,6 +245,7 @@ def _huge_int() -> int:
     """An int with more digits than ``sys.get_int_max_str_digits()`` allows by default."""
     return 10**5000
 
+
 _SPECIAL_TEXT = ("\ud800", "\udfff", "a\ud83dz", "\x00", "a\x00b", "", "true", "false", "TRUE", "4", "-1.5", "1e3", "nan")
 
 
@@ -266,14 +269,24 @@ def _scalars() -> st.SearchStrategy[object]:
 
 def field_values() -> st.SearchStrategy[object]:
     """One field value: a scalar, ``None``, a list of values or a nested dict."""
-    return st.recursive(
-        _scalars(),
-        lambda c: st.one_of(
-            st.lists(c, max_size=4),
-            st.dictionaries(st.sampled_from(["process", "name", "x", ""]), c, max_size=3),
-        ),
-        max_leaves=8,
-    )
+    return _FIELD_VALUES
+
+
+_TEXT = _text_values()
+_NESTED = st.recursive(
+    _scalars(),
+    lambda c: st.one_of(
+        st.lists(c, max_size=3),
+        st.dictionaries(st.sampled_from(["process", "name", "x", ""]), c, max_size=2),
+    ),
+    max_leaves=4,
+)
+_FIELD_VALUES = st.one_of(
+    _TEXT,  # strings first: they are what rules match on
+    _scalars(),
+    st.lists(_NESTED, max_size=3),  # multi-valued fields (possibly empty, or holding no scalar)
+    st.dictionaries(st.sampled_from(["process", "name", "x", ""]), _NESTED, max_size=2),  # absent
+)
 
 
 def _nest(path: str, value: object) -> dict:
@@ -298,7 +311,7 @@ def events(draw, fields: tuple[str, ...] = FIELDS) -> dict:
             if draw(st.booleans()):  # sometimes a sibling key in the nested mapping
                 nested[top]["other"] = draw(values)
             event[top] = nested[top]
-    extra = draw(st.dictionaries(st.text(max_size=5), values, max_size=2))
+    extra = draw(st.dictionaries(st.text(max_size=5), values, max_size=1))
     for k, v in extra.items():
         event.setdefault(k, v)
     return event

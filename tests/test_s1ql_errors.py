@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -121,6 +124,20 @@ def test_empty_and_whitespace_only(query):
         matcher.compile(query)
 
 
+@pytest.mark.parametrize("regex", ["[[matcher]", "[a--b]", "[a&&b]", "[a||b]", "[a~~b]"])
+def test_regex_warnings_do_not_escape_parse(regex):
+    """A regex that makes ``re`` warn (FutureWarning: possible nested set / set operation) must
+    still give a predicate or a QuerySyntaxError, also when warnings are errors (as in this suite)."""
+    re.purge()  # the warning is only issued when the pattern is actually compiled
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            node = parse(f'F RegExp "{regex}"')
+        except QuerySyntaxError:
+            return
+    assert node == matcher.ir.Pred("F", matcher.ir.Op.REGEX, regex)
+
+
 def test_control_characters_inside_strings_are_fine():
     assert parse('a containsCIS "\x00\x01\x1b"').value == "\x00\x01\x1b"
 
@@ -192,6 +209,11 @@ def _parse_or_syntax_error(text: str) -> None:
 
 @given(st.text())
 def test_arbitrary_text_only_raises_query_syntax_error(text):
+    _parse_or_syntax_error(text)
+
+
+@given(st.text(alphabet=st.one_of(st.characters(), st.sampled_from('"\'\\()*,= \n\x00'))))
+def test_arbitrary_text_with_many_quotes_only_raises_query_syntax_error(text):
     _parse_or_syntax_error(text)
 
 

@@ -14,7 +14,7 @@ from typing import Optional, Union
 
 from ..errors import QuerySyntaxError
 from ..ir import MAX_DEPTH, And, Glob, Node, Not, Op, Or, Pred, Wild, and_, or_
-from ..ops import to_number
+from ..ops import compile_regex, to_number
 
 __all__ = ["parse"]
 
@@ -216,7 +216,7 @@ class _Parser:
                 raise self.fail(f"expected a quoted regular expression, found {self.describe(pos)}", pos)
             value, end = self.string(pos, _REGEX)
             try:
-                re.compile(value)
+                compile_regex(value)
             except re.error as e:
                 raise self.fail(f"invalid regular expression: {e.msg}", pos) from None
             return Pred(field, op, value), end

@@ -35,6 +35,8 @@ _FIELD_ESCAPE = re.compile(r"[\\'\s]")
 
 
 def _field(name: str) -> str:
+    if not name:
+        raise UnprintableQueryError("an empty field name cannot be written in S1QL")
     if _FIELD.fullmatch(name) and name.lower() not in _KEYWORDS:
         return name
     return "'" + _FIELD_ESCAPE.sub(lambda m: "\\" + m.group(), name) + "'"
