@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 try:  # Python 3.11+
     import re._parser as _sre_parse  # type: ignore[import-not-found]
@@ -227,6 +227,24 @@ def _glob_tokens(g: Glob) -> list[int]:
     return out
 
 
+#: Relative cost of running one table of a field on every row (the AC scan reads the whole
+#: value; the others a few bytes), and of evaluating a rule that became a candidate.
+UNIT_COST = {"presence": 0.2, "eq": 1.0, "prefix": 1.0, "suffix": 1.0, "contains": 10.0}
+EVAL_COST = 30.0
+
+
+class Trigger(NamedTuple):
+    """Table predicates one of which must fire for a rule (or subtree) to hold."""
+
+    preds: frozenset
+    p: float  # estimated probability that one fires
+    units: frozenset  # the tables that compute them: (field, unit name)
+
+    def cost(self) -> float:
+        """Expected work per row if this set is the rule's trigger."""
+        return sum(UNIT_COST[u] for _, u in self.units) + self.p * EVAL_COST
+
+
 class _Builder:
     def __init__(self) -> None:
         self.fields: list[FieldPlan] = []
@@ -305,45 +323,54 @@ class _Builder:
         return pid
 
     # -- rules -------------------------------------------------------------------------------
-    def lower(self, node: Node) -> tuple[int, float, Optional[frozenset[int]], float]:
-        """Emit ``node``; return (node index, P(true) estimate, trigger set, trigger cost)."""
+    def unit(self, pid: int) -> tuple[int, str]:
+        """The table of its field that fires table predicate ``pid``."""
+        p = self.preds[pid]
+        op = p.op
+        if op in (Op.EXISTS, Op.NOT_EMPTY):
+            return self.pred_field[pid], "presence"
+        if op is Op.CONTAINS and p.value == "":
+            return self.pred_field[pid], "prefix"
+        return self.pred_field[pid], {Op.EQUALS: "eq", Op.STARTSWITH: "prefix", Op.ENDSWITH: "suffix"}.get(op, "contains")
+
+    def trigger(self, preds) -> Trigger:
+        quiet = 1.0
+        for g in preds:
+            quiet *= 1.0 - self.pred_est[g]
+        return Trigger(frozenset(preds), 1.0 - quiet, frozenset(self.unit(g) for g in preds))
+
+    def lower(self, node: Node) -> tuple[int, float, Optional["Trigger"]]:
+        """Emit ``node``; return (node index, P(true) estimate, trigger or None)."""
         if isinstance(node, Pred):
             pid = self.pred(node)
             idx = self._emit(N_PRED, pid, 0)
-            est = self.pred_est[pid]
-            if self.pred_kind[pid] == TABLE:
-                return idx, est, frozenset((pid,)), est
-            guard = self.guards[pid]
-            return idx, est, frozenset(guard), self._any_est(guard)
+            trig = self.trigger((pid,) if self.pred_kind[pid] == TABLE else self.guards[pid])
+            return idx, self.pred_est[pid], trig
         if isinstance(node, Not):
-            child, est, _, _ = self.lower(node.item)
+            child, est, _ = self.lower(node.item)
             idx = self._emit(N_NOT, len(self.kids), 1)
             self.kids.append(child)
-            return idx, 1.0 - est, None, 1.0
+            return idx, 1.0 - est, None
         lowered = [self.lower(c) for c in node.items]
         lazy = [self._is_lazy(i) for i, *_ in lowered]
         if isinstance(node, And):
             order = sorted(range(len(lowered)), key=lambda k: (lazy[k], lowered[k][1]))
             est = 1.0
-            for _, e, _, _ in lowered:
+            for _, e, _ in lowered:
                 est *= e
-            cands = [(t, c) for _, _, t, c in lowered if t is not None]
-            trig, cost = min(cands, key=lambda tc: (tc[1], len(tc[0]))) if cands else (None, 1.0)
+            cands = [t for _, _, t in lowered if t is not None]
+            trig = min(cands, key=Trigger.cost) if cands else None
             kind = N_AND
         else:
             order = sorted(range(len(lowered)), key=lambda k: (lazy[k], -lowered[k][1]))
             miss = 1.0
-            for _, e, _, _ in lowered:
+            for _, e, _ in lowered:
                 miss *= 1.0 - e
             est = 1.0 - miss
-            if all(t is not None for _, _, t, _ in lowered):
-                trig = frozenset().union(*(t for _, _, t, _ in lowered))
-                quiet = 1.0  # P(no trigger fires), taking them as independent
-                for _, _, _, c in lowered:
-                    quiet *= 1.0 - c
-                cost = 1.0 - quiet
+            if all(t is not None for _, _, t in lowered):
+                trig = self.trigger(frozenset().union(*(t.preds for _, _, t in lowered)))
             else:
-                trig, cost = None, 1.0
+                trig = None
             kind = N_OR
             members = [self.node_arg[i] for i, *_ in lowered if self.node_kind[i] == N_PRED]
             if len(members) == len(lowered) >= GROUP_MIN and all(self.pred_kind[m] == TABLE for m in members):
@@ -351,10 +378,10 @@ class _Builder:
                 del self.node_kind[-len(lowered):], self.node_arg[-len(lowered):], self.node_count[-len(lowered):]
                 idx = self._emit(N_ANY, len(self.groups), len(members))
                 self.groups.append(members)
-                return idx, est, trig, cost
+                return idx, est, trig
         idx = self._emit(kind, len(self.kids), len(lowered))
         self.kids.extend(lowered[k][0] for k in order)
-        return idx, est, trig, cost
+        return idx, est, trig
 
     def _any_est(self, preds: list[int]) -> float:
         quiet = 1.0
@@ -378,9 +405,9 @@ def compile_plan(rules: list[Node]) -> Plan:
     roots: list[int] = []
     triggers: list[Optional[frozenset[int]]] = []
     for node in rules:
-        root, _, trig, _ = b.lower(node)
+        root, _, trig = b.lower(node)
         roots.append(root)
-        triggers.append(trig)
+        triggers.append(trig.preds if trig is not None else None)
     npred = len(b.preds)
     by_pred: list[list[int]] = [[] for _ in range(npred)]
     always: list[int] = []

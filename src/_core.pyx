@@ -137,7 +137,7 @@ cdef uint64_t fnv(const uint8_t* p, Py_ssize_t n, bint reverse) noexcept nogil:
 cdef int htable_build(HTable* t, list items, bint reverse) except -1:
     """items: list of (bytes literal, pred id)."""
     cdef Py_ssize_t n = len(items), total = 0, i
-    cdef uint32_t size = 8, maxlen = 0, minlen = 0xFFFFFFFF, s, j, m
+    cdef uint32_t size = 8, maxlen = 0, minlen = 0xFFFFFFFF, s, j
     cdef uint64_t key
     cdef const uint8_t* lp
     cdef bytes lit
@@ -160,14 +160,17 @@ cdef int htable_build(HTable* t, list items, bint reverse) except -1:
     t.maxlen = maxlen
     t.minlen = minlen
     t.nentries = n
-    m = t.filt_m = minlen if minlen < 8 else 8
+    # The filter covers the literals of 8 bytes or more, by their first (last) 8 bytes.
+    t.filt_m = 8 if maxlen >= 8 else 0
     memset(t.filt, 0, sizeof(t.filt))
     for lit, _ in items:
+        if len(lit) < 8:
+            continue
         lp = <const uint8_t*>PyBytes_AS_STRING(lit)
         if reverse:
-            lp += len(lit) - m
+            lp += len(lit) - 8
         key = 0
-        for j in range(m):
+        for j in range(8):
             key = (key << 8) | LOWER[lp[j]]
         s = filt_bit(key)
         t.filt[s >> 6] |= (<uint64_t>1) << (s & 63)
@@ -989,34 +992,29 @@ cdef class Program:
 
     cdef bint scan_fix(self, State st, const HTable* t, const uint8_t* b, Py_ssize_t n,
                        bint ci, bint suffix) noexcept nogil:
-        """Prefix or suffix literals: filter on the first/last filt_m bytes, then probe each length."""
-        cdef Py_ssize_t i, lim
-        cdef uint64_t h, key
-        cdef uint32_t m = t.filt_m, bit
+        """Prefix or suffix literals, probing each literal length with an incremental hash.
+
+        Literals shorter than 8 bytes are probed directly; the longer ones only when the
+        value's first/last 8 bytes pass the table's filter (one probe rejects most values).
+        """
+        cdef Py_ssize_t i, j, lim = n if <uint64_t>n < t.maxlen else t.maxlen
+        cdef uint64_t h = FNV_OFFSET, key
+        cdef uint32_t bit
         cdef int32_t p
         cdef uint8_t c
         cdef const uint8_t* w
-        if m:
-            if n < m:
-                if not ci:
-                    return True
-                for i in range(n):  # too short as ASCII; a fold of non-ASCII could be longer
-                    if b[i] >= 0x80:
-                        return False
-                return True
-            w = b + n - m if suffix else b
-            key = 0
-            for i in range(m):
-                c = w[i]
-                if ci and c >= 0x80:
-                    return False
-                key = (key << 8) | LOWER[c]
-            bit = filt_bit(key)
-            if not (t.filt[bit >> 6] >> (bit & 63)) & 1:
-                return True
-        lim = n if <uint64_t>n < t.maxlen else t.maxlen
-        h = FNV_OFFSET
         for i in range(lim + 1):
+            if i == 8 and t.filt_m:
+                w = b + n - 8 if suffix else b
+                key = 0
+                for j in range(8):
+                    c = w[j]
+                    if ci and c >= 0x80:
+                        return False
+                    key = (key << 8) | LOWER[c]
+                bit = filt_bit(key)
+                if not (t.filt[bit >> 6] >> (bit & 63)) & 1:
+                    return True
             if t.is_len[i]:
                 w = b + n - i if suffix else b
                 p = htable_find_ci(t, h, i, w) if ci else htable_find(t, h, i, w)

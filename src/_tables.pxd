@@ -31,8 +31,8 @@ ctypedef struct HTable:
     uint8_t* is_len    # is_len[L] != 0 when some literal has length L (0..maxlen)
     uint32_t maxlen
     uint32_t minlen
-    # Filter: a bit per hash of the literals' first (prefix, eq) or last (suffix) filt_m bytes,
-    # filt_m = min(minlen, 8); 0 turns it off. One probe rejects most values.
+    # Filter over the literals of 8 bytes or more: a bit per hash of their first (prefix) or
+    # last (suffix) 8 bytes. filt_m is 8 when there are such literals, else 0 (no filter).
     uint32_t filt_m
     uint64_t filt[64]
 
