@@ -258,6 +258,6 @@ def duckdb_sql(table) -> np.ndarray:
         "SELECT " + cond + " AS m FROM (SELECT lower(EventType) et, lower(EndpointOS) os, lower(SrcProcImagePath) p,"
         " lower(SrcProcCmdLine) pc, lower(TgtProcImagePath) t, lower(TgtProcCmdLine) tc FROM events)"
     )
-    out = con.execute(sql).arrow()
+    out = con.sql(sql).to_arrow_table()
     con.close()
     return np.asarray(out.column("m").to_numpy(zero_copy_only=False), dtype=bool)

@@ -84,6 +84,7 @@ class Plan:
     groups: list[list[int]]  # N_ANY node arg -> table preds (an OR of them)
     globs: dict[int, list[int]]  # pred -> glob tokens
     py_preds: dict[int, tuple[Op, str]]  # pred -> (op, literal) for regex/comparisons
+    min_len: dict[int, int]  # lazy pred -> fewest characters a value must have to match it
     node_kind: list[int]
     node_arg: list[int]
     node_count: list[int]
@@ -154,6 +155,10 @@ def _regex_literals(pattern: str) -> Optional[list[str]]:
     return sorted(found) if found else None
 
 
+#: Single characters rare enough in event text to guard a regex on their own.
+RARE_CHARS = frozenset("`^~|<>{}$%&@#!;")
+
+
 def _score(lits: Optional[set[str]]) -> tuple:
     if not lits:
         return (0, 0)
@@ -166,7 +171,8 @@ def _req(items: list, icase: bool) -> Optional[set[str]]:
 
     def close() -> None:
         nonlocal best, run
-        if len(run) >= 2 and _score({"".join(run)}) > _score(best):
+        ok = len(run) >= 2 or (len(run) == 1 and run[0] in RARE_CHARS)
+        if ok and _score({"".join(run)}) > _score(best):
             best = {"".join(run)}
         run = []
 
@@ -201,6 +207,14 @@ def _req(items: list, icase: bool) -> Optional[set[str]]:
             best = sub
     close()
     return best
+
+
+def _regex_min_len(pattern: str) -> int:
+    """The fewest characters a match of ``pattern`` spans (0 when unknown)."""
+    try:
+        return min(int(_sre_parse.parse(pattern).getwidth()[0]), 1 << 30)
+    except Exception:  # noqa: BLE001
+        return 0
 
 
 def _glob_guard(g: Glob) -> tuple[Op, str] | None:
@@ -258,6 +272,7 @@ class _Builder:
         self.pred_est: list[float] = []
         self.globs: dict[int, list[int]] = {}
         self.py_preds: dict[int, tuple[Op, str]] = {}
+        self.min_len: dict[int, int] = {}
         self.node_kind: list[int] = []
         self.node_arg: list[int] = []
         self.node_count: list[int] = []
@@ -320,6 +335,8 @@ class _Builder:
             self.globs[pid] = _glob_tokens(p.value)
         else:
             self.py_preds[pid] = (op, p.value)
+            if op is Op.REGEX:
+                self.min_len[pid] = _regex_min_len(p.value)
         return pid
 
     # -- rules -------------------------------------------------------------------------------
@@ -429,6 +446,7 @@ def compile_plan(rules: list[Node]) -> Plan:
         groups=b.groups,
         globs=b.globs,
         py_preds=b.py_preds,
+        min_len=b.min_len,
         node_kind=b.node_kind,
         node_arg=b.node_arg,
         node_count=b.node_count,

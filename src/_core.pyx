@@ -33,6 +33,12 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+cdef extern from "stdlib.h":
+    void* aligned_alloc(size_t alignment, size_t size) nogil
+
+cdef enum:
+    AC_CHUNK = 256  # one half of a split scan, and the chunk of an unsplit scan
+
 cdef extern from "Python.h":
     uint32_t Py_UNICODE_TOLOWER(uint32_t ch) nogil
     int PyUnicode_KIND(object o)
@@ -197,120 +203,180 @@ cdef void htable_free(HTable* t) noexcept:
 
 cdef int ac_build(AC* a, list patterns) except -1:
     """Aho-Corasick DFA over byte classes. patterns: list of (non-empty bytes, pred id)."""
-    cdef int32_t K = 1, c, s, nxt, f, i, j, nstates = 1, cap = 64, qh, qt
+    cdef int32_t K = 1, W, c, s, nxt, f, i, j, r, nstates = 1, cap = 64, qh, qt, nplain, nacc
+    cdef int32_t* go = NULL
     cdef int32_t* go2
-    cdef Py_ssize_t total
-    cdef int used[256]
-    memset(used, 0, sizeof(used))
+    cdef int32_t* trie = NULL
+    cdef int32_t* fail = NULL
+    cdef int32_t* dlink = NULL
+    cdef int32_t* depth = NULL
+    cdef int32_t* queue = NULL
+    cdef int32_t* newid = NULL
+    cdef uint8_t* has_own = NULL
+    cdef int64_t cnt[256]
+    cdef int32_t order[256]
+    cdef int32_t col[256]
     cdef bytes lit
     cdef const uint8_t* p
+    memset(cnt, 0, sizeof(cnt))
+    memset(a, 0, sizeof(AC))
     for lit, _ in patterns:
         p = <const uint8_t*>PyBytes_AS_STRING(lit)
         for i in range(len(lit)):
-            used[p[i]] = 1
+            cnt[p[i]] += 1
     for i in range(256):
-        if used[i]:
-            a.cls[i] = K
+        if cnt[i]:
+            a.cls[i] = K      # provisional class
             K += 1
         else:
             a.cls[i] = 0
     a.K = K
+    # Column of each class: by descending byte frequency in the patterns (class 0 last).
+    cdef int64_t ccnt[256]
+    memset(ccnt, 0, sizeof(ccnt))
     for i in range(256):
-        a.cls_lower[i] = a.cls[LOWER[i]]
-    cdef int32_t* go = <int32_t*>malloc(cap * K * sizeof(int32_t))
-    if not go:
-        raise MemoryError()
-    memset(go, 0xFF, K * sizeof(int32_t))
-    own = {}  # state -> list of preds
-    for lit, pred in patterns:
-        p = <const uint8_t*>PyBytes_AS_STRING(lit)
-        s = 0
-        for i in range(len(lit)):
-            c = a.cls[p[i]]
-            nxt = go[s * K + c]
-            if nxt < 0:
-                if nstates == cap:
-                    cap *= 2
-                    go2 = <int32_t*>realloc(go, cap * K * sizeof(int32_t))
-                    if not go2:
-                        free(go)
-                        raise MemoryError()
-                    go = go2
-                memset(go + nstates * K, 0xFF, K * sizeof(int32_t))
-                nxt = nstates
-                nstates += 1
-                go[s * K + c] = nxt
-            s = nxt
-        own.setdefault(s, []).append(pred)
-    # Breadth-first: failure links, DFA completion, dictionary links.
-    cdef int32_t* fail = <int32_t*>calloc(nstates, sizeof(int32_t))
-    cdef int32_t* dlink = <int32_t*>malloc(nstates * sizeof(int32_t))
-    cdef int32_t* queue = <int32_t*>malloc(nstates * sizeof(int32_t))
-    cdef uint8_t* has_own = <uint8_t*>calloc(nstates, 1)
-    if not (fail and dlink and queue and has_own):
-        free(go); free(fail); free(dlink); free(queue); free(has_own)
-        raise MemoryError()
-    for s in own:
-        has_own[s] = 1
-    qh = qt = 0
-    dlink[0] = -1
+        if a.cls[i]:
+            ccnt[a.cls[i]] = cnt[i]
     for c in range(K):
-        nxt = go[c]
-        if nxt < 0:
-            go[c] = 0
-        else:
-            fail[nxt] = 0
-            dlink[nxt] = -1
-            queue[qt] = nxt; qt += 1
-    while qh < qt:
-        s = queue[qh]; qh += 1
+        order[c] = c
+    for i in range(1, K):
+        j = i
+        while j > 0 and ccnt[order[j]] > ccnt[order[j - 1]]:
+            order[j], order[j - 1] = order[j - 1], order[j]
+            j -= 1
+    for c in range(K):
+        col[order[c]] = 2 + c
+    W = (K + 2 + 15) & ~15
+    a.W = W
+    try:
+        go = <int32_t*>malloc(cap * K * sizeof(int32_t))
+        if not go:
+            raise MemoryError()
+        memset(go, 0xFF, K * sizeof(int32_t))
+        own = {}  # state -> list of preds
+        for lit, pred in patterns:
+            p = <const uint8_t*>PyBytes_AS_STRING(lit)
+            s = 0
+            for i in range(len(lit)):
+                c = a.cls[p[i]]
+                nxt = go[s * K + c]
+                if nxt < 0:
+                    if nstates == cap:
+                        cap *= 2
+                        go2 = <int32_t*>realloc(go, cap * K * sizeof(int32_t))
+                        if not go2:
+                            raise MemoryError()
+                        go = go2
+                    memset(go + nstates * K, 0xFF, K * sizeof(int32_t))
+                    nxt = nstates
+                    nstates += 1
+                    go[s * K + c] = nxt
+                s = nxt
+            own.setdefault(s, []).append(pred)
+        fail = <int32_t*>calloc(nstates, sizeof(int32_t))
+        dlink = <int32_t*>malloc(nstates * sizeof(int32_t))
+        depth = <int32_t*>calloc(nstates, sizeof(int32_t))
+        queue = <int32_t*>malloc(nstates * sizeof(int32_t))
+        newid = <int32_t*>malloc(nstates * sizeof(int32_t))
+        has_own = <uint8_t*>calloc(nstates, 1)
+        if not (fail and dlink and depth and queue and newid and has_own):
+            raise MemoryError()
+        for s in own:
+            has_own[s] = 1
+        # Breadth-first: failure links, DFA completion, dictionary links, depths; queue = BFS order.
+        queue[0] = 0
+        qh = qt = 1
+        dlink[0] = -1
         for c in range(K):
-            nxt = go[s * K + c]
-            f = go[fail[s] * K + c]
+            nxt = go[c]
             if nxt < 0:
-                go[s * K + c] = f
+                go[c] = 0
             else:
-                fail[nxt] = f
-                dlink[nxt] = f if has_own[f] else dlink[f]
+                fail[nxt] = 0
+                dlink[nxt] = -1
+                depth[nxt] = 1
                 queue[qt] = nxt; qt += 1
-    # Renumber: states with outputs (own or inherited) last, so one compare spots them.
-    cdef int32_t* newid = <int32_t*>malloc(nstates * sizeof(int32_t))
-    cdef int32_t nplain = 0, nacc = 0
-    for s in range(nstates):
-        if not (has_own[s] or dlink[s] >= 0):
-            nplain += 1
-    for s in range(nstates):
-        if has_own[s] or dlink[s] >= 0:
-            newid[s] = nplain + nacc; nacc += 1
-        else:
-            newid[s] = s - nacc
-    a.nstates = nstates
-    a.match_min = nplain * K
-    a.trans = <int32_t*>malloc(nstates * K * sizeof(int32_t))
-    a.out_start = <int32_t*>calloc(nstates, sizeof(int32_t))
-    a.out_len = <int32_t*>calloc(nstates, sizeof(int32_t))
-    a.dict_link = <int32_t*>malloc(nstates * sizeof(int32_t))
-    total = sum(len(v) for v in own.values())
-    a.out_preds = <int32_t*>malloc((total + 1) * sizeof(int32_t))
-    if not (a.trans and a.out_start and a.out_len and a.dict_link and a.out_preds and newid):
-        free(go); free(fail); free(dlink); free(queue); free(has_own); free(newid)
-        raise MemoryError()
-    for s in range(nstates):
-        for c in range(K):
-            a.trans[newid[s] * K + c] = newid[go[s * K + c]] * K
-        a.dict_link[newid[s]] = newid[dlink[s]] if dlink[s] >= 0 else -1
-    j = 0
-    for s, preds in own.items():
-        a.out_start[newid[s]] = j
-        a.out_len[newid[s]] = len(preds)
-        for pr in preds:
-            a.out_preds[j] = pr; j += 1
-    free(go); free(fail); free(dlink); free(queue); free(has_own); free(newid)
+        while qh < qt:
+            s = queue[qh]; qh += 1
+            for c in range(K):
+                nxt = go[s * K + c]
+                f = go[fail[s] * K + c]
+                if nxt < 0:
+                    go[s * K + c] = f
+                else:
+                    fail[nxt] = f
+                    dlink[nxt] = f if has_own[f] else dlink[f]
+                    depth[nxt] = depth[s] + 1
+                    queue[qt] = nxt; qt += 1
+        # Renumber in BFS order: non-accepting states first, accepting ones last.
+        nplain = 0
+        for s in range(nstates):
+            if not (has_own[s] or dlink[s] >= 0):
+                nplain += 1
+        nacc = 0
+        r = 0
+        queue_acc = []
+        for i in range(nstates):
+            s = queue[i]
+            if has_own[s] or dlink[s] >= 0:
+                newid[s] = nplain + nacc; nacc += 1
+                queue_acc.append(s)
+            else:
+                newid[s] = r; r += 1
+        a.nstates = nstates
+        a.nacc = nacc
+        a.match_min = nplain * W
+        a.trans = <int32_t*>aligned_alloc(64, (<size_t>nstates * W * sizeof(int32_t) + 63) // 64 * 64)
+        # Output closures, in BFS order (a state's dictionary link is shallower: already done).
+        closure = {}
+        for i in range(nstates):
+            s = queue[i]
+            if has_own[s] or dlink[s] >= 0:
+                closure[s] = own.get(s, []) + (closure[dlink[s]] if dlink[s] >= 0 else [])
+        total = sum(len(v) for v in closure.values())
+        a.out_start = <int32_t*>calloc(nacc + 1, sizeof(int32_t))
+        a.key = <int32_t*>malloc((nacc + 1) * sizeof(int32_t))
+        a.out_preds = <int32_t*>malloc((total + 1) * sizeof(int32_t))
+        if not (a.trans and a.out_start and a.key and a.out_preds):
+            raise MemoryError()
+        memset(a.trans, 0, <size_t>nstates * W * sizeof(int32_t))
+        for s in range(nstates):
+            r = newid[s] * W
+            for c in range(K):
+                a.trans[r + col[c]] = newid[go[s * K + c]] * W
+            a.trans[r] = newid[s] - nplain if newid[s] >= nplain else -1
+            a.trans[r + 1] = depth[s]
+        for i in range(256):
+            a.cls[i] = col[a.cls[i]]
+        for i in range(256):
+            a.cls_lower[i] = a.cls[LOWER[i]]
+        npat = {}
+        for _, pred in patterns:
+            npat[pred] = npat.get(pred, 0) + 1
+        # key: "this pred fired during the event" implies "this whole closure fired": true when
+        # the pred is the output of one literal only (it then fires only through closures that
+        # contain the closure of the literal's state, which starts with it).
+        j = 0
+        for r in range(nacc):
+            s = queue_acc[r]
+            preds = closure[s]
+            a.out_start[r] = j
+            a.key[r] = preds[0] if npat[preds[0]] == 1 else -1
+            for pr in preds:
+                a.out_preds[j] = pr; j += 1
+        a.out_start[nacc] = j
+    except BaseException:
+        ac_free(a)
+        raise
+    finally:
+        free(go); free(fail); free(dlink); free(depth); free(queue); free(newid); free(has_own)
     return 0
 
 
 cdef void ac_free(AC* a) noexcept:
-    free(a.trans); free(a.out_start); free(a.out_len); free(a.dict_link); free(a.out_preds)
+    free(a.trans); free(a.out_start); free(a.key); free(a.out_preds)
+    a.trans = NULL; a.out_start = NULL; a.key = NULL
+    a.out_preds = NULL
 
 
 # ---------------------------------------------------------------------------------------------
@@ -684,6 +750,7 @@ cdef class Program:
     cdef readonly int ngroups
     cdef int32_t** glob_tok
     cdef int32_t* glob_len
+    cdef int32_t* min_len        # lazy preds: a value with fewer characters cannot match
     cdef uint8_t* node_kind
     cdef int32_t* node_arg
     cdef int32_t* node_count
@@ -763,6 +830,9 @@ cdef class Program:
             self.pred_kind[i] = plan.pred_kind[i]
         self.glob_tok = <int32_t**>calloc(max(self.npred, 1), sizeof(int32_t*))
         self.glob_len = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
+        self.min_len = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
+        for p, m in plan.min_len.items():
+            self.min_len[p] = m
         for p, toks in plan.globs.items():
             self.glob_tok[p] = _i32(toks)
             self.glob_len[p] = len(toks)
@@ -803,7 +873,7 @@ cdef class Program:
             for f in range(self.npred):
                 free(self.glob_tok[f])
             free(self.glob_tok)
-        free(self.glob_len); free(self.pred_field); free(self.guard_start); free(self.guard_preds)
+        free(self.glob_len); free(self.min_len); free(self.pred_field); free(self.guard_start); free(self.guard_preds)
         free(self.pgroup_start); free(self.pgroup_ids); free(self.gunit_start); free(self.gunits)
         free(self.pred_kind)
         free(self.pred_unit); free(self.node_kind); free(self.node_arg); free(self.node_count)
@@ -977,13 +1047,6 @@ cdef class Program:
             for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
                 st.group_ep[self.pgroup_ids[j]] = st.epoch
 
-    cdef inline void ac_report(self, State st, const AC* a, int32_t s) noexcept nogil:
-        cdef int32_t j, q = s // a.K
-        while q >= 0:
-            for j in range(a.out_len[q]):
-                self.fire(st, a.out_preds[a.out_start[q] + j])
-            q = a.dict_link[q]
-
     # The scans below run one unit over one value. With ci (case-insensitive) set they read the
     # raw bytes of a value and lower ASCII on the fly, and return False as soon as they meet a
     # byte >= 0x80: that value must be folded first. ASCII text folds byte for byte whatever
@@ -1056,27 +1119,75 @@ cdef class Program:
                 self.fire(st, p)
         return True
 
+    cdef inline void ac_report(self, State st, const AC* a, int32_t q) noexcept nogil:
+        """Fire the output closure of accepting index q (its own preds and its dictionary chain's)."""
+        cdef int32_t j, k = a.key[q]
+        if k >= 0 and st.pred_ep[k] == st.epoch:
+            return  # this closure already fired during this event
+        for j in range(a.out_start[q], a.out_start[q + 1]):
+            self.fire(st, a.out_preds[j])
+
+
     cdef bint scan_ac(self, State st, const AC* a, const uint8_t* b, Py_ssize_t n,
-                      bint ci, bint ascii) noexcept nogil:
-        """Contains literals: the field's Aho-Corasick DFA over the whole value."""
-        cdef const int32_t* trans = a.trans
+                          bint ci, bint ascii) noexcept nogil:
+        """Contains literals: the field's Aho-Corasick DFA over the whole value.
+        With ci (raw bytes, ASCII lowered on the fly) returns False, firing nothing, if the value
+        holds a byte >= 0x80: it must be folded first."""
+        cdef const int32_t* t = a.trans
         cdef const uint8_t* cls = &a.cls[0]
-        cdef int32_t s = 0, match_min = a.match_min
-        cdef Py_ssize_t i
+        cdef const uint8_t* bb
+        cdef int32_t sa = 0, sb = 0, mm = a.match_min
+        cdef int32_t ha[2 * AC_CHUNK + 1]  # chain A may run on past the middle
+        cdef int32_t hb[AC_CHUNK + 1]
+        cdef Py_ssize_t i, i0, e, mid
+        cdef int32_t ma = 0, mb = 0, j
+        cdef uint8_t hi = 0
         if ci:
             cls = &a.cls_lower[0]
-        if ascii or not ci:
-            for i in range(n):
-                s = trans[s + cls[b[i]]]
-                if s >= match_min:
-                    self.ac_report(st, a, s)
+            if not ascii:
+                for i in range(n):  # vectorised by the C compiler
+                    hi |= b[i]
+                if hi >= 0x80:
+                    return False
+        if n < 32 or n > 2 * AC_CHUNK:
+            i0 = 0
+            while i0 < n:
+                e = n if n < i0 + AC_CHUNK else i0 + AC_CHUNK
+                ma = 0
+                for i in range(i0, e):
+                    sa = t[sa + cls[b[i]]]
+                    ha[ma] = sa
+                    ma += sa >= mm
+                for j in range(ma):
+                    self.ac_report(st, a, t[ha[j]])
+                i0 = e
             return True
-        for i in range(n):
-            if b[i] >= 0x80:
-                return False
-            s = trans[s + cls[b[i]]]
-            if s >= match_min:
-                self.ac_report(st, a, s)
+        # Two halves, two independent state chains.
+        mid = n >> 1
+        bb = b + mid
+        for i in range(mid):
+            sa = t[sa + cls[b[i]]]
+            sb = t[sb + cls[bb[i]]]
+            ha[ma] = sa
+            ma += sa >= mm
+            hb[mb] = sb
+            mb += sb >= mm
+        if n & 1:
+            sb = t[sb + cls[bb[mid]]]
+            hb[mb] = sb
+            mb += sb >= mm
+        # Chain A goes on while its match in progress started before mid (depth > bytes past mid):
+        # from then on chain B is in the same state.
+        i = mid
+        while i < n and t[sa + 1] > i - mid:
+            sa = t[sa + cls[b[i]]]
+            ha[ma] = sa
+            ma += sa >= mm
+            i += 1
+        for j in range(ma):
+            self.ac_report(st, a, t[ha[j]])
+        for j in range(mb):
+            self.ac_report(st, a, t[hb[j]])
         return True
 
     cdef bint run_unit(self, State st, int u, const Field* fl, const uint8_t* b, Py_ssize_t n,
@@ -1138,25 +1249,29 @@ cdef class Program:
             if st.pred_ep[g] == st.epoch:
                 open_ = True
                 break
-        if open_:
-            if self.pred_kind[p] == K_GLOB:
-                self.ensure_fold(st, row, f)
-                cnt = self.values(st, row, f, &vs)
-                for k in range(cnt):
-                    if glob_match(self.glob_tok[p], self.glob_len[p],
-                                  st.buf + st.fv_off[st.ffirst[f] + k], st.fv_len[st.ffirst[f] + k]):
-                        result = 1
-                        break
-            else:
-                cnt = self.values(st, row, f, &vs)
-                with gil:
-                    texts = []
-                    for k in range(cnt):
-                        if vs[k].raw != NULL:
-                            texts.append(<object>vs[k].raw)
-                        else:
-                            texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
-                    result = 1 if self.py_eval(p, texts) else 0
+        if open_ and self.pred_kind[p] == K_GLOB:
+            self.ensure_fold(st, row, f)
+            cnt = self.values(st, row, f, &vs)
+            for k in range(cnt):
+                if glob_match(self.glob_tok[p], self.glob_len[p],
+                              st.buf + st.fv_off[st.ffirst[f] + k], st.fv_len[st.ffirst[f] + k]):
+                    result = 1
+                    break
+        elif open_:
+            cnt = self.values(st, row, f, &vs)
+            # A value's length in code units (bytes, for UTF-8) is at least its length in
+            # characters: values shorter than the regex's shortest match need no Python.
+            for k in range(cnt):
+                if vs[k].n >= self.min_len[p]:
+                    with gil:
+                        texts = []
+                        for k in range(cnt):
+                            if vs[k].raw != NULL:
+                                texts.append(<object>vs[k].raw)
+                            else:
+                                texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
+                        result = 1 if self.py_eval(p, texts) else 0
+                    break
         st.lazy_ep[p] = st.epoch
         st.lazy_val[p] = result
         return result

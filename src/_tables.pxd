@@ -38,17 +38,23 @@ ctypedef struct HTable:
 
 
 # Aho-Corasick automaton over folded bytes: a dense DFA on byte classes.
+# trans rows are W int32 wide (K + 2 rounded up to 16, 64-byte aligned); state ids are
+# premultiplied row offsets. Row s: [s + 0] accepting index or -1, [s + 1] trie depth,
+# [s + cls[byte]] next state. Byte classes take columns by descending frequency in the
+# patterns, so a row's hot transitions share its first cache lines. States are numbered in
+# breadth-first order, non-accepting first, so s >= match_min spots an accepting state.
 ctypedef struct AC:
-    int32_t* trans     # nstates*K; entry = next state * K (premultiplied)
-    uint8_t cls[256]   # byte -> class
-    uint8_t cls_lower[256]  # byte -> class of its ASCII lower case (for unfolded ASCII input)
-    int32_t K          # number of classes (distinct pattern bytes + 1)
+    int32_t* trans         # nstates * W
+    uint8_t cls[256]       # byte -> column (>= 2)
+    uint8_t cls_lower[256] # byte -> column of its ASCII lower case (for unfolded ASCII input)
+    int32_t K              # number of classes (distinct pattern bytes + 1)
+    int32_t W              # row stride
     int32_t nstates
-    int32_t match_min  # premultiplied: states >= match_min have outputs (own or inherited)
-    int32_t* out_start # per state: start of its own outputs in out_preds
-    int32_t* out_len   # per state: number of its own outputs
-    int32_t* dict_link # per state: next state on the failure chain with own outputs, or -1
-    int32_t* out_preds # predicates fired by each pattern
+    int32_t nacc           # accepting states
+    int32_t match_min      # premultiplied: states >= match_min are accepting
+    int32_t* out_start     # nacc + 1: outputs of accepting index q: out_preds[out_start[q]:out_start[q+1]]
+    int32_t* key           # per accepting index: a pred whose firing implies all of q's fired, or -1
+    int32_t* out_preds     # per accepting state: its own preds, then its dictionary chain's
 
 
 cdef inline uint32_t slot_of(uint64_t h, uint32_t length, uint32_t mask) noexcept nogil:

@@ -1,0 +1,118 @@
+"""Many rules at once: the SigmaHQ corpus converted to S1QL, compiled into one RuleSet.
+
+    pytest benchmarks/bench_corpus.py --events 100000 --benchmark-json=corpus.json
+
+The reference evaluator runs ~1,500 rule walks per event, far too slow for the whole
+corpus, so each benchmark checks its (event, rule) pairs against the reference on an evenly
+spaced sample of events (about 1,000 of them; all of them when the corpus is that small).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import matcher
+from conftest import run
+from matcher.reference import evaluate
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "sigmahq-s1ql.jsonl"
+SAMPLE = 1000
+
+
+def _records(windows_process_creation: bool):
+    out = []
+    with open(CORPUS, encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            if not r["query"]:
+                continue
+            ls = r["logsource"]
+            if windows_process_creation and not (ls.get("product") == "windows" and ls.get("category") == "process_creation"):
+                continue
+            out.append(r)
+    return out
+
+
+@pytest.fixture(scope="module", params=["windows_process_creation", "all"])
+def corpus(request):
+    recs = _records(request.param == "windows_process_creation")
+    rules = [matcher.compile(r["query"], id=r["id"], title=r["title"]) for r in recs]
+    return request.param, rules, matcher.RuleSet(rules)
+
+
+def _check(pairs_rows, pairs_rules, ruleset, events):
+    step = max(1, len(events) // SAMPLE)
+    ids = [r.id for r in ruleset]
+    got = {}
+    for row, rule in zip(pairs_rows.tolist(), pairs_rules.tolist()):
+        if row % step == 0:
+            got.setdefault(row, []).append(ids[rule])
+    for i in range(0, len(events), step):
+        want = [r.id for r in ruleset if evaluate(r, events[i])]
+        assert got.get(i, []) == want, f"event {i}: core {got.get(i, [])} != reference {want}"
+
+
+@pytest.mark.benchmark(group="corpus")
+def test_ruleset_dicts(benchmark, corpus, events):
+    name, rules, rs = corpus
+    benchmark.extra_info.update(events=len(events), rules=len(rules), corpus=name)
+    rows, rules_ = run(benchmark, rs.match_arrays, events, rounds=3)
+    _check(rows, rules_, rs, events)
+
+
+@pytest.mark.benchmark(group="corpus")
+def test_ruleset_arrow(benchmark, corpus, events, table):
+    name, rules, rs = corpus
+    benchmark.extra_info.update(events=len(events), rules=len(rules), corpus=name)
+
+    def scan():
+        pairs = list(rs._arrow_pairs(table))
+        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+    rows, rules_ = run(benchmark, scan, rounds=3)
+    _check(rows, rules_, rs, events)
+
+
+@pytest.mark.benchmark(group="corpus-baselines")
+def test_rules_one_by_one(benchmark, corpus, events):
+    """matcher's own single rules, one RuleSet per rule, on a slice (the naive way to use it)."""
+    name, rules, rs = corpus
+    n = min(len(events), 2000)
+    benchmark.extra_info.update(events=n, rules=len(rules), corpus=name)
+    singles = [r._ruleset() for r in rules]
+
+    def loop():
+        return [(int(i), k) for k, s in enumerate(singles) for i in s.match_arrays(events[:n])[0]]
+
+    pairs = run(benchmark, loop, rounds=1)
+    got = sorted(pairs)
+    rows, rr = rs.match_arrays(events[:n])
+    assert got == sorted(zip(rows.tolist(), rr.tolist()))
+
+
+@pytest.mark.benchmark(group="corpus-baselines")
+def test_reference_per_rule_loop(benchmark, corpus, events):
+    name, rules, rs = corpus
+    n = min(len(events), 200)
+    benchmark.extra_info.update(events=n, rules=len(rules), corpus=name)
+    got = run(benchmark, lambda: [(i, r.id) for i in range(n) for r in rules if evaluate(r, events[i])], rounds=1)
+    assert got == list(rs.scan(events[:n]))
+
+
+@pytest.mark.benchmark(group="compile")
+@pytest.mark.parametrize("size", [1, 751, 1648])
+def test_compile(benchmark, size):
+    recs = _records(size == 751)[: size if size != 751 else None]
+    assert len(recs) == size
+    queries = [(r["query"], r["id"]) for r in recs]
+    benchmark.extra_info.update(rules=size)
+
+    def build():
+        return matcher.RuleSet([matcher.compile(q, id=i) for q, i in queries])
+
+    rs = run(benchmark, build, rounds=3)
+    assert len(rs) == size
