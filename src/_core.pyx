@@ -143,7 +143,7 @@ cdef uint64_t fnv(const uint8_t* p, Py_ssize_t n, bint reverse) noexcept nogil:
 cdef int htable_build(HTable* t, list items, bint reverse) except -1:
     """items: list of (bytes literal, pred id)."""
     cdef Py_ssize_t n = len(items), total = 0, i
-    cdef uint32_t size = 8, maxlen = 0, minlen = 0xFFFFFFFF, s, j
+    cdef uint32_t size = 8, maxlen = 0, minlen = 0xFFFFFFFF, s, j, depth
     cdef uint64_t key
     cdef const uint8_t* lp
     cdef bytes lit
@@ -166,20 +166,22 @@ cdef int htable_build(HTable* t, list items, bint reverse) except -1:
     t.maxlen = maxlen
     t.minlen = minlen
     t.nentries = n
-    # The filter covers the literals of 8 bytes or more, by their first (last) 8 bytes.
-    t.filt_m = 8 if maxlen >= 8 else 0
     memset(t.filt, 0, sizeof(t.filt))
+    t.nfilt = 0
+    while t.nfilt < 5 and (8u << t.nfilt) <= maxlen:
+        t.nfilt += 1
     for lit, _ in items:
-        if len(lit) < 8:
-            continue
         lp = <const uint8_t*>PyBytes_AS_STRING(lit)
-        if reverse:
-            lp += len(lit) - 8
-        key = 0
-        for j in range(8):
-            key = (key << 8) | LOWER[lp[j]]
-        s = filt_bit(key)
-        t.filt[s >> 6] |= (<uint64_t>1) << (s & 63)
+        for j in range(t.nfilt):
+            depth = 8 << j
+            if <uint32_t>len(lit) < depth:
+                break
+            if reverse:
+                key = fnv(lp + len(lit) - depth, depth, True)
+            else:
+                key = fnv(lp, depth, False)
+            s = filt_bit(key)
+            t.filt[j][s >> 6] |= (<uint64_t>1) << (s & 63)
     cdef uint32_t off = 0
     for i in range(n):
         lit, pred = items[i]
@@ -1055,29 +1057,22 @@ cdef class Program:
 
     cdef bint scan_fix(self, State st, const HTable* t, const uint8_t* b, Py_ssize_t n,
                        bint ci, bint suffix) noexcept nogil:
-        """Prefix or suffix literals, probing each literal length with an incremental hash.
-
-        Literals shorter than 8 bytes are probed directly; the longer ones only when the
-        value's first/last 8 bytes pass the table's filter (one probe rejects most values).
-        """
-        cdef Py_ssize_t i, j, lim = n if <uint64_t>n < t.maxlen else t.maxlen
-        cdef uint64_t h = FNV_OFFSET, key
-        cdef uint32_t bit
+        """Prefix or suffix literals: probe each literal length while hashing the value's head
+        or tail incrementally; at depths 8, 16, 32, ... stop when the table's filter says no
+        longer literal has this head or tail."""
+        cdef Py_ssize_t i, lim = n if <uint64_t>n < t.maxlen else t.maxlen
+        cdef uint64_t h = FNV_OFFSET
+        cdef uint32_t bit, level = 0, next_depth = 8
         cdef int32_t p
         cdef uint8_t c
         cdef const uint8_t* w
         for i in range(lim + 1):
-            if i == 8 and t.filt_m:
-                w = b + n - 8 if suffix else b
-                key = 0
-                for j in range(8):
-                    c = w[j]
-                    if ci and c >= 0x80:
-                        return False
-                    key = (key << 8) | LOWER[c]
-                bit = filt_bit(key)
-                if not (t.filt[bit >> 6] >> (bit & 63)) & 1:
+            if i == next_depth and level < t.nfilt:
+                bit = filt_bit(h)
+                if not (t.filt[level][bit >> 6] >> (bit & 63)) & 1:
                     return True
+                level += 1
+                next_depth <<= 1
             if t.is_len[i]:
                 w = b + n - i if suffix else b
                 p = htable_find_ci(t, h, i, w) if ci else htable_find(t, h, i, w)

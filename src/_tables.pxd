@@ -31,10 +31,12 @@ ctypedef struct HTable:
     uint8_t* is_len    # is_len[L] != 0 when some literal has length L (0..maxlen)
     uint32_t maxlen
     uint32_t minlen
-    # Filter over the literals of 8 bytes or more: a bit per hash of their first (prefix) or
-    # last (suffix) 8 bytes. filt_m is 8 when there are such literals, else 0 (no filter).
-    uint32_t filt_m
-    uint64_t filt[64]
+    # Filters at depths 8, 16, 32, 64, 128 bytes: filt[k] has a bit per hash of the first
+    # (prefix) or last (suffix) 8 << k bytes of every literal at least that long, hashed as the
+    # scan hashes a value's head or tail. A scan that reaches depth 8 << k and finds its hash's
+    # bit clear can stop: no longer literal can match. nfilt levels are in use.
+    uint32_t nfilt
+    uint64_t filt[5][64]
 
 
 # Aho-Corasick automaton over folded bytes: a dense DFA on byte classes.
