@@ -287,6 +287,8 @@ class _Builder:
 
     def pred(self, p: Pred) -> int:
         """The id of ``p``, creating it (and its table entry or guard) on first sight."""
+        if p.op in (Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH) and p.value == "":
+            p = Pred(p.field, Op.EXISTS)  # an empty literal holds for every present value
         op = p.op
         if op in (Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH, Op.EQUALS):
             key: tuple = (p.field, op, encode(p.value))
@@ -346,8 +348,6 @@ class _Builder:
         op = p.op
         if op in (Op.EXISTS, Op.NOT_EMPTY):
             return self.pred_field[pid], "presence"
-        if op is Op.CONTAINS and p.value == "":
-            return self.pred_field[pid], "prefix"
         return self.pred_field[pid], {Op.EQUALS: "eq", Op.STARTSWITH: "prefix", Op.ENDSWITH: "suffix"}.get(op, "contains")
 
     def trigger(self, preds) -> Trigger:

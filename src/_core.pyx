@@ -48,6 +48,7 @@ cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
     PyObject* PyDict_GetItemWithError(object d, object k) except? NULL
     bint PyUnicode_Check(object o)
+    bint PyUnicode_CheckExact(object o)
     bint PyDict_CheckExact(object o)
     bint PyList_Check(object o)
     bint PyLong_Check(object o)
@@ -789,8 +790,8 @@ cdef class Program:
             raise MemoryError()
         memset(self.pred_unit, 0xFF, max(self.npred, 1))
         for f, fp in enumerate(plan.fields):
-            prefix = list(fp.prefix) + [(b"", p) for lit, p in fp.contains if not lit]
-            contains = [(lit, p) for lit, p in fp.contains if lit]
+            prefix = fp.prefix
+            contains = fp.contains
             self.fields[f].exists = fp.exists
             self.fields[f].not_empty = fp.not_empty
             for p in (fp.exists, fp.not_empty):
@@ -917,6 +918,9 @@ cdef class Program:
         """Append v's text as a Val if v is a scalar (see ops.scalar_text); else nothing."""
         cdef int kind
         if PyUnicode_Check(v):
+            if not PyUnicode_CheckExact(v):  # a subclass counts as its str value (ops.scalar_text)
+                v = str.__str__(v)
+                st.keep.append(v)
             kind = PyUnicode_KIND(v)
             if PyUnicode_IS_ASCII(v):
                 st.add_val(PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), V_ASCII, <PyObject*>v)
@@ -1030,7 +1034,7 @@ cdef class Program:
                         text = <object>vs[k].raw
                     else:
                         text = PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace")
-                    folded = text.lower().encode("utf-8", "surrogatepass")
+                    folded = str.lower(text).encode("utf-8", "surrogatepass")
                     n = PyBytes_GET_SIZE(folded)
                     st.reserve(n)
                     memcpy(st.buf + st.buf_len, PyBytes_AS_STRING(folded), n)
@@ -1101,7 +1105,7 @@ cdef class Program:
             return True
         if ascii and not fits:
             return True
-        if not ascii and 2 * n > 3 * <Py_ssize_t>t.maxlen + 3:  # a fold shrinks by 1/3 at most
+        if not ascii and n > 3 * <Py_ssize_t>t.maxlen:  # a fold shrinks 3 to 1 at most (K -> k)
             return True
         for i in range(n):
             c = b[i]

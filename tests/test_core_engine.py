@@ -1,0 +1,298 @@
+"""The compiled core itself: that it is the engine that ran, that its constants mirror the
+compiler, that its per-code-point fold is Python's ``str.lower``, that every operator is
+lowered, and that its contains automaton finds what an independent Aho-Corasick finds."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import random
+import re
+import string
+
+import ahocorasick
+import pyarrow as pa
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import matcher
+import matcher._core as core
+from matcher import api, compiler, ops, reference
+from matcher.ir import COMPARISONS, NULLARY, Glob, Op, Pred, Wild
+from matcher.rules import RuleInfo
+
+CMD = "TgtProcCmdLine"
+
+
+def make_rule(node, rid: str = "r0") -> matcher.Rule:
+    return matcher.Rule(node, RuleInfo(id=rid, title=rid))
+
+
+# --------------------------------------------------------------------------------------------
+# the compiled core is the one that runs
+# --------------------------------------------------------------------------------------------
+
+
+def test_compiled_core_is_loaded():
+    assert core.CYTHON_CORE == 1
+    # an extension module, not a pure-Python stand-in
+    assert core.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), core.__file__
+    assert isinstance(core.__loader__, importlib.machinery.ExtensionFileLoader)
+    assert api._core is core
+    assert api._core.Program is core.Program
+
+
+def test_ruleset_runs_the_compiled_program():
+    rs = matcher.RuleSet([matcher.compile('TgtProcCmdLine containsCIS "whoami"', id="w")])
+    prog = rs._program
+    assert type(prog) is core.Program
+    assert isinstance(prog, matcher._core.Program)
+    assert type(prog).__module__ == "matcher._core"
+    assert rs._program is prog  # built once, at construction
+    assert prog.field_names == (CMD,)
+    assert prog.nrules == 1
+    # the entry points go through that object: with its methods replaced by a stub that
+    # records calls, matching must hit the stub (RuleSet holds no second engine)
+    calls = []
+
+    class Spy:
+        field_names = prog.field_names
+
+        def match_one(self, ev):
+            calls.append("match_one")
+            return prog.match_one(ev)
+
+        def match_events(self, evs):
+            calls.append("match_events")
+            return prog.match_events(evs)
+
+        def match_columns(self, cols, n):
+            calls.append("match_columns")
+            return prog.match_columns(cols, n)
+
+    rs._prog = Spy()
+    ev = {CMD: "x WHOAMI"}
+    assert rs.match(ev) == ["w"]
+    assert list(rs.scan([ev])) == [(0, "w")]
+    rows, idx = rs.match_arrays([ev])
+    assert rows.tolist() == [0] and idx.tolist() == [0]
+    assert list(rs.scan_arrow(pa.table({CMD: ["whoami"]}))) == [(0, "w")]
+    assert calls == ["match_one", "match_events", "match_events", "match_columns"]
+
+
+def test_rule_match_uses_the_compiled_program():
+    rule = matcher.compile('TgtProcCmdLine endswithCIS "\\cmd.exe"')
+    assert rule.match({CMD: "C:\\CMD.EXE"}) is True
+    assert type(rule._set._program) is core.Program
+
+
+# --------------------------------------------------------------------------------------------
+# constants mirror the compiler
+# --------------------------------------------------------------------------------------------
+
+
+def test_kinds_mirror_the_compiler():
+    assert set(core.KINDS) == {compiler.TABLE, compiler.GLOB, compiler.PY}
+    assert len(set(core.KINDS)) == 3
+    assert core.KINDS == (compiler.TABLE, compiler.GLOB, compiler.PY)
+
+
+def test_node_kinds_mirror_the_compiler():
+    assert core.NODES == (compiler.N_PRED, compiler.N_AND, compiler.N_OR, compiler.N_NOT, compiler.N_ANY)
+
+
+def test_glob_tokens_mirror_the_compiler():
+    assert core.GLOB_TOKENS == (compiler.G_ANY, compiler.G_ONE)
+    # tokens besides them are literal bytes 0..255: the wildcards must be outside that range
+    assert all(t < 0 for t in core.GLOB_TOKENS)
+    assert compiler._glob_tokens(Glob.of("a", Wild.ANY, "é", Wild.ONE)) == [
+        ord("a"), compiler.G_ANY, *"é".encode(), compiler.G_ONE
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# folding
+# --------------------------------------------------------------------------------------------
+
+
+def test_fold_char_is_str_lower_for_every_code_point():
+    deferred = []
+    wrong = []
+    for cp in range(0x110000):
+        got = core.fold_char(cp)
+        if got is None:
+            deferred.append(cp)
+        elif got != chr(cp).lower():
+            wrong.append((hex(cp), got, chr(cp).lower()))
+    assert wrong == []
+    assert deferred == [0x130, 0x3A3]
+    # and those two are exactly the ones a per-code-point fold cannot do
+    assert len("\u0130".lower()) == 2
+    assert "AΣ".lower()[-1] != "Σ".lower()
+
+
+def test_ignorecase_unsafe_is_derived_from_re():
+    """ASCII letters/digits c that (?i)c matches at some code point >= 128 whose lower() is
+    not c.lower(): a guard literal from an IGNORECASE regex must not contain them."""
+    haystack = "".join(chr(x) for x in range(128, 0x110000))
+    unsafe = set()
+    for c in string.ascii_letters + string.digits:
+        for m in re.finditer("(?i)" + re.escape(c), haystack):
+            if m.group().lower() != c.lower():
+                unsafe.add(c)
+                break
+    assert unsafe == set("iIsS")
+    assert compiler.IGNORECASE_UNSAFE == frozenset(unsafe)
+
+
+# --------------------------------------------------------------------------------------------
+# every operator has a meaning and a lowering
+# --------------------------------------------------------------------------------------------
+
+_OP_VALUES = {
+    Op.CONTAINS: "cmd",
+    Op.STARTSWITH: "c:\\",
+    Op.ENDSWITH: ".exe",
+    Op.EQUALS: "c:\\cmd.exe",
+    Op.GLOB: Glob.of("c:", Wild.ANY, ".ex", Wild.ONE),
+    Op.REGEX: "(?i)CMD\\.exe$",
+    Op.NOT_EMPTY: None,
+    Op.EXISTS: None,
+    Op.LT: "5",
+    Op.LE: "4",
+    Op.GT: "3.5",
+    Op.GE: "-1",
+}
+_OP_EVENTS = [
+    {},
+    {CMD: None},
+    {CMD: ""},
+    {CMD: "C:\\CMD.EXE"},
+    {CMD: "c:\\x\\cmd.exe"},
+    {CMD: "Ä:\\CMD.EXE"},
+    {CMD: 4},
+    {CMD: 4.5},
+    {CMD: "-2"},
+    {CMD: True},
+    {CMD: ["x", "C:\\cmd.exe"]},
+    {CMD: [None, 3]},
+    {CMD: {"x": 1}},
+]
+
+
+def test_every_op_has_a_reference_meaning():
+    assert set(ops.REFERENCE) == set(Op)
+    assert set(_OP_VALUES) == set(Op)
+
+
+@pytest.mark.parametrize("op", list(Op), ids=lambda o: o.name)
+def test_every_op_is_lowered_and_agrees(op):
+    pred = Pred(CMD, op, _OP_VALUES[op])
+    plan = compiler.compile_plan([pred])
+    pid = plan.preds.index(pred)
+    kind = plan.pred_kind[pid]
+    fp = plan.fields[plan.pred_field[pid]]
+    if op is Op.GLOB:
+        assert kind == compiler.GLOB and pid in plan.globs
+    elif op is Op.REGEX or op in COMPARISONS:
+        assert kind == compiler.PY and plan.py_preds[pid] == (op, pred.value)
+    else:
+        assert kind == compiler.TABLE
+        table = {
+            Op.CONTAINS: fp.contains,
+            Op.STARTSWITH: fp.prefix,
+            Op.ENDSWITH: fp.suffix,
+            Op.EQUALS: fp.eq,
+        }.get(op)
+        if op in NULLARY:
+            assert (fp.exists if op is Op.EXISTS else fp.not_empty) == pid
+        else:
+            assert (compiler.encode(pred.value), pid) in table
+    if kind != compiler.TABLE:
+        assert plan.guards[pid], "a lazy predicate needs a guard"
+    rule = make_rule(pred)
+    neg = make_rule(matcher.ir.not_(pred), "not")
+    rs = matcher.RuleSet([rule, neg])
+    results = set()
+    for ev in _OP_EVENTS:
+        want = reference.evaluate(rule, ev)
+        results.add(want)
+        assert rule.match(ev) is want, ev
+        assert rs.match(ev) == (["r0"] if want else ["not"]), ev
+    assert results == {True, False}, "the events must tell the operator apart"
+
+
+# --------------------------------------------------------------------------------------------
+# the contains automaton against pyahocorasick
+# --------------------------------------------------------------------------------------------
+
+
+def fired_contains(literals: list[str], text: str) -> set[str]:
+    """The literals whose ``containsCIS`` rule the core reports on ``text`` (ids are indices)."""
+    rules = [matcher.compile(f'{CMD} containsCIS "{lit}"', id=str(i)) for i, lit in enumerate(literals)]
+    rs = matcher.RuleSet(rules)
+    return {literals[int(rid)] for rid in rs.match({CMD: text})}
+
+
+def pyaho_found(literals: list[str], text: str) -> set[str]:
+    auto = ahocorasick.Automaton()
+    for lit in literals:
+        key = lit.lower()
+        auto.add_word(key, key)
+    auto.make_automaton()
+    hits = {v for _, v in auto.iter(text.lower())}
+    return {lit for lit in literals if lit.lower() in hits}
+
+
+def check_automaton(literals, texts):
+    literals = list(dict.fromkeys(literals))
+    rules = [matcher.compile(f'{CMD} containsCIS "{lit}"', id=str(i)) for i, lit in enumerate(literals)]
+    rs = matcher.RuleSet(rules)
+    for text in texts:
+        got = {literals[int(rid)] for rid in rs.match({CMD: text})}
+        want = pyaho_found(literals, text)
+        assert got == want, (literals, text)
+        # and both agree with the definition
+        assert want == {lit for lit in literals if lit.lower() in text.lower()}
+
+
+@pytest.mark.parametrize(
+    "literals, text, expected",
+    [
+        (["he", "she", "his", "hers"], "ushers", {"he", "she", "hers"}),
+        (["he", "she", "his", "hers"], "USHERS", {"he", "she", "hers"}),
+        (["he", "she", "his", "hers"], "ahishers", {"he", "she", "his", "hers"}),
+        (["a", "aa", "aaa"], "aaaa", {"a", "aa", "aaa"}),
+        (["a", "aa", "aaa"], "AbA", {"a"}),
+        (["aaa", "aa", "a"], "Äaa", {"a", "aa"}),
+        (["ab", "bc", "abc", "c", "bcd"], "xabcx", {"ab", "bc", "abc", "c"}),
+        (["İ", "i", "i\u0307"], "\u0130", {"İ", "i", "i\u0307"}),
+        (["k", "\u212a"], "K", {"k", "\u212a"}),
+    ],
+)
+def test_contains_automaton_known_sets(literals, text, expected):
+    assert fired_contains(literals, text) == expected
+    assert pyaho_found(literals, text) == expected
+
+
+_AC_ALPHABET = "ahers" + "HS" + "İß\u212aſé"
+_ac_literal = st.text(alphabet=_AC_ALPHABET, min_size=1, max_size=5)
+
+
+@settings(max_examples=150)
+@given(
+    literals=st.lists(_ac_literal, min_size=1, max_size=25),
+    texts=st.lists(st.text(alphabet=_AC_ALPHABET + "xX ", max_size=40), min_size=1, max_size=5),
+)
+@example(literals=["a", "aa", "aaa"], texts=["aaaaa", "AAaA"])
+@example(literals=["he", "she", "his", "hers"], texts=["ushers", "USHERSİ"])
+def test_contains_automaton_matches_pyahocorasick(literals, texts):
+    check_automaton(literals, texts)
+
+
+def test_contains_automaton_large_random_sets():
+    rng = random.Random(1234)
+    for alphabet, nlit, maxlen in (("ab", 60, 8), ("abc", 300, 6), (string.ascii_lowercase, 2000, 10), ("aAbBé", 200, 7)):
+        literals = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, maxlen))) for _ in range(nlit)]
+        texts = ["".join(rng.choice(alphabet + "xY") for _ in range(rng.randint(0, 300))) for _ in range(20)]
+        check_automaton(literals, texts)
