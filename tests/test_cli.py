@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def run(*args: str, input: bytes | None = None, cwd=None) -> subprocess.Complete
         capture_output=True,
         timeout=120,
         env=env,
-        cwd=cwd,
+        # not the checkout: `python -m` puts the working directory first on sys.path, and the
+        # source tree has no compiled core unless it was installed in place
+        cwd=cwd if cwd is not None else tempfile.gettempdir(),
     )
 
 

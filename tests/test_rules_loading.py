@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -171,7 +172,9 @@ def test_compile_default_id_is_stable_across_processes():
     ids = set()
     for seed in ("0", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        # run outside the checkout: `-c` puts the working directory first on sys.path
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                             cwd=tempfile.gettempdir())
         ids.add(out.stdout.strip())
     assert ids == {matcher.compile(Q1).id}
 
