@@ -40,6 +40,12 @@ cdef enum:
     AC_CHUNK = 256  # one half of a split scan, and the chunk of an unsplit scan
 
 cdef extern from "Python.h":
+    # Borrowed-pointer forms of the str and dict calls, for the gathering fast path.
+    bint _str_exact "PyUnicode_CheckExact"(PyObject* o)
+    bint _str_ascii "PyUnicode_IS_ASCII"(PyObject* o)
+    void* _str_data "PyUnicode_DATA"(PyObject* o)
+    Py_ssize_t _str_len "PyUnicode_GET_LENGTH"(PyObject* o)
+    PyObject* _dict_get "PyDict_GetItemWithError"(PyObject* d, PyObject* k)
     uint32_t Py_UNICODE_TOLOWER(uint32_t ch) nogil
     int PyUnicode_KIND(object o)
     void* PyUnicode_DATA(object o)
@@ -768,12 +774,14 @@ cdef class Program:
     cdef int32_t* gather         # fields gathered up front from mappings (the others lazily)
     cdef int32_t ngather
     cdef readonly tuple field_names
+    cdef PyObject** fname        # the field names (borrowed from field_names, for fast lookups)
     cdef tuple field_dotted      # per field: tuple of path parts when the name has a '.', else None
     cdef object py_eval          # callable(pred id, list of str) -> bool, for K_PY predicates
     cdef list pool
 
     def __cinit__(self):
         self.fields = NULL
+        self.fname = NULL
 
     def __init__(self, plan, py_eval):
         cdef int i, f
@@ -783,6 +791,11 @@ cdef class Program:
         self.nfields = len(plan.fields)
         self.nrules = len(plan.rule_root)
         self.field_names = tuple(fp.name for fp in plan.fields)
+        self.fname = <PyObject**>malloc(max(self.nfields, 1) * sizeof(PyObject*))
+        if not self.fname:
+            raise MemoryError()
+        for i in range(self.nfields):
+            self.fname[i] = <PyObject*>self.field_names[i]
         self.field_dotted = tuple(tuple(n.split(".")) if "." in n else None for n in self.field_names)
         self.fields = <Field*>calloc(max(self.nfields, 1), sizeof(Field))
         self.pred_unit = <int8_t*>malloc(max(self.npred, 1))
@@ -881,7 +894,7 @@ cdef class Program:
         free(self.pred_kind)
         free(self.pred_unit); free(self.node_kind); free(self.node_arg); free(self.node_count)
         free(self.kids); free(self.rule_root); free(self.trig_start); free(self.trig_rules)
-        free(self.always); free(self.eager); free(self.gather)
+        free(self.always); free(self.eager); free(self.gather); free(self.fname)
 
     def stats(self):
         """Sizes of the compiled tables, and which run on every row (for DESIGN.md and tests)."""
@@ -978,21 +991,32 @@ cdef class Program:
                 return None
         return node
 
-    cdef int gather_event(self, State st, object ev, int row) except -1:
-        """Gather the fields that every row reads; the others are read when needed."""
+    cdef int gather_event(self, State st, object ev, int row, bint keep) except -1:
+        """Gather the fields that every row reads; the others are read when needed.
+
+        keep: hold a reference to ev (the caller's container does not keep it alive)."""
         cdef int f, i, nf = self.nfields
         cdef int32_t start
-        if not (PyDict_CheckExact(ev) or isinstance(ev, _Mapping)):
+        cdef PyObject* hit
+        cdef bint exact = PyDict_CheckExact(ev)
+        if not (exact or isinstance(ev, _Mapping)):
             raise TypeError(f"an event must be a mapping, not {type(ev).__name__}")
-        st.keep.append(ev)
+        if keep:
+            st.keep.append(ev)
         st.rowobj[row] = <PyObject*>ev
         for f in range(nf):
             st.vcount[row * nf + f] = -1
         for i in range(self.ngather):
             f = self.gather[i]
             start = st.nvals
-            self.add_value(st, self.lookup(ev, f))
             st.vstart[row * nf + f] = start
+            if exact:  # fast path: a plain dict holding a plain ASCII str
+                hit = _dict_get(<PyObject*>ev, self.fname[f])
+                if hit != NULL and _str_exact(hit) and _str_ascii(hit):
+                    st.add_val(_str_data(hit), _str_len(hit), V_ASCII, hit)
+                    st.vcount[row * nf + f] = 1
+                    continue
+            self.add_value(st, self.lookup(ev, f))
             st.vcount[row * nf + f] = st.nvals - start
         return 0
 
@@ -1354,8 +1378,9 @@ cdef class Program:
         cdef int row = 0
         cdef int64_t base = 0
         try:
+            keep = not isinstance(events, (list, tuple))  # else the container keeps them
             for ev in events:
-                self.gather_event(st, ev, row)
+                self.gather_event(st, ev, row, keep)
                 row += 1
                 if row == CHUNK:
                     self.match_rows(st, row, base)
@@ -1375,7 +1400,7 @@ cdef class Program:
         cdef State st = self.acquire()
         cdef Py_ssize_t i
         try:
-            self.gather_event(st, event, 0)
+            self.gather_event(st, event, 0, True)
             self.match_row(st, 0, 0)  # one row: not worth releasing the GIL
             return [st.out_rule[i] for i in range(st.nout)]
         finally:

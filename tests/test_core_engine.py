@@ -24,6 +24,12 @@ from matcher.rules import RuleInfo
 CMD = "TgtProcCmdLine"
 
 
+def scaled(n: int) -> int:
+    """``n`` examples under the default ``ci`` profile (200 examples), scaled with the profile
+    in use (``HYPOTHESIS_PROFILE=long`` runs 25 times as many, ``dev`` a quarter)."""
+    return max(5, n * settings.default.max_examples // 200)
+
+
 def make_rule(node, rid: str = "r0") -> matcher.Rule:
     return matcher.Rule(node, RuleInfo(id=rid, title=rid))
 
@@ -279,7 +285,7 @@ _AC_ALPHABET = "ahers" + "HS" + "İß\u212aſé"
 _ac_literal = st.text(alphabet=_AC_ALPHABET, min_size=1, max_size=5)
 
 
-@settings(max_examples=150)
+@settings(max_examples=scaled(150))
 @given(
     literals=st.lists(_ac_literal, min_size=1, max_size=25),
     texts=st.lists(st.text(alphabet=_AC_ALPHABET + "xX ", max_size=40), min_size=1, max_size=5),
@@ -290,9 +296,58 @@ def test_contains_automaton_matches_pyahocorasick(literals, texts):
     check_automaton(literals, texts)
 
 
+_AC_LONG_ALPHABET = "abAB"
+
+
+@settings(max_examples=scaled(80))
+@given(
+    literals=st.lists(st.text(alphabet="abé", min_size=1, max_size=9), min_size=1, max_size=30, unique=True),
+    texts=st.lists(
+        st.one_of(
+            st.text(alphabet=_AC_LONG_ALPHABET + "éx", min_size=25, max_size=1100),
+            st.text(alphabet=_AC_LONG_ALPHABET, min_size=25, max_size=600),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_contains_automaton_on_long_values(literals, texts):
+    """Values of 32..512 bytes are scanned as two halves by two state chains, longer ones in
+    chunks of 256: matches straddling the middle or a chunk boundary must all be found."""
+    check_automaton(literals, texts)
+    # the same texts as one multi-valued field: each literal's outputs are fired once per event
+    rules = [matcher.compile(f'{CMD} containsCIS "{lit}"', id=str(i)) for i, lit in enumerate(literals)]
+    got = {literals[int(rid)] for rid in matcher.RuleSet(rules).match({CMD: texts})}
+    assert got == set().union(*(pyaho_found(literals, t) for t in texts))
+
+
+@pytest.mark.parametrize("n", [31, 32, 33, 63, 64, 255, 256, 257, 511, 512, 513, 767, 768, 1025])
+@pytest.mark.parametrize("lit_len", [1, 2, 5, 17, 40])
+def test_contains_automaton_match_across_the_middle_and_chunk_edges(n, lit_len):
+    """A literal placed at every offset of an n-byte value (in particular across n // 2, 256
+    and 512), in a sea of its own prefix so the automaton is deep when it crosses."""
+    lit = "ab" * (lit_len // 2) + "c" * (lit_len % 2)
+    literals = [lit, lit[:-1] or "z", "b" + lit, "zz"]
+    literals = list(dict.fromkeys(literals))
+    rules = [matcher.compile(f'{CMD} containsCIS "{x}"', id=str(i)) for i, x in enumerate(literals)]
+    rs = matcher.RuleSet(rules)
+    evs, want = [], []
+    for off in sorted({0, 1, n // 2 - lit_len, n // 2 - 1, n // 2, 255, 256 - lit_len // 2, 511, n - lit_len} & set(range(0, n - lit_len + 1))):
+        text = ("a" * off + lit.upper() + "a" * n)[:n]
+        evs.append({CMD: text})
+        want.append(pyaho_found(literals, text))
+    got = [{literals[int(rid)] for rid in rs.match(ev)} for ev in evs]
+    assert got == want
+    table = pa.table({CMD: [ev[CMD] for ev in evs]})
+    by_row = [set() for _ in evs]
+    for row, rid in rs.scan_arrow(table):
+        by_row[row].add(literals[int(rid)])
+    assert by_row == want
+
+
 def test_contains_automaton_large_random_sets():
     rng = random.Random(1234)
     for alphabet, nlit, maxlen in (("ab", 60, 8), ("abc", 300, 6), (string.ascii_lowercase, 2000, 10), ("aAbBé", 200, 7)):
         literals = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, maxlen))) for _ in range(nlit)]
-        texts = ["".join(rng.choice(alphabet + "xY") for _ in range(rng.randint(0, 300))) for _ in range(20)]
+        texts = ["".join(rng.choice(alphabet + "xY") for _ in range(rng.randint(0, 1200))) for _ in range(20)]
         check_automaton(literals, texts)

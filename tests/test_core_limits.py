@@ -235,8 +235,8 @@ def test_ten_megabyte_command_line(head):
 
 N_BIG = 100_000
 #: Peak resident memory the 100,000-rule RuleSet may add while compiling and matching. It
-#: measures ~200 MB on CPython 3.11/x86-64 (the contains automaton has ~160,000 states over
-#: 15 byte classes); 2 GiB is a generous bound meant to catch blow-ups, not to benchmark.
+#: measures ~150-180 MiB on CPython 3.11/x86-64 (the contains automaton has ~160,000 states
+#: over 15 byte classes); 2 GiB is a generous bound meant to catch blow-ups, not to benchmark.
 BIG_MEMORY_BOUND = 2 * 1024**3
 
 
@@ -652,9 +652,9 @@ def test_plain_scalar_subclasses_count_as_their_base_type():
 )
 def test_str_subclass_overrides_are_ignored(query, value):
     """``ops.scalar_text``: subclasses count as their base type (the reference reads the text
-    with ``str.__str__``). The core hands the subclass object itself to ``lower()`` on its
-    Python fallback path and to ``float()`` for comparisons (KNOWN DISAGREEMENT, see the
-    report): these fail until the core converts the value to a plain str first."""
+    with ``str.__str__``). The core handed the subclass object itself to ``lower()`` on its
+    Python fallback path and to ``float()`` for comparisons: a disagreement found by this
+    suite (FOUND_DISAGREEMENTS in test_differential.py), fixed in the core by fb28636."""
     rule = matcher.compile(query)
     ev = {CMD: value}
     want = reference.evaluate(rule, ev)
