@@ -385,7 +385,14 @@ class _Builder:
                 miss *= 1.0 - e
             est = 1.0 - miss
             if all(t is not None for _, _, t in lowered):
-                trig = self.trigger(frozenset().union(*(t.preds for _, _, t in lowered)))
+                quiet = 1.0  # P(no trigger fires), taking them as independent
+                for _, _, t in lowered:
+                    quiet *= 1.0 - t.p
+                trig = Trigger(
+                    frozenset().union(*(t.preds for _, _, t in lowered)),
+                    1.0 - quiet,
+                    frozenset().union(*(t.units for _, _, t in lowered)),
+                )
             else:
                 trig = None
             kind = N_OR
