@@ -63,6 +63,23 @@ def naive_python(events) -> np.ndarray:
     return np.fromiter(map(one, events), dtype=bool, count=len(events))
 
 
+def _child_and_rest(e, p: str) -> bool:
+    """The tests after the parent's (p: the lower-cased parent path), most selective first."""
+    t = e.get("TgtProcImagePath")
+    if not isinstance(t, str) or not t.lower().endswith(CHILD):
+        return False
+    et, os_ = e.get("EventType"), e.get("EndpointOS")
+    if not isinstance(et, str) or et.lower() != "process creation" or not isinstance(os_, str) or os_.lower() != "windows":
+        return False
+    if p.endswith("\\java.exe"):
+        tc = e.get("TgtProcCmdLine")
+        if isinstance(tc, str):
+            tc = tc.lower()
+            if tc.endswith(EXC1) or ("sc query" in tc and "admanager plus" in tc):
+                return False
+    return True
+
+
 def tuned_python(events) -> np.ndarray:
     """Lower once, str.endswith(tuple), the most selective test (the parent) first."""
 
@@ -82,20 +99,7 @@ def tuned_python(events) -> np.ndarray:
                 pc = pc.lower()
                 if not ("catalina_home" in pc or "catalina.home" in pc or "catalina.jar" in pc):
                     return False
-        t = e.get("TgtProcImagePath")
-        if not isinstance(t, str) or not t.lower().endswith(CHILD):
-            return False
-        et = e.get("EventType")
-        os_ = e.get("EndpointOS")
-        if not isinstance(et, str) or et.lower() != "process creation" or not isinstance(os_, str) or os_.lower() != "windows":
-            return False
-        if p.endswith("\\java.exe"):
-            tc = e.get("TgtProcCmdLine")
-            if isinstance(tc, str):
-                tc = tc.lower()
-                if tc.endswith(EXC1) or ("sc query" in tc and "admanager plus" in tc):
-                    return False
-        return True
+        return _child_and_rest(e, p)
 
     return np.fromiter(map(one, events), dtype=bool, count=len(events))
 
@@ -123,19 +127,7 @@ def pyahocorasick_python(events) -> np.ndarray:
                 pc = e.get("SrcProcCmdLine")
                 if not isinstance(pc, str) or not any(c in pc.lower() for c in CATALINA):
                     return False
-        t = e.get("TgtProcImagePath")
-        if not isinstance(t, str) or not t.lower().endswith(CHILD):
-            return False
-        et, os_ = e.get("EventType"), e.get("EndpointOS")
-        if not isinstance(et, str) or et.lower() != "process creation" or not isinstance(os_, str) or os_.lower() != "windows":
-            return False
-        if p.endswith("\\java.exe"):
-            tc = e.get("TgtProcCmdLine")
-            if isinstance(tc, str):
-                tc = tc.lower()
-                if tc.endswith(EXC1) or ("sc query" in tc and "admanager plus" in tc):
-                    return False
-        return True
+        return _child_and_rest(e, p)
 
     return np.fromiter(map(one, events), dtype=bool, count=len(events))
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 import matcher
+from helpers import ARROW_BUILD_ERRORS, arrow_table
 from matcher import datasets, reference
 from matcher.ir import Op, Pred
 
@@ -56,7 +57,6 @@ CMD = "C:\\Windows\\System32\\cmd.exe"
 # helpers
 # --------------------------------------------------------------------------------------------
 
-_ARROW_BUILD_ERRORS = (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError)
 
 
 @pytest.fixture(scope="module")
@@ -67,27 +67,6 @@ def rule():
 def _short(obj, limit: int = 400) -> str:
     text = repr(obj)
     return text if len(text) <= limit else text[:limit] + f"...<{len(text)} chars>"
-
-
-def arrow_table(events, string_type=None):
-    """Events as a pyarrow Table (missing key -> null), or None if Arrow cannot hold them."""
-    string_type = string_type or pa.string()
-    keys: list[str] = []
-    for ev in events:
-        for k in ev:
-            if k not in keys:
-                keys.append(k)
-    try:
-        cols = {"__row__": pa.array(list(range(len(events))), type=pa.int64())}
-        for k in keys:
-            vals = [ev.get(k) for ev in events]
-            if all(v is None or isinstance(v, str) for v in vals):
-                cols[k] = pa.array(vals, type=string_type)
-            else:
-                cols[k] = pa.array(vals)
-        return pa.table(cols)
-    except _ARROW_BUILD_ERRORS:
-        return None
 
 
 def engines(rule, event) -> dict:
@@ -104,7 +83,7 @@ def engines(rule, event) -> dict:
         try:
             # a table with no columns has no rows: give an empty event a dummy column
             table = pa.Table.from_pylist([event]) if event else arrow_table([event])
-        except _ARROW_BUILD_ERRORS:
+        except ARROW_BUILD_ERRORS:
             table = None
         if table is not None:
             out["match_arrow"] = bool(rule.match_arrow(table)[0])

@@ -11,6 +11,7 @@ from hypothesis import event as note_event
 from hypothesis import strategies as st
 
 import matcher
+from helpers import corpus_queries
 from matcher import MatcherError, UnprintableQueryError, ir
 from matcher.ir import And, Glob, Not, Op, Or, Pred, Wild
 from matcher.s1ql import parse, to_s1ql
@@ -18,16 +19,6 @@ from strategies import LITERAL_POOL, events, ir_nodes, literals, predicates
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = [ROOT / "corpus" / "sigmahq-s1ql.jsonl", ROOT / "corpus" / "sigmahq-s1ql-sortedkeys.jsonl"]
-
-
-def corpus_queries(path: Path) -> dict[str, str]:
-    out = {}
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            if rec.get("query") is not None:
-                out[rec["id"]] = rec["query"]
-    return out
 
 
 def round_trip(node: ir.Node) -> str | None:

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import matcher
+from helpers import corpus_queries
 from matcher import QuerySyntaxError, ir
 from matcher.ir import And, Glob, Not, Op, Or, Pred, Wild
 from matcher.s1ql import parse
@@ -23,17 +24,6 @@ CORPUS = ROOT / "corpus" / "sigmahq-s1ql.jsonl"
 CORPUS_SORTED = ROOT / "corpus" / "sigmahq-s1ql-sortedkeys.jsonl"
 SEED_CARD = ROOT / "matcher" / "data" / "proc_creation_win_webshell_susp_process_spawned_from_webserver.md"
 SEED_ID = "8202070f-edeb-4d31-a010-a26c72ac5600"
-
-
-def corpus_queries(path: Path) -> dict[str, str]:
-    """id -> query for every corpus record with a query."""
-    out = {}
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            if rec.get("query") is not None:
-                out[rec["id"]] = rec["query"]
-    return out
 
 
 def card_query(card_text: str) -> str:

@@ -16,13 +16,13 @@ import pyarrow as pa
 import pytest
 
 import matcher
+from helpers import ARROW_BUILD_ERRORS, arrow_table
 from matcher import reference
 
 # --------------------------------------------------------------------------------------------
 # helpers: every engine, one verdict
 # --------------------------------------------------------------------------------------------
 
-_ARROW_BUILD_ERRORS = (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError)
 
 
 def _short(obj, limit: int = 300) -> str:
@@ -31,27 +31,6 @@ def _short(obj, limit: int = 300) -> str:
     except RecursionError:
         return f"<deeply nested {type(obj).__name__}>"
     return text if len(text) <= limit else text[:limit] + f"...<{len(text)} chars>"
-
-
-def _arrow_table(events):
-    """A pyarrow Table holding ``events`` (missing keys and None -> null), or None if Arrow
-    cannot represent them (lone surrogates, huge ints, mixed types, empty structs...)."""
-    keys: list[str] = []
-    for ev in events:
-        for k in ev:
-            if k not in keys:
-                keys.append(k)
-    try:
-        cols = {"__row__": pa.array(list(range(len(events))), type=pa.int64())}
-        for k in keys:
-            vals = [ev.get(k) for ev in events]
-            if all(v is None or isinstance(v, str) for v in vals):
-                cols[k] = pa.array(vals, type=pa.string())
-            else:
-                cols[k] = pa.array(vals)
-        return pa.table(cols)
-    except _ARROW_BUILD_ERRORS:
-        return None
 
 
 def engines(rule, event, *, arrow: bool = True) -> dict:
@@ -64,7 +43,7 @@ def engines(rule, event, *, arrow: bool = True) -> dict:
     assert len(many) == 1
     out["match_many"] = bool(many[0])
     if arrow and isinstance(event, dict):
-        table = _arrow_table([event])
+        table = arrow_table([event])
         if table is not None:
             res = rule.match_arrow(table)
             assert len(res) == 1
@@ -738,7 +717,7 @@ def test_arrow_tables_with_different_columns_in_turn():
     ]
     keep = []
     for events in events_list:
-        table = _arrow_table(events)
+        table = arrow_table(events)
         keep.append(table)
         want = [reference.evaluate(rule, e) for e in events]
         assert [bool(x) for x in rule.match_arrow(table)] == want, events
