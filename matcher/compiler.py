@@ -26,7 +26,6 @@ C tables. What the compiler decides:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
@@ -37,7 +36,7 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
-from .ir import COMPARISONS, And, Glob, Node, Not, Op, Or, Pred, Wild
+from .ir import COMPARISONS, And, Glob, Node, Not, Op, Pred, Wild
 from .ops import fold
 
 __all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "encode"]

@@ -381,9 +381,9 @@ def test_non_ascii_exclusions(rule):
     check(rule, event(TOMCAT_JAVA, "C:\\Windows\\System32\\sc.exe",
                       TgtProcCmdLine=f"jürgen: sc query \"ADMANAGER PLUS\" {I_DOT}"), False)
     check(rule, event(TOMCAT_JAVA, "C:\\Windows\\System32\\sc.exe",
-                      TgtProcCmdLine=f"sc query ADMANAGER PLUS"), False)
+                      TgtProcCmdLine="sc query ADMANAGER PLUS"), False)
     check(rule, event(TOMCAT_JAVA, "C:\\Windows\\System32\\sc.exe",
-                      TgtProcCmdLine=f"sc query ADMANAGER PLU\u017f"), True)
+                      TgtProcCmdLine="sc query ADMANAGER PLU\u017f"), True)
 
 
 # --------------------------------------------------------------------------------------------

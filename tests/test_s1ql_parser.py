@@ -5,7 +5,6 @@ Grammar and lexical rules: ``docs/s1ql-spec.md`` (§2); meaning of the IR: ``doc
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 

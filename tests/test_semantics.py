@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 import matcher
-from helpers import ARROW_BUILD_ERRORS, arrow_table
+from helpers import arrow_table
 from matcher import reference
 
 # --------------------------------------------------------------------------------------------
