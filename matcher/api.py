@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
@@ -14,7 +15,7 @@ from . import rules as _rules
 from .errors import MatcherError, RuleError
 from . import _core
 from .compiler import compile_plan
-from .ops import REFERENCE
+from .ops import EVENT_REFERENCE, REFERENCE
 from .s1ql import parse, to_s1ql
 
 __all__ = ["Rule", "RuleSet", "compile", "load", "builtin", "builtin_names"]
@@ -159,7 +160,9 @@ class RuleSet:
         base = 0
         for batch in record_batches(data):
             cols = column_descriptors(batch, self._program.field_names)
-            rows, rules = self._program.match_columns(cols, batch.num_rows)
+            prog = self._program
+            row_event = functools.partial(_row_mapping, batch) if prog.has_event else None
+            rows, rules = prog.match_columns(cols, batch.num_rows, row_event)
             yield rows + base, rules
             base += batch.num_rows
 
@@ -180,9 +183,12 @@ class RuleSet:
         prog = self._prog
         if prog is None:
             plan = compile_plan([r.ir for r in self.rules])
-            lazy = plan.py_preds
+            lazy, whole = plan.py_preds, plan.event_preds
 
-            def py_eval(pid: int, texts: list, _lazy=lazy, _ref=REFERENCE) -> bool:
+            def py_eval(pid: int, texts: Optional[list], event: Any, _lazy=lazy, _ref=REFERENCE) -> bool:
+                if texts is None:  # a whole-event predicate
+                    pred = whole[pid]
+                    return EVENT_REFERENCE[pred.op](event, pred)
                 op, value = _lazy[pid]
                 test = _ref[op]
                 return any(test(t, value) for t in texts)
@@ -190,6 +196,11 @@ class RuleSet:
             prog = self._prog = _core.Program(plan, py_eval)
             self._plan = plan
         return prog
+
+
+def _row_mapping(batch: Any, i: int) -> dict:
+    """Row ``i`` of an Arrow record batch as a mapping (nested for struct columns)."""
+    return batch.slice(i, 1).to_pylist()[0]
 
 
 def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None) -> Rule:  # noqa: A001

@@ -36,13 +36,14 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
-from .ir import COMPARISONS, And, Glob, Node, Not, Op, Pred, Wild
+from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Pred, Wild
 from .ops import fold
 
-__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "encode"]
+__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "encode"]
 
-# Predicate kinds (must match src/_core.pyx).
-TABLE, GLOB, PY = 0, 1, 2
+# Predicate kinds (must match src/_core.pyx). EVENT: a whole-event predicate (ir.EVENT_OPS),
+# decided in Python from the event mapping; it belongs to no field (pred_field -1).
+TABLE, GLOB, PY, EVENT = 0, 1, 2, 3
 # Node kinds.
 N_PRED, N_AND, N_OR, N_NOT, N_ANY = 0, 1, 2, 3, 4
 #: ORs of at least this many table predicates become one group flag (N_ANY).
@@ -83,6 +84,7 @@ class Plan:
     groups: list[list[int]]  # N_ANY node arg -> table preds (an OR of them)
     globs: dict[int, list[int]]  # pred -> glob tokens
     py_preds: dict[int, tuple[Op, str]]  # pred -> (op, literal) for regex/comparisons
+    event_preds: dict[int, Pred]  # pred -> the whole-event predicate (ir.EVENT_OPS)
     min_len: dict[int, int]  # lazy pred -> fewest characters a value must have to match it
     node_kind: list[int]
     node_arg: list[int]
@@ -271,6 +273,7 @@ class _Builder:
         self.pred_est: list[float] = []
         self.globs: dict[int, list[int]] = {}
         self.py_preds: dict[int, tuple[Op, str]] = {}
+        self.event_preds: dict[int, Pred] = {}
         self.min_len: dict[int, int] = {}
         self.node_kind: list[int] = []
         self.node_arg: list[int] = []
@@ -297,6 +300,15 @@ class _Builder:
             key = (p.field, op, p.value)
         pid = self.pred_ids.get(key)
         if pid is not None:
+            return pid
+        if op in EVENT_OPS:  # no field, no guard: evaluated whenever its rule is
+            pid = self.pred_ids[key] = len(self.preds)
+            self.preds.append(p)
+            self.pred_field.append(-1)
+            self.pred_kind.append(EVENT)
+            self.guards.append([])
+            self.pred_est.append(0.05)
+            self.event_preds[pid] = p
             return pid
         fid = self.field_id(p.field)
         fp = self.fields[fid]
@@ -360,7 +372,10 @@ class _Builder:
         if isinstance(node, Pred):
             pid = self.pred(node)
             idx = self._emit(N_PRED, pid, 0)
-            trig = self.trigger((pid,) if self.pred_kind[pid] == TABLE else self.guards[pid])
+            kind = self.pred_kind[pid]
+            if kind == EVENT:  # no table predicate announces it: its rule is always evaluated
+                return idx, self.pred_est[pid], None
+            trig = self.trigger((pid,) if kind == TABLE else self.guards[pid])
             return idx, self.pred_est[pid], trig
         if isinstance(node, Not):
             child, est, _ = self.lower(node.item)
@@ -452,6 +467,7 @@ def compile_plan(rules: list[Node]) -> Plan:
         groups=b.groups,
         globs=b.globs,
         py_preds=b.py_preds,
+        event_preds=b.event_preds,
         min_len=b.min_len,
         node_kind=b.node_kind,
         node_arg=b.node_arg,

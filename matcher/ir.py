@@ -68,6 +68,9 @@ class Op(str, enum.Enum):
 NULLARY = frozenset({Op.NOT_EMPTY, Op.EXISTS})
 #: Numeric comparisons.
 COMPARISONS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
+#: Whole-event operators: their predicates read more than one field (or every field), so
+#: ``ops.EVENT_REFERENCE[op](event, pred)`` decides them from the whole event mapping.
+EVENT_OPS: frozenset[Op] = frozenset()
 
 
 class Wild(enum.Enum):

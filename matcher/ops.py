@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Callable, Optional
 
-from .ir import Glob, Op
+from .ir import Glob, Op, Pred
 
-__all__ = ["fold", "field_texts", "scalar_text", "to_number", "REFERENCE", "compile_regex"]
+__all__ = ["fold", "field_texts", "scalar_text", "to_number", "REFERENCE", "EVENT_REFERENCE", "compile_regex"]
 
 
 def fold(s: str) -> str:
@@ -128,3 +128,8 @@ REFERENCE: dict[Op, Callable[[str, Any], bool]] = {
     Op.GT: _cmp(lambda a, b: a > b),
     Op.GE: _cmp(lambda a, b: a >= b),
 }
+
+
+#: Op -> predicate(event, pred) -> bool, for the whole-event operators of ``ir.EVENT_OPS``
+#: (the predicate reads whatever fields of the event it needs; absence rules are its own).
+EVENT_REFERENCE: dict[Op, Callable[[Mapping, Pred], bool]] = {}

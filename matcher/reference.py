@@ -10,14 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .ir import And, Node, Not, Or, Pred
-from .ops import REFERENCE, field_texts
+from .ir import EVENT_OPS, And, Node, Not, Or, Pred
+from .ops import EVENT_REFERENCE, REFERENCE, field_texts
 
 __all__ = ["evaluate", "evaluate_ir", "predicate"]
 
 
 def predicate(pred: Pred, event: Mapping) -> bool:
-    """One predicate: False when the field is absent, else true for any of its texts."""
+    """One predicate: False when the field is absent, else true for any of its texts.
+
+    A whole-event predicate (``ir.EVENT_OPS``) is decided by its own function over the event.
+    """
+    if pred.op in EVENT_OPS:
+        return EVENT_REFERENCE[pred.op](event, pred)
     texts = field_texts(event, pred.field)
     if texts is None:
         return False

@@ -68,6 +68,7 @@ CYTHON_CORE = 1
 DEF K_TABLE = 0
 DEF K_GLOB = 1
 DEF K_PY = 2
+DEF K_EVENT = 3
 DEF N_PRED = 0
 DEF N_AND = 1
 DEF N_OR = 2
@@ -75,7 +76,7 @@ DEF N_NOT = 3
 DEF N_ANY = 4
 DEF G_ANY = -1
 DEF G_ONE = -2
-KINDS = (K_TABLE, K_GLOB, K_PY)
+KINDS = (K_TABLE, K_GLOB, K_PY, K_EVENT)
 NODES = (N_PRED, N_AND, N_OR, N_NOT, N_ANY)
 GLOB_TOKENS = (G_ANY, G_ONE)
 
@@ -557,6 +558,8 @@ cdef class State:
     cdef Py_ssize_t nvals, vals_cap
     cdef list keep             # objects the gathered Vals point into
     cdef PyObject** rowobj     # [row]: the mapping of each gathered row (kept alive by keep)
+    cdef object row_event      # columnar calls: callable(row index) -> the row as a mapping
+    cdef int64_t base          # index of the first row of the rows being matched
     # Row source 2, columns read in place (Arrow string columns).
     cdef bint direct
     cdef Col* cols             # [nfields]
@@ -695,6 +698,7 @@ cdef class State:
                 self.buf = b2
                 self.buf_cap = 4096
         self.keep = []
+        self.row_event = None
         self.nout = 0
         self.nvals = 0
         self.direct = False
@@ -757,6 +761,7 @@ cdef class Program:
     cdef int32_t* gunit_start    # CSR: group -> units (field * NUNITS + unit) of its members
     cdef int32_t* gunits
     cdef readonly int ngroups
+    cdef readonly bint has_event   # some predicate is a whole-event one (K_EVENT)
     cdef int32_t** glob_tok
     cdef int32_t* glob_len
     cdef int32_t* min_len        # lazy preds: a value with fewer characters cannot match
@@ -776,7 +781,8 @@ cdef class Program:
     cdef readonly tuple field_names
     cdef PyObject** fname        # the field names (borrowed from field_names, for fast lookups)
     cdef tuple field_dotted      # per field: tuple of path parts when the name has a '.', else None
-    cdef object py_eval          # callable(pred id, list of str) -> bool, for K_PY predicates
+    cdef object py_eval          # callable(pred id, texts, event) -> bool: K_PY predicates get
+                                 # the field's texts (event None), K_EVENT ones the event mapping
     cdef list pool
 
     def __cinit__(self):
@@ -844,6 +850,7 @@ cdef class Program:
         self.pred_kind = <uint8_t*>malloc(max(self.npred, 1))
         for i in range(self.npred):
             self.pred_kind[i] = plan.pred_kind[i]
+        self.has_event = K_EVENT in plan.pred_kind
         self.glob_tok = <int32_t**>calloc(max(self.npred, 1), sizeof(int32_t*))
         self.glob_len = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
         self.min_len = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
@@ -1262,17 +1269,24 @@ cdef class Program:
         cdef int32_t f = self.pred_field[p], g, j
         cdef int32_t k, cnt
         cdef int result = 0
-        cdef bint open_ = False
+        cdef bint open_ = self.guard_start[p] == self.guard_start[p + 1]  # no guard: always open
         cdef const Val* vs
         if st.lazy_ep[p] == st.epoch:
             return st.lazy_val[p]
         for j in range(self.guard_start[p], self.guard_start[p + 1]):
             g = self.guard_preds[j]
-            self.ensure_unit(st, row, f * NUNITS + self.pred_unit[g])
+            self.ensure_unit(st, row, self.pred_field[g] * NUNITS + self.pred_unit[g])
             if st.pred_ep[g] == st.epoch:
                 open_ = True
                 break
-        if open_ and self.pred_kind[p] == K_GLOB:
+        if open_ and self.pred_kind[p] == K_EVENT:
+            with gil:
+                if st.row_event is not None:
+                    ev = st.row_event(st.base + row)
+                else:
+                    ev = <object>st.rowobj[row]
+                result = 1 if self.py_eval(p, None, ev) else 0
+        elif open_ and self.pred_kind[p] == K_GLOB:
             self.ensure_fold(st, row, f)
             cnt = self.values(st, row, f, &vs)
             for k in range(cnt):
@@ -1293,7 +1307,7 @@ cdef class Program:
                                 texts.append(<object>vs[k].raw)
                             else:
                                 texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
-                        result = 1 if self.py_eval(p, texts) else 0
+                        result = 1 if self.py_eval(p, texts, None) else 0
                     break
         st.lazy_ep[p] = st.epoch
         st.lazy_val[p] = result
@@ -1366,6 +1380,7 @@ cdef class Program:
 
     cdef int match_rows(self, State st, int64_t nrows, int64_t base) except -1:
         cdef int64_t row
+        st.base = base
         with nogil:
             for row in range(nrows):
                 self.match_row(st, row, base + row)
@@ -1406,8 +1421,11 @@ cdef class Program:
         finally:
             self.release(st)
 
-    def match_columns(self, list columns, Py_ssize_t nrows):
+    def match_columns(self, list columns, Py_ssize_t nrows, row_event=None):
         """Match columnar data; return (row indices int64, rule indices int32).
+
+        row_event(i) gives row i as a mapping, for whole-event predicates (K_EVENT); it is
+        only called for rows where such a predicate is evaluated.
 
         columns[f] describes field f: None (absent); ("utf8", validity, voff, offsets, owidth,
         ooff, data) or ("dict", validity, voff, indices, iwidth, ioff, offsets, owidth, ooff,
@@ -1422,6 +1440,9 @@ cdef class Program:
         cdef bint any_py = False
         if len(columns) != nf:
             raise ValueError("one column descriptor per field is needed")
+        if row_event is None and self.has_event:
+            raise ValueError("whole-event predicates need row_event")
+        st.row_event = row_event
         try:
             for f in range(nf):
                 col = columns[f]

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import matcher
 import matcher._core as core
 from matcher import api, compiler, ops, reference
-from matcher.ir import COMPARISONS, NULLARY, Glob, Op, Pred, Wild
+from matcher.ir import COMPARISONS, EVENT_OPS, NULLARY, Glob, Op, Pred, Wild
 from matcher.rules import RuleInfo
 
 CMD = "TgtProcCmdLine"
@@ -63,6 +63,7 @@ def test_ruleset_runs_the_compiled_program():
 
     class Spy:
         field_names = prog.field_names
+        has_event = prog.has_event
 
         def match_one(self, ev):
             calls.append("match_one")
@@ -72,9 +73,9 @@ def test_ruleset_runs_the_compiled_program():
             calls.append("match_events")
             return prog.match_events(evs)
 
-        def match_columns(self, cols, n):
+        def match_columns(self, cols, n, row_event=None):
             calls.append("match_columns")
-            return prog.match_columns(cols, n)
+            return prog.match_columns(cols, n, row_event)
 
     rs._prog = Spy()
     ev = {CMD: "x WHOAMI"}
@@ -98,9 +99,8 @@ def test_rule_match_uses_the_compiled_program():
 
 
 def test_kinds_mirror_the_compiler():
-    assert set(core.KINDS) == {compiler.TABLE, compiler.GLOB, compiler.PY}
-    assert len(set(core.KINDS)) == 3
-    assert core.KINDS == (compiler.TABLE, compiler.GLOB, compiler.PY)
+    assert len(set(core.KINDS)) == 4
+    assert core.KINDS == (compiler.TABLE, compiler.GLOB, compiler.PY, compiler.EVENT)
 
 
 def test_node_kinds_mirror_the_compiler():
@@ -187,7 +187,9 @@ _OP_EVENTS = [
 
 
 def test_every_op_has_a_reference_meaning():
-    assert set(ops.REFERENCE) == set(Op)
+    assert set(ops.REFERENCE) | set(ops.EVENT_REFERENCE) == set(Op)
+    assert not set(ops.REFERENCE) & set(ops.EVENT_REFERENCE)
+    assert set(ops.EVENT_REFERENCE) == set(EVENT_OPS)
     assert set(_OP_VALUES) == set(Op)
 
 
@@ -197,8 +199,10 @@ def test_every_op_is_lowered_and_agrees(op):
     plan = compiler.compile_plan([pred])
     pid = plan.preds.index(pred)
     kind = plan.pred_kind[pid]
-    fp = plan.fields[plan.pred_field[pid]]
-    if op is Op.GLOB:
+    fp = plan.fields[plan.pred_field[pid]] if op not in EVENT_OPS else None
+    if op in EVENT_OPS:
+        assert kind == compiler.EVENT and plan.event_preds[pid] == pred
+    elif op is Op.GLOB:
         assert kind == compiler.GLOB and pid in plan.globs
     elif op is Op.REGEX or op in COMPARISONS:
         assert kind == compiler.PY and plan.py_preds[pid] == (op, pred.value)
@@ -214,7 +218,7 @@ def test_every_op_is_lowered_and_agrees(op):
             assert (fp.exists if op is Op.EXISTS else fp.not_empty) == pid
         else:
             assert (compiler.encode(pred.value), pid) in table
-    if kind != compiler.TABLE:
+    if kind not in (compiler.TABLE, compiler.EVENT):
         assert plan.guards[pid], "a lazy predicate needs a guard"
     rule = make_rule(pred)
     neg = make_rule(matcher.ir.not_(pred), "not")
