@@ -11,6 +11,7 @@ __all__ = [
     "QuerySyntaxError",
     "RuleError",
     "UnprintableQueryError",
+    "UnsupportedFeature",
 ]
 
 
@@ -69,3 +70,18 @@ class RuleError(MatcherError):
 
 class UnprintableQueryError(MatcherError):
     """An IR value that S1QL's escaping cannot express unambiguously (see DESIGN.md)."""
+
+
+class UnsupportedFeature(RuleError):
+    """A rule that uses a feature matcher does not implement (e.g. Sigma placeholders).
+
+    ``rule`` names the rule (its file or id), ``feature`` the feature, ``detail`` the text
+    that uses it.
+    """
+
+    def __init__(self, rule: str, feature: str, detail: str = ""):
+        self.rule = rule
+        self.feature = feature
+        self.detail = detail
+        where = f" ({detail})" if detail else ""
+        super().__init__(f"{rule}: unsupported feature: {feature}{where}")

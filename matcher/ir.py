@@ -59,6 +59,13 @@ class Op(str, enum.Enum):
     LE = "le"
     GT = "gt"
     GE = "ge"
+    # Sigma (docs/sigma.md)
+    CIDR = "cidr"  # the text is an IP address inside the network v (IPv4 or IPv6)
+    FIELDREF = "fieldref"  # fold(x) == fold(text of field v), whole event
+    FIELDREF_CONTAINS = "fieldref_contains"  # fold(text of field v) in fold(x)
+    FIELDREF_STARTSWITH = "fieldref_startswith"
+    FIELDREF_ENDSWITH = "fieldref_endswith"
+    KEYWORD = "keyword"  # some field's text matches the Glob v (field is ""), whole event
 
     def __repr__(self) -> str:
         return f"Op.{self.name}"
@@ -70,7 +77,11 @@ NULLARY = frozenset({Op.NOT_EMPTY, Op.EXISTS})
 COMPARISONS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
 #: Whole-event operators: their predicates read more than one field (or every field), so
 #: ``ops.EVENT_REFERENCE[op](event, pred)`` decides them from the whole event mapping.
-EVENT_OPS: frozenset[Op] = frozenset()
+EVENT_OPS: frozenset[Op] = frozenset(
+    {Op.FIELDREF, Op.FIELDREF_CONTAINS, Op.FIELDREF_STARTSWITH, Op.FIELDREF_ENDSWITH, Op.KEYWORD}
+)
+#: Operators whose literal is a :class:`Glob`.
+GLOB_OPS = frozenset({Op.GLOB, Op.KEYWORD})
 
 
 class Wild(enum.Enum):
@@ -139,9 +150,9 @@ class Pred:
         if self.op in NULLARY:
             if self.value is not None:
                 raise ValueError(f"{self.op.name} takes no value")
-        elif self.op is Op.GLOB:
+        elif self.op in GLOB_OPS:
             if not isinstance(self.value, Glob):
-                raise ValueError("GLOB takes a Glob value")
+                raise ValueError(f"{self.op.name} takes a Glob value")
         elif not isinstance(self.value, str):
             raise ValueError(f"{self.op.name} takes a str value")
 

@@ -8,6 +8,7 @@ without a meaning here and a lowering in the compiler. This module is the execut
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import warnings
 from collections.abc import Mapping
@@ -104,6 +105,22 @@ def _glob_regex(glob: Glob) -> "re.Pattern[str]":
     return re.compile(folded.regex(), re.DOTALL)
 
 
+@lru_cache(maxsize=4096)
+def network(value: str) -> "ipaddress.IPv4Network | ipaddress.IPv6Network":
+    """The network of a ``CIDR`` literal (host bits set are allowed, as in Sigma)."""
+    return ipaddress.ip_network(value, strict=False)
+
+
+def _in_network(text: str, value: str) -> bool:
+    """The text is exactly one IP address (``ipaddress.ip_address``) inside the network."""
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    net = network(value)
+    return addr.version == net.version and addr in net
+
+
 def _cmp(test: Callable[[float, float], bool]) -> Callable[[str, Any], bool]:
     def pred(text: str, value: Any) -> bool:
         x = to_number(text)
@@ -127,9 +144,53 @@ REFERENCE: dict[Op, Callable[[str, Any], bool]] = {
     Op.LE: _cmp(lambda a, b: a <= b),
     Op.GT: _cmp(lambda a, b: a > b),
     Op.GE: _cmp(lambda a, b: a >= b),
+    Op.CIDR: lambda x, v: _in_network(x, v),
 }
 
 
 #: Op -> predicate(event, pred) -> bool, for the whole-event operators of ``ir.EVENT_OPS``
 #: (the predicate reads whatever fields of the event it needs; absence rules are its own).
 EVENT_REFERENCE: dict[Op, Callable[[Mapping, Pred], bool]] = {}
+
+
+# -- Sigma's whole-event predicates (docs/sigma.md) ---------------------------------------------
+
+
+def _fieldref(test: Callable[[str, str], bool]) -> Callable[[Mapping, Pred], bool]:
+    def pred(event: Mapping, p: Pred) -> bool:
+        mine = field_texts(event, p.field)
+        theirs = field_texts(event, p.value)
+        if mine is None or theirs is None:
+            return False
+        return any(test(fold(a), fold(b)) for a in mine for b in theirs)
+
+    return pred
+
+
+def string_values(event: Mapping):
+    """Every ``str`` value of the event, at any depth (lists and nested mappings walked)."""
+    stack: list = [event]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            yield str.__str__(node)
+        elif isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _keyword(event: Mapping, p: Pred) -> bool:
+    rx = _glob_regex(p.value)
+    return any(rx.fullmatch(fold(s)) is not None for s in string_values(event))
+
+
+EVENT_REFERENCE.update(
+    {
+        Op.FIELDREF: _fieldref(lambda a, b: a == b),
+        Op.FIELDREF_CONTAINS: _fieldref(lambda a, b: b in a),
+        Op.FIELDREF_STARTSWITH: _fieldref(lambda a, b: a.startswith(b)),
+        Op.FIELDREF_ENDSWITH: _fieldref(lambda a, b: a.endswith(b)),
+        Op.KEYWORD: _keyword,
+    }
+)

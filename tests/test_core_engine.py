@@ -168,6 +168,12 @@ _OP_VALUES = {
     Op.LE: "4",
     Op.GT: "3.5",
     Op.GE: "-1",
+    Op.CIDR: "10.0.0.0/8",
+    Op.FIELDREF: CMD,
+    Op.FIELDREF_CONTAINS: CMD,
+    Op.FIELDREF_STARTSWITH: CMD,
+    Op.FIELDREF_ENDSWITH: CMD,
+    Op.KEYWORD: Glob.of(Wild.ANY, "cmd", Wild.ANY),
 }
 _OP_EVENTS = [
     {},
@@ -183,6 +189,7 @@ _OP_EVENTS = [
     {CMD: ["x", "C:\\cmd.exe"]},
     {CMD: [None, 3]},
     {CMD: {"x": 1}},
+    {CMD: "10.1.2.3"},
 ]
 
 
@@ -204,7 +211,7 @@ def test_every_op_is_lowered_and_agrees(op):
         assert kind == compiler.EVENT and plan.event_preds[pid] == pred
     elif op is Op.GLOB:
         assert kind == compiler.GLOB and pid in plan.globs
-    elif op is Op.REGEX or op in COMPARISONS:
+    elif op in (Op.REGEX, Op.CIDR) or op in COMPARISONS:
         assert kind == compiler.PY and plan.py_preds[pid] == (op, pred.value)
     else:
         assert kind == compiler.TABLE
