@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Pred, Wild
-from .ops import fold
+from .ops import fold, network
 
 __all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "encode"]
 
@@ -230,6 +230,17 @@ def _glob_guard(g: Glob) -> tuple[Op, str] | None:
     return None
 
 
+def cidr_guard(value: str) -> tuple:
+    """A table predicate implied by ``CIDR value``: the text of an IPv4 address in a /8 or
+    narrower network starts with its fixed octets and a dot (``ipaddress`` reads only plain
+    ASCII dotted decimals without leading zeros); else the field's presence."""
+    net = network(value)
+    if net.version == 4 and net.prefixlen >= 8:
+        octets = str(net.network_address).split(".")[: min(net.prefixlen // 8, 3)]
+        return Op.STARTSWITH, ".".join(octets) + "."
+    return (Op.EXISTS,)
+
+
 def _glob_tokens(g: Glob) -> list[int]:
     out: list[int] = []
     for p in g.parts:
@@ -325,6 +336,9 @@ class _Builder:
         elif op in COMPARISONS:
             kind = PY
             guard = [self.pred(Pred(p.field, Op.EXISTS))]
+        elif op is Op.CIDR:
+            kind = PY
+            guard = [self.pred(Pred(p.field, *cidr_guard(p.value)))]
         pid = self.pred_ids[key] = len(self.preds)
         self.preds.append(p)
         self.pred_field.append(fid)
