@@ -6,15 +6,40 @@ long-tailed parent and child images, mixed-case paths, non-ASCII user names, com
 from a few dozen to a few thousand characters, a few percent of other event types and
 non-Windows endpoints, and about half a percent of true positives of the flagship rule
 (plus events that hit its exclusions and near misses). Missing fields and ``None`` occur.
+
+``write(path, n, seed, schema, format)`` writes them as JSON lines (optionally gzipped) or
+Parquet, under SentinelOne names or Sysmon/Sigma names (``schema="sysmon"``); ``matcher
+generate`` is its command line (:func:`add_generate_arguments`, :func:`run_generate`).
 """
 
 from __future__ import annotations
 
+import argparse
+import bisect
+import gzip
+import itertools
+import os
 import random
-from collections.abc import Iterator
-from typing import Any
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
-__all__ = ["generate", "iter_events", "FIELDS"]
+from .errors import MatcherError
+
+__all__ = [
+    "FIELDS",
+    "FORMATS",
+    "SCHEMAS",
+    "SYSMON_EVENT_IDS",
+    "SYSMON_FIELDS",
+    "add_generate_arguments",
+    "arrow_schema",
+    "generate",
+    "iter_events",
+    "run_generate",
+    "to_sysmon",
+    "write",
+]
 
 FIELDS = (
     "EventType",
@@ -88,20 +113,33 @@ def _dir(rng: random.Random, user: str) -> str:
     return f"C:\\Users\\{user}\\AppData\\Local\\Temp"
 
 
+# Arguments are slices of one fixed random word stream (fast: one slice instead of n choices).
+_STREAM_WORDS = random.Random(20190116).choices(_WORDS, k=4096)
+_STREAM = " " + " ".join(_STREAM_WORDS)
+_STREAM_AT = list(itertools.accumulate((len(w) + 1 for w in _STREAM_WORDS), initial=0))  # word k starts at [k]
+_MAX_ARGS = 400
+
+
 def _cmdline(rng: random.Random, image: str) -> str:
-    n = int(rng.paretovariate(1.2) * 2)
-    words = [f'"{image}"' if rng.random() < 0.5 else image]
-    words += [rng.choice(_WORDS) for _ in range(min(n, 400))]
-    return " ".join(words)
+    # a Pareto number of arguments: most command lines are short, a few run to thousands of characters
+    n = min(int(rng.paretovariate(1.2) * 2), _MAX_ARGS)
+    head = f'"{image}"' if rng.random() < 0.5 else image
+    if not n:
+        return head
+    k = rng.randrange(len(_STREAM_WORDS) - n)
+    return head + _STREAM[_STREAM_AT[k] : _STREAM_AT[k + n]]
 
 
 class _Picker:
+    """A weighted choice (what ``rng.choices`` does, without recomputing the cumulative weights)."""
+
     def __init__(self, table):
         self.names = [n for n, _ in table]
-        self.weights = [w for _, w in table]
+        self.cum = list(itertools.accumulate(w for _, w in table))
+        self.total = self.cum[-1]
 
     def __call__(self, rng: random.Random) -> str:
-        return rng.choices(self.names, self.weights)[0]
+        return self.names[bisect.bisect(self.cum, rng.random() * self.total)]
 
 
 _PICK_PARENT = _Picker(_PARENTS)
@@ -127,7 +165,7 @@ def _event(rng: random.Random) -> dict[str, Any]:
     if r < 0.005:  # true positive of the flagship rule
         shell = rng.choice(_SHELLS)
         ev["TgtProcImagePath"] = _case(rng, f"{rng.choice(_SYSDIRS)}\\{shell}")
-        ev["TgtProcCmdLine"] = f"{shell} /c whoami"
+        ev["TgtProcCmdLine"] = f"{shell} /c whoami /all"
         k = rng.random()
         if k < 0.7:
             ev["SrcProcImagePath"] = _case(rng, rng.choice(_WEB_PARENTS))
@@ -177,3 +215,165 @@ def iter_events(n: int, seed: int = 0) -> Iterator[dict[str, Any]]:
 def generate(n: int, seed: int = 0) -> list[dict[str, Any]]:
     """A list of ``n`` events (see :func:`iter_events`)."""
     return list(iter_events(n, seed))
+
+
+# -- schemas ---------------------------------------------------------------------------------
+
+SCHEMAS = ("s1", "sysmon")
+
+#: S1 Deep Visibility name -> Sysmon / Sigma name (docs/s1ql-spec.md §7, process_creation).
+#: ``EventType`` becomes Sysmon's numeric ``EventID``; ``EndpointOS`` has no Sysmon field and keeps its name.
+SYSMON_FIELDS = {
+    "EventType": "EventID",
+    "EndpointOS": "EndpointOS",
+    "SrcProcImagePath": "ParentImage",
+    "SrcProcCmdLine": "ParentCommandLine",
+    "TgtProcImagePath": "Image",
+    "TgtProcCmdLine": "CommandLine",
+    "TgtProcUser": "User",
+}
+#: S1 EventType -> Sysmon EventID (1 process creation, 11 file create, 7 image load, 3 network, 22 DNS).
+SYSMON_EVENT_IDS = {"Process Creation": 1, "File Creation": 11, "Module Load": 7, "IP Connect": 3, "DNS Resolved": 22}
+
+
+def to_sysmon(event: dict[str, Any]) -> dict[str, Any]:
+    """The same event under Sysmon / Sigma field names (``EventType`` as the numeric ``EventID``)."""
+    out = {}
+    for k, v in event.items():
+        if k == "EventType" and v is not None:
+            v = SYSMON_EVENT_IDS[v]
+        out[SYSMON_FIELDS[k]] = v
+    return out
+
+
+def _events(n: int, seed: int, schema: str) -> Iterator[dict[str, Any]]:
+    if schema not in SCHEMAS:
+        raise MatcherError(f"unknown schema {schema!r}: expected one of {', '.join(SCHEMAS)}")
+    it = iter_events(n, seed)
+    return map(to_sysmon, it) if schema == "sysmon" else it
+
+
+def arrow_schema(schema: str = "s1"):
+    """The pyarrow schema of the Parquet files :func:`write` produces (every field nullable)."""
+    import pyarrow as pa
+
+    if schema == "sysmon":
+        return pa.schema([(SYSMON_FIELDS[f], pa.int32() if f == "EventType" else pa.string()) for f in FIELDS])
+    return pa.schema([(f, pa.string()) for f in FIELDS])
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+FORMATS = ("jsonl", "parquet")
+_BATCH = 65_536
+
+
+def _format_for(path: str | os.PathLike | None) -> str:
+    name = os.fspath(path).lower() if path is not None else "-"
+    return "parquet" if name.endswith((".parquet", ".pq")) else "jsonl"
+
+
+def _write_jsonl(fh: IO[bytes], events: Iterable[dict[str, Any]]) -> int:
+    import orjson
+
+    dumps = orjson.dumps
+    count = 0
+    it = iter(events)
+    while True:
+        chunk = list(itertools.islice(it, _BATCH))
+        if not chunk:
+            return count
+        fh.write(b"\n".join(map(dumps, chunk)) + b"\n")
+        count += len(chunk)
+
+
+def _write_parquet(path: str | os.PathLike, events: Iterable[dict[str, Any]], schema: str) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sch = arrow_schema(schema)
+    count = 0
+    it = iter(events)
+    with pq.ParquetWriter(path, sch) as writer:  # one row group per batch: memory stays bounded
+        while True:
+            chunk = list(itertools.islice(it, _BATCH))
+            if not chunk:
+                break
+            writer.write_table(pa.Table.from_pylist(chunk, schema=sch))
+            count += len(chunk)
+        if not count:
+            writer.write_table(sch.empty_table())
+    return count
+
+
+def write(
+    path: str | os.PathLike | None,
+    n: int,
+    seed: int = 0,
+    schema: str = "s1",
+    format: str | None = None,
+) -> int:
+    """Write ``n`` generated events (:func:`iter_events`) to ``path``; return the count written.
+
+    ``format`` is ``"jsonl"`` or ``"parquet"``; by default ``.parquet``/``.pq`` paths get Parquet and
+    everything else JSON lines. ``path`` ``None`` or ``"-"`` writes JSON lines to standard output; a
+    ``.gz`` path gzips JSON lines. ``schema="sysmon"`` writes the same events under Sysmon names
+    (:data:`SYSMON_FIELDS`). Events are produced and written in batches, so memory stays bounded.
+    In Parquet a missing field and ``None`` both read back as null.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise MatcherError(f"the number of events must be a non-negative integer, not {n!r}")
+    stdout = path is None or os.fspath(path) == "-"
+    fmt = format or _format_for(path)
+    if fmt not in FORMATS:
+        raise MatcherError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    events = _events(n, seed, schema)
+    if fmt == "parquet":
+        if stdout:
+            raise MatcherError("Parquet needs an output file (-o PATH), not standard output")
+        if os.fspath(path).lower().endswith(".gz"):
+            raise MatcherError(".gz compresses JSON lines only; Parquet files are compressed internally")
+        return _write_parquet(path, events, schema)
+    if stdout:
+        return _write_jsonl(sys.stdout.buffer, events)
+    if os.fspath(path).lower().endswith(".gz"):
+        with gzip.open(path, "wb", compresslevel=1) as fh:
+            return _write_jsonl(fh, events)
+    with open(path, "wb") as fh:
+        return _write_jsonl(fh, events)
+
+
+# -- the ``matcher generate`` command --------------------------------------------------------
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``matcher generate`` to ``parser`` (the CLI wires it in)."""
+    parser.add_argument("-n", "--events", type=int, default=100_000, help="number of events (default 100000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same events (default 0)")
+    parser.add_argument("--schema", choices=SCHEMAS, default="s1", help="field names: SentinelOne (s1, default) or Sysmon/Sigma")
+    parser.add_argument(
+        "--format", choices=FORMATS, default=None,
+        help="output format (default: parquet for .parquet/.pq paths, otherwise JSON lines)",
+    )
+    parser.add_argument(
+        "-o", "--output", default="-",
+        help="output path; '-' (default) writes JSON lines to stdout; a .gz path gzips JSON lines",
+    )
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Run ``matcher generate`` with parsed ``args``; return the exit code (0 ok, 2 bad usage, 1 I/O error)."""
+    try:
+        write(args.output, args.events, seed=args.seed, schema=args.schema, format=args.format)
+    except MatcherError as e:
+        print(f"matcher generate: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error; keep Python from complaining at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as e:
+        print(f"matcher generate: {e}", file=sys.stderr)
+        return 1
+    return 0
