@@ -1,0 +1,11 @@
+"""Sigma rules as a second front end: pySigma parses, :mod:`.translate` writes matcher's IR.
+
+Semantics, supported and unsupported features: ``docs/sigma.md``.
+"""
+
+from .loader import SIGMA_SUFFIXES, TreeLoad, load_sigma, load_sigma_tree, parse_sigma
+from .logsource import logsource_filter
+from .translate import translate_rule
+
+__all__ = ["SIGMA_SUFFIXES", "TreeLoad", "load_sigma", "load_sigma_tree", "parse_sigma", "logsource_filter",
+           "translate_rule"]

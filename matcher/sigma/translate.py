@@ -1,0 +1,205 @@
+"""pySigma's parsed rule -> matcher IR, with Sigma's semantics (``docs/sigma.md``).
+
+pySigma parses the YAML, applies the value modifiers and resolves the condition (``1 of``,
+``all of``, ``them``, name patterns) into a tree of ``ConditionAND``/``ConditionOR``/
+``ConditionNOT`` over field/value and keyword expressions. This module walks that tree and
+writes each leaf as IR:
+
+- strings: case-insensitive; no wildcard -> ``EQUALS``, ``*v*``/``v*``/``*v`` with a plain
+  ``v`` -> ``CONTAINS``/``STARTSWITH``/``ENDSWITH``, ``*`` -> ``EXISTS``, any other
+  pattern -> ``GLOB`` (``Wild.ANY``/``Wild.ONE``);
+- ``cased`` strings -> ``REGEX`` anchored with ``\\A``/``\\Z`` (case-sensitive, whole value);
+- ``re`` -> ``REGEX`` with the ``i``/``m``/``s`` flags written inline;
+- ``cidr`` -> ``CIDR``; ``gt``/``gte``/``lt``/``lte`` -> the comparisons; ``exists`` ->
+  ``EXISTS`` or ``NOT EXISTS``; ``null`` -> ``NOT NOT_EMPTY`` (absent or empty);
+- ``windash``, ``base64offset`` (pySigma's value expansions) -> ``OR`` of their values;
+  ``base64``, ``wide``, ``utf16*`` are already plain strings;
+- ``fieldref`` -> the whole-event ``FIELDREF*`` ops; keywords -> the whole-event ``KEYWORD``.
+
+Placeholders (``expand``), timestamp-part modifiers and anything else outside the IR raise
+:class:`~matcher.errors.UnsupportedFeature` naming the rule and the feature.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Optional
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+)
+
+from .. import ir
+from ..errors import UnsupportedFeature
+from ..ir import Glob, Op, Pred, Wild
+
+__all__ = ["translate_rule", "string_pred", "KEYWORD_FIELD"]
+
+#: The field name of keyword predicates (they search every field).
+KEYWORD_FIELD = ""
+
+_COMPARE = {
+    CompareOperators.LT: Op.LT,
+    CompareOperators.LTE: Op.LE,
+    CompareOperators.GT: Op.GT,
+    CompareOperators.GTE: Op.GE,
+}
+_FLAGS = {
+    SigmaRegularExpressionFlag.IGNORECASE: "i",
+    SigmaRegularExpressionFlag.MULTILINE: "m",
+    SigmaRegularExpressionFlag.DOTALL: "s",
+}
+_FIELDREF = {
+    (False, False): Op.FIELDREF,
+    (True, True): Op.FIELDREF_CONTAINS,
+    (True, False): Op.FIELDREF_STARTSWITH,
+    (False, True): Op.FIELDREF_ENDSWITH,
+}
+
+
+def _parts(value: SigmaString, rule: str) -> list:
+    out: list = []
+    for p in value.s:
+        if isinstance(p, Placeholder):
+            raise UnsupportedFeature(rule, "placeholders (the expand modifier)", f"%{p.name}%")
+        if p is SpecialChars.WILDCARD_MULTI:
+            out.append(Wild.ANY)
+        elif p is SpecialChars.WILDCARD_SINGLE:
+            out.append(Wild.ONE)
+        elif isinstance(p, str):
+            out.append(p)
+        else:  # pragma: no cover - pySigma has no other part type
+            raise UnsupportedFeature(rule, f"string part {type(p).__name__}")
+    return Glob.of(*out).parts
+
+
+def string_pred(field: str, parts: tuple) -> Pred:
+    """A case-insensitive Sigma string (a Glob's parts) on ``field`` as the cheapest IR op."""
+    if not parts:
+        return Pred(field, Op.EQUALS, "")
+    if parts == (Wild.ANY,):
+        return Pred(field, Op.EXISTS)
+    inner = parts
+    head = inner[0] is Wild.ANY
+    tail = inner[-1] is Wild.ANY
+    core = inner[int(head) : len(inner) - int(tail)]
+    if len(core) == 1 and isinstance(core[0], str):
+        op = {(False, False): Op.EQUALS, (True, True): Op.CONTAINS, (False, True): Op.STARTSWITH,
+              (True, False): Op.ENDSWITH}[(head, tail)]
+        return Pred(field, op, core[0])
+    return Pred(field, Op.GLOB, Glob(tuple(parts)))
+
+
+def _cased_regex(parts: tuple) -> str:
+    body = "".join(".*" if p is Wild.ANY else "." if p is Wild.ONE else re.escape(p) for p in parts)
+    return r"(?s)\A" + body + r"\Z"
+
+
+def _regex(value: SigmaRegularExpression) -> str:
+    pattern = str(value.regexp)
+    flags = "".join(sorted(_FLAGS[f] for f in value.flags))
+    return f"(?{flags}){pattern}" if flags else pattern
+
+
+class _Translator:
+    def __init__(self, rule: str, field_map: Callable[[str], str]):
+        self.rule = rule
+        self.field_map = field_map
+
+    def node(self, cond) -> ir.Node:
+        if isinstance(cond, ConditionAND):
+            return ir.and_(*(self.node(a) for a in cond.args))
+        if isinstance(cond, ConditionOR):
+            return ir.or_(*(self.node(a) for a in cond.args))
+        if isinstance(cond, ConditionNOT):
+            return ir.not_(self.node(cond.args[0]))
+        if isinstance(cond, ConditionFieldEqualsValueExpression):
+            return self.value(self.field_map(cond.field), cond.value)
+        if isinstance(cond, ConditionValueExpression):
+            return self.keyword(cond.value)
+        raise UnsupportedFeature(self.rule, f"condition element {type(cond).__name__}")
+
+    def value(self, field: str, v) -> ir.Node:
+        rule = self.rule
+        if isinstance(v, SigmaExpansion):  # windash, base64offset: always OR-linked
+            return ir.or_(*(self.value(field, x) for x in v.values))
+        if isinstance(v, SigmaCasedString):
+            return Pred(field, Op.REGEX, _cased_regex(_parts(v, rule)))
+        if isinstance(v, SigmaString):
+            return string_pred(field, _parts(v, rule))
+        if isinstance(v, SigmaRegularExpression):
+            if v.regexp.contains_placeholder():
+                raise UnsupportedFeature(rule, "placeholders (the expand modifier)", str(v.regexp))
+            return Pred(field, Op.REGEX, _regex(v))
+        if isinstance(v, SigmaTimestampPart):
+            raise UnsupportedFeature(rule, "timestamp-part modifiers", f"{field}|{v.timestamp_part.name.lower()}")
+        if isinstance(v, SigmaBool):  # before SigmaNumber: not a subclass, but keep the order explicit
+            return Pred(field, Op.EQUALS, "true" if v.boolean else "false")
+        if isinstance(v, SigmaNumber):
+            return Pred(field, Op.EQUALS, str(v.number))
+        if isinstance(v, SigmaNull):
+            return ir.not_(Pred(field, Op.NOT_EMPTY))
+        if isinstance(v, SigmaExists):
+            p = Pred(field, Op.EXISTS)
+            return p if v.exists else ir.not_(p)
+        if isinstance(v, SigmaCompareExpression):
+            op = _COMPARE.get(v.op)
+            if op is None:
+                raise UnsupportedFeature(rule, f"comparison {v.op.name}")
+            return Pred(field, op, str(v.number.number))
+        if isinstance(v, SigmaCIDRExpression):
+            return Pred(field, Op.CIDR, str(v.network))
+        if isinstance(v, SigmaFieldReference):
+            return Pred(field, _FIELDREF[(v.starts_with, v.ends_with)], self.field_map(v.field))
+        raise UnsupportedFeature(rule, f"value type {type(v).__name__}")
+
+    def keyword(self, v) -> ir.Node:
+        rule = self.rule
+        if isinstance(v, SigmaExpansion):
+            return ir.or_(*(self.keyword(x) for x in v.values))
+        if isinstance(v, SigmaCasedString):
+            raise UnsupportedFeature(rule, "cased keywords")
+        if isinstance(v, SigmaString):
+            parts = _parts(v, rule)
+        elif isinstance(v, (SigmaNumber, SigmaBool)):
+            parts = (str(v).lower() if isinstance(v, SigmaBool) else str(v.number),)
+        else:
+            raise UnsupportedFeature(rule, f"keywords of type {type(v).__name__}")
+        # A keyword is found anywhere in a field's text: implicit wildcards at both ends.
+        return Pred(KEYWORD_FIELD, Op.KEYWORD, Glob.of(Wild.ANY, *parts, Wild.ANY))
+
+
+def translate_rule(rule, *, name: str, field_map: Optional[Callable[[str], str]] = None) -> ir.Node:
+    """The IR of a parsed ``sigma.rule.SigmaRule``; several conditions are OR-ed (Sigma spec)."""
+    t = _Translator(name, field_map or (lambda f: f))
+    nodes = []
+    for cond in rule.detection.parsed_condition:
+        tree = cond.parsed
+        if tree is None:  # pragma: no cover - pySigma raises on empty selectors
+            raise UnsupportedFeature(name, "an empty condition")
+        nodes.append(t.node(tree))
+    node = ir.or_(*nodes)
+    ir.validate(node)
+    return node
