@@ -3,9 +3,9 @@
 Semantics, supported and unsupported features: ``docs/sigma.md``.
 """
 
-from .loader import SIGMA_SUFFIXES, TreeLoad, load_sigma, load_sigma_tree, parse_sigma
+from .loader import SIGMA_SUFFIXES, TreeLoad, load_sigma, load_sigma_tar, load_sigma_tree, parse_sigma
 from .logsource import logsource_filter
 from .translate import translate_rule
 
-__all__ = ["SIGMA_SUFFIXES", "TreeLoad", "load_sigma", "load_sigma_tree", "parse_sigma", "logsource_filter",
+__all__ = ["SIGMA_SUFFIXES", "TreeLoad", "load_sigma", "load_sigma_tar", "load_sigma_tree", "parse_sigma", "logsource_filter",
            "translate_rule"]

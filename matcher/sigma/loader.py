@@ -27,7 +27,7 @@ from ..errors import MatcherError, QuerySyntaxError, RuleError, UnsupportedFeatu
 from .logsource import logsource_filter, s1_field_map, s1_logsource_condition
 from .translate import translate_rule
 
-__all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "TreeLoad", "SIGMA_SUFFIXES"]
+__all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "load_sigma_tar", "TreeLoad", "SIGMA_SUFFIXES"]
 
 SIGMA_SUFFIXES = (".yml", ".yaml")
 
@@ -94,6 +94,7 @@ def parse_sigma(
     source: Optional[str] = None,
     profile: Any = None,
     logsource: LogsourceSpec = None,
+    s1_backend: bool = False,
 ) -> list:
     """The rules of one Sigma YAML text (one document, or several: a list).
 
@@ -102,13 +103,15 @@ def parse_sigma(
     S1 names, adds the logsource's event-type and OS conditions, then translates to that
     profile. ``logsource``: keep only rules whose logsource matches (a mapping of
     category/product/service, or a callable on pySigma's ``SigmaLogSource``).
+    ``s1_backend``: what the SentinelOne backend makes of the rules instead (see
+    :func:`~matcher.sigma.translate.translate_rule`; for explaining differences only).
     """
     from ..api import Rule
 
     docs = _yaml_documents(text, source)
     select = _selector(logsource)
     try:
-        collection = SigmaCollection.from_dicts(docs, collect_errors=True)
+        collection = SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False)
     except SigmaError as e:
         raise RuleError(f"{source or 'Sigma YAML'}: {e}") from None
     items = list(collection)
@@ -125,14 +128,15 @@ def parse_sigma(
             raise RuleError(f"{name}: {rule.errors[0]}")
         if select is not None and not select(rule.logsource):
             continue
-        out.append(Rule(_rule_ir(rule, name, profile), _metadata(rule, name, source), text))
+        out.append(Rule(_rule_ir(rule, name, profile, s1_backend), _metadata(rule, name, source), text))
     return out
 
 
-def _rule_ir(rule: SigmaRule, name: str, profile: Any) -> ir.Node:
+def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False) -> ir.Node:
     s1 = profile not in (None, "sysmon")
     try:
-        node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None)
+        node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
+                              s1_backend=s1_backend)
     except SigmaError as e:  # pySigma checks conditions and values lazily
         raise RuleError(f"{name}: {e}") from None
     except ValueError as e:
@@ -154,11 +158,7 @@ def _rule_ir(rule: SigmaRule, name: str, profile: Any) -> ir.Node:
 def load_sigma(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None) -> list:
     """The rules of one Sigma YAML file (see :func:`parse_sigma`)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RuleError(f"{p}: cannot read rule file: {e}") from None
-    return parse_sigma(text, source=str(p), profile=profile, logsource=logsource)
+    return parse_sigma(_read(p), source=str(p), profile=profile, logsource=logsource)
 
 
 @dataclass
@@ -193,14 +193,54 @@ def load_sigma_tree(
     base = Path(root)
     if not base.is_dir():
         raise RuleError(f"{base}: not a directory")
-    result = TreeLoad()
     paths = sorted(p for p in base.rglob("*") if p.suffix.lower() in SIGMA_SUFFIXES and p.is_file())
-    for p in paths:
+    return _load_many(((str(p), lambda p=p: _read(p)) for p in paths), profile, logsource, strict)
+
+
+def load_sigma_tar(
+    archive: Union[str, "os.PathLike[str]"],
+    *,
+    profile: Any = None,
+    logsource: LogsourceSpec = None,
+    strict: bool = False,
+) -> TreeLoad:
+    """Every ``*.yml``/``*.yaml`` member of a tar archive (any compression ``tarfile`` reads),
+    in member-name order; failures as in :func:`load_sigma_tree`. Sources are
+    ``archive:member``."""
+    import tarfile
+
+    try:
+        with tarfile.open(archive) as tar:
+            members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(SIGMA_SUFFIXES)),
+                             key=lambda m: m.name)
+            texts = [(f"{archive}:{m.name}", tar.extractfile(m).read()) for m in members]
+    except (OSError, tarfile.TarError) as e:
+        raise RuleError(f"{archive}: cannot read rule archive: {e}") from None
+
+    def decode(name: str, data: bytes) -> str:
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise RuleError(f"{name}: cannot read rule file: {e}") from None
+
+    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict)
+
+
+def _read(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RuleError(f"{p}: cannot read rule file: {e}") from None
+
+
+def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool) -> TreeLoad:
+    result = TreeLoad()
+    for name, read in items:
         result.files += 1
         try:
-            result.rules.extend(load_sigma(p, profile=profile, logsource=logsource))
+            result.rules.extend(parse_sigma(read(), source=name, profile=profile, logsource=logsource))
         except MatcherError as e:
             if strict:
                 raise
-            result.failures.append((str(p), e))
+            result.failures.append((name, e))
     return result

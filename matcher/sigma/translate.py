@@ -123,26 +123,86 @@ def _regex(value: SigmaRegularExpression) -> str:
     return f"(?{flags}){pattern}" if flags else pattern
 
 
+#: Fields the SentinelOne backend writes value lists on as ``In (...)`` (equality), not
+#: ``In Contains AnyCase (...)`` (``docs/s1ql-spec.md`` section 6; those that Sigma maps to).
+S1_ENUM_FIELDS = frozenset({"EventType", "ObjectType", "EndpointOS", "TgtProcIntegrityLevel"})
+
+
+def _plain(v) -> bool:
+    return isinstance(v, SigmaNumber) or (
+        isinstance(v, SigmaString) and not isinstance(v, SigmaCasedString) and not v.contains_special()
+    )
+
+
+def _s1_string(field: str, parts: tuple) -> Pred:
+    """The backend's string: ``?`` written as ``*``; a literal ``*`` written as ``\\*``, which
+    S1QL reads, in ``=`` values, as a backslash and a wildcard (``s1ql-spec.md`` rule L2)."""
+    parts = tuple(Wild.ANY if p is Wild.ONE else p for p in parts)
+    pred = string_pred(field, Glob.of(*parts).parts)
+    if pred.op is Op.GLOB or pred.op is Op.EQUALS and "*" in pred.value:
+        out: list = []
+        for p in parts:
+            if isinstance(p, str):
+                for i, chunk in enumerate(p.split("*")):
+                    out += ["\\", Wild.ANY, chunk] if i else [chunk]
+            else:
+                out.append(p)
+        return Pred(field, Op.GLOB, Glob.of(*out))
+    return pred  # in containsCIS & co. S1QL reads \* back as a literal *
+
+
+def _plain_text(v) -> str:
+    return str(v.number) if isinstance(v, SigmaNumber) else "".join(v.s)
+
+
 class _Translator:
-    def __init__(self, rule: str, field_map: Callable[[str], str]):
+    def __init__(self, rule: str, field_map: Callable[[str], str], s1_backend: bool = False):
         self.rule = rule
         self.field_map = field_map
+        self.s1_backend = s1_backend
 
     def node(self, cond) -> ir.Node:
         if isinstance(cond, ConditionAND):
             return ir.and_(*(self.node(a) for a in cond.args))
         if isinstance(cond, ConditionOR):
+            if self.s1_backend and self._s1_in_contains(cond):
+                field = self.field_map(cond.args[0].field)
+                return ir.or_(*(Pred(field, Op.CONTAINS, _plain_text(a.value)) for a in cond.args))
             return ir.or_(*(self.node(a) for a in cond.args))
         if isinstance(cond, ConditionNOT):
-            return ir.not_(self.node(cond.args[0]))
+            arg = cond.args[0]
+            if (self.s1_backend and isinstance(arg, ConditionFieldEqualsValueExpression)
+                    and isinstance(arg.value, SigmaExpansion) and len(arg.value.values) > 1):
+                # the expansion's OR is written without parentheses: NOT binds to its first item
+                first, *rest = (self.value(self.field_map(arg.field), x) for x in arg.value.values)
+                return ir.or_(ir.not_(first), *rest)
+            return ir.not_(self.node(arg))
         if isinstance(cond, ConditionFieldEqualsValueExpression):
             return self.value(self.field_map(cond.field), cond.value)
         if isinstance(cond, ConditionValueExpression):
             return self.keyword(cond.value)
         raise UnsupportedFeature(self.rule, f"condition element {type(cond).__name__}")
 
+    def _s1_in_contains(self, cond) -> bool:
+        """pySigma's backend writes an OR of two or more plain values on one non-enum field
+        as ``In Contains AnyCase``: substring matches."""
+        args = cond.args
+        return (
+            len(args) >= 2
+            and all(isinstance(a, ConditionFieldEqualsValueExpression) and _plain(a.value) for a in args)
+            and len({a.field for a in args}) == 1
+            and self.field_map(args[0].field) not in S1_ENUM_FIELDS
+        )
+
     def value(self, field: str, v) -> ir.Node:
         rule = self.rule
+        if self.s1_backend:
+            if isinstance(v, SigmaNull):  # written as IS NOT EMPTY (sic)
+                return Pred(field, Op.NOT_EMPTY)
+            if isinstance(v, SigmaRegularExpression):  # flags dropped
+                return Pred(field, Op.REGEX, str(v.regexp))
+            if isinstance(v, SigmaString) and not isinstance(v, SigmaCasedString):
+                return _s1_string(field, _parts(v, rule))
         if isinstance(v, SigmaExpansion):  # windash, base64offset: always OR-linked
             return ir.or_(*(self.value(field, x) for x in v.values))
         if isinstance(v, SigmaCasedString):
@@ -191,9 +251,17 @@ class _Translator:
         return Pred(KEYWORD_FIELD, Op.KEYWORD, Glob.of(Wild.ANY, *parts, Wild.ANY))
 
 
-def translate_rule(rule, *, name: str, field_map: Optional[Callable[[str], str]] = None) -> ir.Node:
-    """The IR of a parsed ``sigma.rule.SigmaRule``; several conditions are OR-ed (Sigma spec)."""
-    t = _Translator(name, field_map or (lambda f: f))
+def translate_rule(
+    rule, *, name: str, field_map: Optional[Callable[[str], str]] = None, s1_backend: bool = False
+) -> ir.Node:
+    """The IR of a parsed ``sigma.rule.SigmaRule``; several conditions are OR-ed (Sigma spec).
+
+    ``s1_backend=True`` gives instead what pySigma's SentinelOne backend (0.1.3) makes of the
+    rule, meaning changes included (``docs/sigma.md``): value lists as substring matches,
+    ``null`` as ``IS NOT EMPTY``, ``?`` as ``*``, regex flags dropped. It exists to explain
+    the differences between the two routes, not to be used for detection.
+    """
+    t = _Translator(name, field_map or (lambda f: f), s1_backend)
     nodes = []
     for cond in rule.detection.parsed_condition:
         tree = cond.parsed
