@@ -7,5 +7,6 @@ from .loader import SIGMA_SUFFIXES, TreeLoad, load_sigma, load_sigma_tar, load_s
 from .logsource import logsource_filter
 from .translate import translate_rule
 
-__all__ = ["SIGMA_SUFFIXES", "TreeLoad", "load_sigma", "load_sigma_tar", "load_sigma_tree", "parse_sigma", "logsource_filter",
+__all__ = ["SIGMA_SUFFIXES", "TreeLoad", "load_sigma", "load_sigma_tar", "load_sigma_tree", "parse_sigma",
+           "logsource_filter",
            "translate_rule"]
