@@ -119,6 +119,11 @@ class RuleSet:
     def __repr__(self) -> str:
         return f"RuleSet({len(self.rules)} rules)"
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The field names the rules read: an event's other fields never change a verdict."""
+        return tuple(self._program.field_names)
+
     # -- matching (the compiled core) ----------------------------------------------------------
     def match(self, event: Mapping) -> list[str]:
         """Ids of the rules that match ``event``, in the RuleSet's order."""

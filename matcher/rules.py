@@ -19,7 +19,7 @@ from . import ir as _ir
 from .errors import QuerySyntaxError, RuleError
 from .s1ql import parse
 
-__all__ = ["RuleInfo", "parse_rule_card", "load_path", "builtin_rules", "default_id"]
+__all__ = ["RuleInfo", "parse_rule_card", "load_path", "builtin_rules", "default_id", "rule_files", "RULE_SUFFIXES"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,22 @@ def load_path(path: Union[str, os.PathLike]) -> tuple[RuleInfo, _ir.Node, str]:
     except QuerySyntaxError as e:
         raise QuerySyntaxError(e.message, text, e.offset, source=str(p)) from None
     return RuleInfo(id=p.stem, title=p.stem, source=str(p)), node, query
+
+
+#: Rule file extensions a directory of rules is searched for: rule cards, S1QL query files, Sigma.
+RULE_SUFFIXES = (".md", ".markdown", ".s1ql", ".txt", ".yml", ".yaml")
+
+
+def rule_files(directory: Union[str, os.PathLike]) -> list[Path]:
+    """The rule files under ``directory`` (recursive, sorted, hidden entries and README files left
+    out), by :data:`RULE_SUFFIXES`."""
+    out = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if not f.startswith(".") and Path(f).suffix.lower() in RULE_SUFFIXES and not f.upper().startswith("README"):
+                out.append(Path(root) / f)
+    return out
 
 
 def builtin_rules() -> dict[str, tuple[RuleInfo, _ir.Node, str]]:

@@ -32,14 +32,14 @@ TP = {
 TN = dict(TP, TgtProcImagePath="C:\\Windows\\System32\\notepad.exe")
 
 
-def run(*args: str, input: bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
+def run(*args: str, input: bytes | None = None, cwd=None, command: str = "scan") -> subprocess.CompletedProcess:
     env = dict(os.environ)
     # run the same matcher package the tests import
     root = str(Path(matcher.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("PYTHONSTARTUP", None)
     return subprocess.run(
-        [sys.executable, "-m", "matcher", "scan", *args],
+        [sys.executable, "-m", "matcher", command, *args],
         input=input if input is not None else b"",
         capture_output=True,
         timeout=120,
@@ -376,3 +376,252 @@ def test_missing_file_with_strict_exits_1(tmp_path):
     assert proc.returncode == 1, err(proc)
     no_traceback(proc)
     assert "nope.jsonl" in err(proc)
+
+
+# --------------------------------------------------------------------------------------------
+# input formats (the readers' details are in test_inputs.py)
+# --------------------------------------------------------------------------------------------
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+NET = dict(TP, TgtProcImagePath="C:\\Windows\\System32\\net.exe")
+
+
+def matched(proc) -> list[tuple]:
+    out = []
+    for r in out_lines(proc):
+        unit = "line" if "line" in r else "row" if "row" in r else "record"
+        out.append((unit, r[unit]))
+    return out
+
+
+def test_json_array_with_a_bad_item(tmp_path):
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps([TN, TP, 42, NET]), encoding="utf-8")
+    proc = run(str(path))
+    assert proc.returncode == 0, err(proc)
+    no_traceback(proc)
+    assert matched(proc) == [("row", 2), ("row", 4)]
+    assert f"{path}:row 3" in err(proc)
+    s = summary(proc)
+    assert (s["read"], s["bad"]) == (4, 1)
+
+
+def test_csv_with_bad_rows(tmp_path):
+    path = tmp_path / "events.csv"
+    cols = list(TP)
+    lines = [",".join(cols)]
+    lines.append(",".join(f'"{TN[c]}"' for c in cols))  # line 2
+    lines.append(",".join(f'"{TP[c]}"' for c in cols))  # line 3
+    lines.append(",".join(f'"{TP[c]}"' for c in cols) + ",extra")  # line 4: one cell too many
+    lines.append(",".join(f'"{NET[c]}"' for c in cols))  # line 5
+    data = ("\n".join(lines) + "\n").encode("utf-8") + b'Process Creation,windows,\xff\xfe,x,y,z\n'  # line 6
+    path.write_bytes(data)
+    proc = run(str(path))
+    assert proc.returncode == 0, err(proc)
+    no_traceback(proc)
+    assert matched(proc) == [("line", 3), ("line", 5)]
+    assert out_lines(proc)[0]["event"] == TP
+    e = err(proc)
+    assert f"{path}:4:" in e and f"{path}:6:" in e
+    s = summary(proc)
+    assert (s["read"], s["good"], s["bad"]) == (5, 3, 2)
+
+
+def test_parquet_goes_through_the_columnar_path(tmp_path):
+    path = tmp_path / "events.parquet"
+    table = pa.Table.from_pylist([TN, TP, TN, NET] * 3)
+    pq.write_table(table, path, row_group_size=5)  # several row groups
+    proc = run(str(path))
+    assert proc.returncode == 0, err(proc)
+    no_traceback(proc)
+    assert matched(proc) == [("row", r) for r in (2, 4, 6, 8, 10, 12)]
+    assert out_lines(proc)[0]["event"] == TP
+    assert summary(proc)["read"] == 12
+
+
+def test_gzip_and_detection_by_content(tmp_path):
+    import gzip
+
+    gz = tmp_path / "events.jsonl.gz"
+    gz.write_bytes(gzip.compress(_jsonl(TN, TP)))
+    odd = tmp_path / "events.log"  # no known extension: detected from the content
+    odd.write_bytes(gzip.compress(json.dumps([TP, TN]).encode()))
+    proc = run(str(gz), str(odd))
+    assert proc.returncode == 0, err(proc)
+    assert [(r["source"], r.get("line", r.get("row"))) for r in out_lines(proc)] == [(str(gz), 2), (str(odd), 1)]
+    # stdin, gzipped, and an explicit format
+    proc = run("-i", "jsonl", "-", input=gzip.compress(_jsonl(TP)))
+    assert matched(proc) == [("line", 1)], err(proc)
+
+
+def test_truncated_gzip_is_reported_and_the_scan_goes_on(tmp_path):
+    import gzip
+
+    cut = tmp_path / "cut.jsonl.gz"
+    whole = gzip.compress(_jsonl(*([TN] * 2000 + [TP])))
+    cut.write_bytes(whole[: len(whole) // 2])
+    good = write_jsonl(tmp_path / "good.jsonl", [TP])
+    proc = run(str(cut), str(good))
+    assert proc.returncode == 0, err(proc)
+    no_traceback(proc)
+    assert "truncated" in err(proc) and str(cut) in err(proc)
+    assert out_lines(proc)[-1]["source"] == str(good)
+    s = summary(proc)
+    assert s["bad"] == 1 and s["read"] == s["good"] + 1
+    assert run("--strict", str(cut), str(good)).returncode == 1
+
+
+def test_a_directory_of_logs(tmp_path):
+    d = tmp_path / "logs"
+    (d / "sub").mkdir(parents=True)
+    write_jsonl(d / "a.jsonl", [TP])
+    (d / "sub" / "b.json").write_text(json.dumps([TN, TP]), encoding="utf-8")
+    (d / "notes.txt").write_text("not a log", encoding="utf-8")
+    proc = run(str(d))
+    assert proc.returncode == 0, err(proc)
+    assert [r["source"] for r in out_lines(proc)] == [str(d / "a.jsonl"), str(d / "sub" / "b.json")]
+    assert "notes.txt: passed over" in err(proc)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_output_formats(fmt):
+    proc = run("-f", fmt, "-", input=_jsonl(TN, TP, NET))
+    assert proc.returncode == 0, err(proc)
+    text = proc.stdout.decode("utf-8")
+    if fmt == "json":
+        doc = json.loads(text)
+        assert [(r["line"], r["rule_id"]) for r in doc] == [(2, RULE_ID), (3, RULE_ID)]
+        assert doc[0]["author"].startswith("Thomas Patzke")
+    elif fmt == "csv":
+        import csv
+        import io
+
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert [(r["unit"], r["where"], r["rule_id"]) for r in rows] == [("line", "2", RULE_ID), ("line", "3", RULE_ID)]
+        assert json.loads(rows[0]["event"]) == TP
+    else:
+        assert "2 matches" in text and "Suspicious" in text and "<stdin>:2" in text
+    assert run("-f", "json", "-", input=_jsonl(TN)).stdout.strip() == b"[]"
+
+
+def test_stats_line():
+    proc = run("--stats", "-", input=_jsonl(TP, TN))
+    assert re.search(r"stats: 1 rules compiled in .* 2 records in .* records/s", err(proc)), err(proc)
+
+
+# --------------------------------------------------------------------------------------------
+# profiles
+# --------------------------------------------------------------------------------------------
+
+SYSMON_TP = {"EventID": 1, "ParentImage": TP["SrcProcImagePath"], "Image": TP["TgtProcImagePath"],
+             "CommandLine": TP["TgtProcCmdLine"], "ParentCommandLine": TP["SrcProcCmdLine"]}
+ECS_TP = {"event": {"category": ["process"], "type": ["start"]}, "host": {"os": {"type": "windows"}},
+          "process": {"executable": TP["TgtProcImagePath"], "command_line": TP["TgtProcCmdLine"],
+                      "parent": {"executable": TP["SrcProcImagePath"], "command_line": TP["SrcProcCmdLine"]}}}
+S1QL2_TP = {"event.type": "Process Creation", "endpoint.os": "windows", "src.process.image.path": TP["SrcProcImagePath"],
+            "tgt.process.image.path": TP["TgtProcImagePath"], "tgt.process.cmdline": TP["TgtProcCmdLine"]}
+
+
+@pytest.mark.parametrize("profile, tp, miss", [
+    ("sysmon", SYSMON_TP, dict(SYSMON_TP, EventID=11)),
+    ("ecs", ECS_TP, {**ECS_TP, "host": {"os": {"type": "linux"}}}),
+    ("s1ql2", S1QL2_TP, dict(S1QL2_TP, **{"tgt.process.image.path": "C:\\x\\notepad.exe"})),
+])
+def test_profiles_run_the_flagship_on_other_schemas(profile, tp, miss):
+    proc = run("-p", profile, "-", input=_jsonl(miss, tp, TP))
+    assert proc.returncode == 0, err(proc)
+    assert matched(proc) == [("line", 2)], err(proc)  # the S1-named event is not in this schema
+
+
+def test_user_mapping_file(tmp_path):
+    prof = tmp_path / "mine.toml"
+    prof.write_text('base = "sysmon"\n[fields]\nTgtProcImagePath = "exe"\n', encoding="utf-8")
+    ev = dict(SYSMON_TP)
+    ev["exe"] = ev.pop("Image")
+    proc = run("-p", str(prof), "-", input=_jsonl(SYSMON_TP, ev))
+    assert matched(proc) == [("line", 2)], err(proc)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"fields": {"A": 1}}', encoding="utf-8")
+    proc = run("-p", str(bad), "-", input=_jsonl(TP))
+    assert proc.returncode == 2 and "fields" in err(proc)
+    no_traceback(proc)
+
+
+def test_rule_that_cannot_match_under_a_profile_is_reported():
+    proc = run("-p", "sysmon", "-q", 'EndpointOS = "linux" AND Image containsCIS "sh"', "-r", "flagship", "-",
+               input=_jsonl(SYSMON_TP))
+    assert proc.returncode == 0, err(proc)
+    assert "query-1" in err(proc) and "always false" in err(proc)
+    assert matched(proc) == [("line", 1)]
+
+
+# --------------------------------------------------------------------------------------------
+# directories of rules, check
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rule_dir(tmp_path) -> Path:
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "good.s1ql").write_text('TgtProcImagePath endswithCIS "\\cmd.exe"\n', encoding="utf-8")
+    (d / "bad.s1ql").write_text('TgtProcImagePath endswithCIS "\\cmd.exe" AND\n  SrcProcImagePath frob "x"\n',
+                                encoding="utf-8")
+    (d / "sigma.yml").write_text("title: t\ndetection:\n  sel:\n    Image|endswith: '\\\\cmd.exe'\n  condition: sel\n",
+                                 encoding="utf-8")
+    (d / "card.md").write_text(CARD.read_text(encoding="utf-8"), encoding="utf-8")
+    return d
+
+
+def test_rule_directory_with_a_bad_rule(rule_dir):
+    proc = run("-r", str(rule_dir), "-", input=_jsonl(TP))
+    assert proc.returncode == 2, err(proc)
+    no_traceback(proc)
+    assert proc.stdout == b""
+    assert str(rule_dir / "bad.s1ql") in err(proc)
+    proc = run("-r", str(rule_dir), "--skip-bad-rules", "-", input=_jsonl(TP))
+    assert proc.returncode == 0, err(proc)
+    assert {r["rule_id"] for r in out_lines(proc)} >= {"good", RULE_ID}
+    assert "did not load" in err(proc)
+
+
+def test_check_reports_every_bad_rule(rule_dir):
+    proc = run(str(rule_dir), command="check")
+    no_traceback(proc)
+    e = err(proc)
+    assert proc.returncode == 1, e
+    assert f"{rule_dir / 'bad.s1ql'}" in e and "line 2, column 20" in e
+    assert any(line.strip() == "^" for line in e.splitlines())
+    loaded_sigma = "sigma.yml" not in e  # accepted once the Sigma front end loads .yml files
+    assert re.search(r"(\d+) rule\(s\) ok, (\d+) error", e).groups() == (
+        ("3", "1") if loaded_sigma else ("2", "2"))
+    ok = run(str(rule_dir / "good.s1ql"), str(rule_dir / "card.md"), command="check")
+    assert ok.returncode == 0, err(ok)
+    dup = run(str(rule_dir / "card.md"), "flagship", command="check")  # the same id twice
+    assert dup.returncode == 1 and "already used" in err(dup)
+    assert run(command="check").returncode == 2
+
+
+# --------------------------------------------------------------------------------------------
+# generate | scan
+# --------------------------------------------------------------------------------------------
+
+
+def test_generate_piped_into_scan(tmp_path):
+    want = [i for i, ev in enumerate(datasets.generate(1000, 0), 1) if reference.evaluate(matcher.builtin(), ev)]
+    assert want, "1000 events at seed 0 hold true positives"
+    gen = run("-n", "1000", "-o", "-", command="generate")
+    assert gen.returncode == 0, err(gen)
+    proc = run("-", input=gen.stdout)
+    assert [r["line"] for r in out_lines(proc)] == want
+    for schema, profile in (("s1", "s1"), ("sysmon", "sysmon")):
+        for ext in ("jsonl", "parquet"):
+            path = tmp_path / f"{schema}.{ext}"
+            gen = run("-n", "1000", "--schema", schema, "-o", str(path), command="generate")
+            assert gen.returncode == 0, err(gen)
+            proc = run("-p", profile, str(path))
+            assert proc.returncode == 0, err(proc)
+            assert [r.get("line", r.get("row")) for r in out_lines(proc)] == want, (schema, ext)
+            assert summary(proc)["read"] == 1000

@@ -1,0 +1,351 @@
+"""Field-mapping profiles: run the same rule over events written in another schema.
+
+The rules' canonical field names are the SentinelOne Deep Visibility (v1) names
+(``TgtProcImagePath``, ``SrcProcCmdLine``, ...). A :class:`Profile` says how another schema
+names them. Rules are remapped, not events (:func:`translate` renames the fields of an IR tree),
+so matching stays as fast as on native events and Arrow columns are still read in place.
+
+Built-in profiles (tables from ``docs/s1ql-spec.md`` §6-7):
+
+``s1``      identity: S1 Deep Visibility names.
+``s1ql2``   S1QL 2.0 dotted names (``src.process.image.path``); ``EventType`` is ``event.type``
+            (``ModuleLoad`` is written ``Module Load``), ``ObjectType`` is ``event.category``.
+``sysmon``  Sysmon / Sigma names as a Sysmon *process creation* event (event 1) holds them:
+            ``Image``, ``CommandLine``, ``ParentImage``, ``ParentCommandLine``, ``User``, ...;
+            the object fields of the other Sysmon events (``TargetFilename``, ``ImageLoaded``,
+            ``TargetObject``, ``QueryName``, ``DestinationIp``, ...); ``EventType = "Process
+            Creation"`` becomes ``EventID = "1"`` (likewise for the other event types Sysmon
+            has), and every event is a Windows one (``EndpointOS = "windows"`` holds,
+            ``"linux"`` never does). In the other Sysmon events the *acting* process is
+            ``Image`` (S1 ``SrcProcImagePath``), which this profile names ``ParentImage``: rules
+            on file, registry or network events that test the acting process need a user
+            mapping (:data:`SIGMA_TO_S1` has the per-category Sigma tables).
+``ecs``     Elastic Common Schema (``process.executable``, ``process.parent.executable``, ...);
+            ``EventType = "Process Creation"`` becomes ``event.category = "process" AND
+            event.type = "start"``, ``EndpointOS`` is ``host.os.type`` (``osx`` is ``macos``).
+
+A user profile is a JSON or TOML file (see ``docs/cli.md``)::
+
+    base = "sysmon"                      # optional: start from a built-in profile
+    [fields]                             # S1 name = the name in your events
+    TgtProcImagePath = "proc.path"
+    [values.EventType]                   # S1 value = S1QL in your names (for = and In)
+    "Process Creation" = 'evt.kind = "exec"'
+    [constants]                          # S1 fields every event of yours holds, with their value
+    EndpointOS = "windows"
+    [aliases]                            # more names of yours read back by to_s1()
+    "proc.exe" = "TgtProcImagePath"
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Union
+
+from .errors import MatcherError, QuerySyntaxError
+from .ir import And, Node, Not, Op, Pred, and_, or_
+from .ops import REFERENCE, fold
+
+__all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "translate", "PROFILES", "SIGMA_TO_S1"]
+
+
+class ProfileError(MatcherError):
+    """A profile that does not exist or a mapping file that cannot be read."""
+
+
+class RuleNeverMatches(MatcherError):
+    """A rule that, under a profile's constants, is always false (or always true)."""
+
+    def __init__(self, message: str, always: bool):
+        super().__init__(message)
+        self.always = always
+
+
+def _frozen(d: Mapping) -> Mapping:
+    return MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one schema names the S1 fields.
+
+    ``fields``: S1 name -> this schema's name. ``values``: S1 field -> {S1 value (any case) ->
+    S1QL text in this schema's names}, applied to ``=`` predicates (and so to ``In`` lists).
+    ``constants``: S1 field -> the value every event of this schema has (predicates on them
+    are decided when a rule is translated). ``aliases``: further names of this schema that
+    :meth:`to_s1` reads back (several names may stand for one S1 field).
+    """
+
+    name: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    constants: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", _frozen(self.fields))
+        object.__setattr__(self, "values", _frozen({k: _frozen({fold(v): q for v, q in m.items()}) for k, m in self.values.items()}))
+        object.__setattr__(self, "constants", _frozen(self.constants))
+        back = {v: k for k, v in self.fields.items()}
+        back.update(self.aliases)
+        object.__setattr__(self, "aliases", _frozen(self.aliases))
+        object.__setattr__(self, "_back", back)
+
+    def from_s1(self, name: str) -> str:
+        """This schema's name for the S1 field ``name`` (unknown names pass through)."""
+        return self.fields.get(name, name)
+
+    def to_s1(self, name: str) -> str:
+        """The S1 name of this schema's field ``name`` (unknown names pass through)."""
+        return self._back.get(name, name)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------
+# tables (docs/s1ql-spec.md §6-7)
+# --------------------------------------------------------------------------------------------
+
+#: Sigma field -> S1 DV field, per Sigma logsource category (the SentinelOne backend's tables).
+_ACTOR = {
+    "Image": "SrcProcImagePath",
+    "CommandLine": "SrcProcCmdLine",
+    "ParentImage": "SrcProcParentImagePath",
+    "ParentCommandLine": "SrcProcParentCmdline",
+    "User": "SrcProcUser",
+}
+SIGMA_TO_S1: Mapping[str, Mapping[str, str]] = _frozen({
+    "process_creation": _frozen({
+        "Image": "TgtProcImagePath", "CommandLine": "TgtProcCmdLine", "ParentImage": "SrcProcImagePath",
+        "ParentCommandLine": "SrcProcCmdLine", "ProcessId": "TgtProcPID", "ParentProcessId": "SrcProcPID",
+        "Description": "TgtProcDisplayName", "Product": "TgtProcDisplayName", "Company": "TgtProcPublisher",
+        "CurrentDirectory": "TgtProcImagePath", "User": "TgtProcUser", "TerminalSessionId": "TgtProcSessionId",
+        "IntegrityLevel": "TgtProcIntegrityLevel", "md5": "TgtProcMd5", "sha1": "TgtProcSha1", "sha256": "TgtProcSha256",
+    }),
+    "file_event": _frozen({**_ACTOR, "TargetFilename": "TgtFilePath", "SourceFilename": "TgtFileOldPath"}),
+    "image_load": _frozen({**_ACTOR, "ImageLoaded": "ModulePath", "sha1": "ModuleSha1", "md5": "ModuleMd5"}),
+    "pipe_creation": _frozen({**_ACTOR, "PipeName": "NamedPipeName"}),
+    "registry_event": _frozen({**_ACTOR, "TargetObject": "RegistryKeyPath", "Details": "RegistryValue"}),
+    "dns_query": _frozen({**_ACTOR, "QueryName": "DnsRequest", "query": "DnsRequest", "answer": "DnsResponse",
+                          "record_type": "DnsResponse"}),
+    "network_connection": _frozen({**_ACTOR, "DestinationHostname": "Url", "DestinationIp": "DstIP",
+                                   "dst_ip": "DstIP", "DestinationPort": "DstPort", "dst_port": "DstPort",
+                                   "SourceIp": "SrcIP", "src_ip": "SrcIP", "SourcePort": "SrcPort",
+                                   "src_port": "SrcPort", "Protocol": "NetProtocolName"}),
+})
+
+_S1QL2 = {
+    "TgtProcImagePath": "tgt.process.image.path", "TgtProcCmdLine": "tgt.process.cmdline",
+    "SrcProcImagePath": "src.process.image.path", "SrcProcCmdLine": "src.process.cmdline",
+    "TgtProcPID": "tgt.process.pid", "SrcProcPID": "src.process.pid",
+    "TgtProcDisplayName": "tgt.process.displayName", "TgtProcPublisher": "tgt.process.publisher",
+    "TgtProcUser": "tgt.process.user", "TgtProcSessionId": "tgt.process.sessionid",
+    "TgtProcIntegrityLevel": "tgt.process.integrityLevel", "TgtProcMd5": "tgt.process.image.md5",
+    "TgtProcSha1": "tgt.process.image.sha1", "TgtProcSha256": "tgt.process.image.sha256",
+    "TgtFilePath": "tgt.file.path", "TgtFileOldPath": "tgt.file.oldPath",
+    "SrcProcParentImagePath": "src.process.parent.image.path", "SrcProcParentCmdline": "src.process.parent.cmdline",
+    "SrcProcUser": "src.process.user", "ModulePath": "module.path", "ModuleSha1": "module.sha1",
+    "ModuleMd5": "module.md5", "NamedPipeName": "namedPipe.name", "RegistryKeyPath": "registry.keyPath",
+    "RegistryValue": "registry.value", "DnsRequest": "event.dns.request", "DnsResponse": "event.dns.response",
+    "Url": "url.address", "DstIP": "dst.ip.address", "DstPort": "dst.port.number", "SrcIP": "src.ip.address",
+    "SrcPort": "src.port.number", "EventType": "event.type", "ObjectType": "event.category",
+    "EndpointOS": "endpoint.os",
+}
+
+_SYSMON = {
+    **{s1: sigma for sigma, s1 in SIGMA_TO_S1["process_creation"].items()
+       if sigma not in ("Product", "CurrentDirectory", "md5", "sha1", "sha256")},
+    "SrcProcParentImagePath": "ParentParentImage",  # not in Sysmon: kept distinct from ParentImage
+    "TgtFilePath": "TargetFilename", "ModulePath": "ImageLoaded", "NamedPipeName": "PipeName",
+    "RegistryKeyPath": "TargetObject", "RegistryValue": "Details", "DnsRequest": "QueryName",
+    "DnsResponse": "QueryResults", "DstIP": "DestinationIp", "DstPort": "DestinationPort", "SrcIP": "SourceIp",
+    "SrcPort": "SourcePort", "Url": "DestinationHostname", "NetProtocolName": "Protocol",
+    "EventType": "EventID",
+}
+# Sysmon event ids for the S1 event types (docs/s1ql-spec.md §6 and the Sysmon schema)
+_SYSMON_EVENT_IDS = {
+    "Process Creation": 1, "IP Connect": 3, "Process Exit": 5, "ModuleLoad": 7, "Module Load": 7,
+    "File Creation": 11, "CreateKey": 12, "DeleteKey": 12, "SetValue": 13, "Named Pipe Creation": 17,
+    "DNS Resolved": 22, "File Delete": 23, "File Deletion": 23,
+}
+
+_ECS = {
+    "TgtProcImagePath": "process.executable", "TgtProcCmdLine": "process.command_line",
+    "SrcProcImagePath": "process.parent.executable", "SrcProcCmdLine": "process.parent.command_line",
+    "TgtProcPID": "process.pid", "SrcProcPID": "process.parent.pid", "TgtProcDisplayName": "process.pe.description",
+    "TgtProcPublisher": "process.pe.company", "TgtProcUser": "user.name", "SrcProcUser": "user.name",
+    "TgtFilePath": "file.path", "ModulePath": "file.path", "NamedPipeName": "file.name",
+    "RegistryKeyPath": "registry.path", "RegistryValue": "registry.data.strings",
+    "DnsRequest": "dns.question.name", "DstIP": "destination.ip", "DstPort": "destination.port",
+    "SrcIP": "source.ip", "SrcPort": "source.port", "NetProtocolName": "network.transport",
+    "Url": "destination.domain", "EndpointOS": "host.os.type", "EventType": "event.action",
+    "ObjectType": "event.category",
+}
+
+PROFILES: Mapping[str, Profile] = _frozen({
+    "s1": Profile("s1"),
+    "s1ql2": Profile("s1ql2", _S1QL2, values={"EventType": {"ModuleLoad": 'event.type = "Module Load"'}}),
+    "sysmon": Profile(
+        "sysmon",
+        _SYSMON,
+        values={"EventType": {k: f'EventID = "{v}"' for k, v in _SYSMON_EVENT_IDS.items()}},
+        constants={"EndpointOS": "windows"},
+        aliases={"Product": "TgtProcDisplayName"},
+    ),
+    "ecs": Profile(
+        "ecs",
+        _ECS,
+        values={
+            "EventType": {
+                "Process Creation": 'event.category = "process" AND event.type = "start"',
+                "Process Exit": 'event.category = "process" AND event.type = "end"',
+                "File Creation": 'event.category = "file" AND event.type = "creation"',
+                "File Delete": 'event.category = "file" AND event.type = "deletion"',
+                "File Deletion": 'event.category = "file" AND event.type = "deletion"',
+                "ModuleLoad": 'event.category = "library"',
+                "Module Load": 'event.category = "library"',
+                "DNS Resolved": 'event.category = "network" AND dns.question.name EXISTS',
+                "IP Connect": 'event.category = "network" AND event.type = "connection"',
+            },
+            "EndpointOS": {"osx": 'host.os.type = "macos"'},
+            "ObjectType": {"DNS": 'event.category = "network" AND dns.question.name EXISTS',
+                           "IP": 'event.category = "network"', "Registry": 'event.category = "registry"',
+                           "File": 'event.category = "file"'},
+        },
+        aliases={"process.pe.product": "TgtProcDisplayName", "process.working_directory": "TgtProcImagePath",
+                 "user.name": "TgtProcUser", "file.path": "TgtFilePath"},
+    ),
+})
+
+
+def _read_file(path: Path) -> dict:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot read the mapping file: {e.strerror or e}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            return tomllib.loads(data.decode("utf-8"))
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:  # json, tomllib and utf-8 errors are ValueErrors
+        raise ProfileError(f"{path}: not a valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} mapping file: {e}") from None
+
+
+def _table(doc: dict, key: str, path: Path, nested: bool = False) -> dict:
+    t = doc.get(key, {})
+    ok = isinstance(t, dict) and all(
+        isinstance(k, str) and (isinstance(v, dict) and all(isinstance(a, str) and isinstance(b, str) for a, b in v.items())
+                                if nested else isinstance(v, str))
+        for k, v in t.items()
+    )
+    if not ok:
+        shape = "tables of strings" if nested else "a table of strings"
+        raise ProfileError(f"{path}: '{key}' must be {shape}")
+    return t
+
+
+def load_profile(name_or_path: Union[str, Path, Profile]) -> Profile:
+    """A built-in profile by name (``s1``, ``s1ql2``, ``sysmon``, ``ecs``) or a mapping file."""
+    if isinstance(name_or_path, Profile):
+        return name_or_path
+    key = str(name_or_path)
+    if key in PROFILES:
+        return PROFILES[key]
+    path = Path(key)
+    if not path.suffix and not path.exists():
+        raise ProfileError(f"no profile named {key!r}; built-in: {', '.join(PROFILES)}; or give a .json/.toml mapping file")
+    doc = _read_file(path)
+    if not isinstance(doc, dict):
+        raise ProfileError(f"{path}: a mapping file holds one object/table")
+    unknown = set(doc) - {"name", "base", "fields", "values", "constants", "aliases"}
+    if unknown:
+        raise ProfileError(f"{path}: unknown keys {sorted(unknown)}; expected name, base, fields, values, constants, aliases")
+    base = doc.get("base")
+    if base is not None and base not in PROFILES:
+        raise ProfileError(f"{path}: base {base!r} is not a built-in profile ({', '.join(PROFILES)})")
+    b = PROFILES[base] if base else PROFILES["s1"]
+    values = {k: dict(v) for k, v in b.values.items()}
+    for k, v in _table(doc, "values", path, nested=True).items():
+        values.setdefault(k, {}).update({fold(a): q for a, q in v.items()})
+    prof = Profile(
+        name=str(doc.get("name") or path.stem),
+        fields={**b.fields, **_table(doc, "fields", path)},
+        values=values,
+        constants={**b.constants, **_table(doc, "constants", path)},
+        aliases={**b.aliases, **_table(doc, "aliases", path)},
+    )
+    for f, table in prof.values.items():  # every value mapping must parse now, not mid-scan
+        for v, q in table.items():
+            _parse_value_query(q, f"{path}: values.{f}.{v!r}")
+    return prof
+
+
+def _parse_value_query(query: str, where: str) -> Node:
+    from .s1ql import parse
+
+    try:
+        return parse(query)
+    except QuerySyntaxError as e:
+        raise ProfileError(f"{where}: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# translate
+# --------------------------------------------------------------------------------------------
+
+def _to_s1(node: Node, src: Profile) -> Node:
+    if isinstance(node, Pred):
+        name = src.to_s1(node.field)
+        return node if name == node.field else Pred(name, node.op, node.value)
+    if isinstance(node, Not):
+        return Not(_to_s1(node.item, src))
+    return type(node)(tuple(_to_s1(c, src) for c in node.items))
+
+
+def _from_s1(node: Node, dst: Profile) -> Union[Node, bool]:
+    """The tree in ``dst`` names, with predicates on ``dst``'s constants decided (True/False)."""
+    if isinstance(node, Pred):
+        if node.field in dst.constants:
+            return bool(REFERENCE[node.op](dst.constants[node.field], node.value))
+        table = dst.values.get(node.field)
+        if table is not None and node.op is Op.EQUALS and fold(node.value) in table:
+            return _parse_value_query(table[fold(node.value)], f"profile {dst.name}: values.{node.field}")
+        name = dst.from_s1(node.field)
+        return node if name == node.field else Pred(name, node.op, node.value)
+    if isinstance(node, Not):
+        item = _from_s1(node.item, dst)
+        return (not item) if isinstance(item, bool) else Not(item)
+    is_and = isinstance(node, And)
+    kept: list[Node] = []
+    for c in node.items:
+        r = _from_s1(c, dst)
+        if isinstance(r, bool):
+            if r is not is_and:  # a False inside AND, a True inside OR decides the node
+                return r
+            continue
+        kept.append(r)
+    if not kept:
+        return is_and
+    return and_(*kept) if is_and else or_(*kept)
+
+
+def translate(node: Node, src: Union[str, Profile], dst: Union[str, Profile]) -> Node:
+    """The rule ``node`` (written in ``src`` names) rewritten for events in ``dst`` names.
+
+    Raises :class:`RuleNeverMatches` when ``dst``'s constants decide the whole rule (e.g. a
+    Linux rule under the ``sysmon`` profile, whose events are all Windows ones).
+    """
+    src, dst = load_profile(src), load_profile(dst)
+    s1 = _to_s1(node, src) if src.fields or src.aliases else node
+    out = _from_s1(s1, dst)
+    if isinstance(out, bool):
+        const = ", ".join(f"{k} = {v!r}" for k, v in dst.constants.items())
+        raise RuleNeverMatches(
+            f"under profile {dst.name!r} ({const}) the rule is always {'true' if out else 'false'}", always=out
+        )
+    return out
+
