@@ -271,7 +271,9 @@ class JsonLinesDecoder:
         except self._errors as e:
             msg = str(e)
             if msg.startswith("Expected `object`, got"):
-                raise ValueError(f"a JSON {msg.rsplit('`', 2)[-2]}, not an object") from None
+                got = msg.rsplit("`", 2)[-2]
+                got = {"str": "string", "int": "number", "float": "number", "bool": "boolean"}.get(got, got)
+                raise ValueError(f"a JSON {got}, not an object") from None
             raise ValueError(f"not valid JSON ({msg})") from None
         return {k: v for k, v in zip(self.keys, values) if v is not None}
 
