@@ -215,13 +215,14 @@ def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None
     return Rule(node, _rules.RuleInfo(id=rid, title=title if title is not None else rid), query)
 
 
-def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: Any = None) -> Any:
+def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None) -> Any:
     """Read a rule card (markdown), a file holding one bare S1QL query, or Sigma YAML.
 
     A ``.yml``/``.yaml`` file is Sigma (:mod:`matcher.sigma`): one rule gives a :class:`Rule`,
-    a multi-document file a list of them. ``profile`` (a :mod:`matcher.mapping` profile)
-    rewrites the rule for events in that schema; ``logsource`` keeps only the Sigma rules of
-    that log source (``{"category": ..., "product": ..., "service": ...}``).
+    a multi-document file a list of them. ``profile`` (a :mod:`matcher.mapping` profile) is
+    the schema of the events the rule will see: S1 names by default, as every rule's IR;
+    for Sigma, ``"sysmon"`` keeps Sigma's own field names. ``logsource`` keeps only the Sigma
+    rules of that log source (``{"category": ..., "product": ..., "service": ...}``).
     """
     if os.fspath(path).lower().endswith((".yml", ".yaml")):
         from .sigma import load_sigma
@@ -231,7 +232,7 @@ def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource
     if logsource is not None:
         raise MatcherError("logsource filters apply to Sigma rules only")
     info, node, query = _rules.load_path(path)
-    if profile is not None:
+    if profile not in (None, "s1"):
         from .mapping import translate
 
         node = translate(node, "s1", profile)

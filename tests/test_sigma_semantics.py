@@ -313,14 +313,14 @@ def test_multi_document_file_and_load(tmp_path):
     two = one.replace("11111111", "22222222")
     (tmp_path / "one.yml").write_text(one)
     (tmp_path / "two.yaml").write_text(one + "---\n" + two)
-    r1 = matcher.load(tmp_path / "one.yml")
+    r1 = matcher.load(tmp_path / "one.yml", profile="sysmon")
     assert isinstance(r1, matcher.Rule) and r1.match({"A": "X"})
-    both = matcher.load(tmp_path / "two.yaml")
+    both = matcher.load(tmp_path / "two.yaml", profile="sysmon")
     assert [r.id[:8] for r in both] == ["11111111", "22222222"]
     only = matcher.load(tmp_path / "two.yaml", logsource={"category": "process_creation"})
     assert len(only) == 2
     assert matcher.load(tmp_path / "two.yaml", logsource={"category": "file_event"}) == []
-    s1 = matcher.load(tmp_path / "one.yml", profile="s1")
+    s1 = matcher.load(tmp_path / "one.yml")  # S1 names and the logsource's conditions by default
     assert s1.match({"A": "x", "EventType": "Process Creation", "EndpointOS": "windows"})
     assert not s1.match({"A": "x", "EventType": "File Creation", "EndpointOS": "windows"})
 
