@@ -232,7 +232,11 @@ class _Translator:
         if isinstance(v, SigmaCIDRExpression):
             return Pred(field, Op.CIDR, str(v.network))
         if isinstance(v, SigmaFieldReference):
-            return Pred(field, _FIELDREF[(v.starts_with, v.ends_with)], self.field_map(v.field))
+            # Both fields' presence is implied: written out, it gives the rule a trigger (a
+            # whole-event predicate alone makes its rule run on every event).
+            other = self.field_map(v.field)
+            ref = Pred(field, _FIELDREF[(v.starts_with, v.ends_with)], other)
+            return ir.and_(Pred(field, Op.EXISTS), Pred(other, Op.EXISTS), ref)
         raise UnsupportedFeature(rule, f"value type {type(v).__name__}")
 
     def keyword(self, v) -> ir.Node:
