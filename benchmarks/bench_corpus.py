@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sigma_sqlite
+from conftest import run
 
 import matcher
-from conftest import run
 from matcher.reference import evaluate
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "sigmahq-s1ql.jsonl"
@@ -116,3 +117,54 @@ def test_compile(benchmark, size):
 
     rs = run(benchmark, build, rounds=3)
     assert len(rs) == size
+
+
+#: process_creation rules whose S1QL conversion (pysigma-backend-sentinelone) does not mean what the
+#: Sigma rule means, so the SQLite route (Sigma's meaning) legitimately differs from the reference:
+#: a Sigma equality list becomes `In Contains AnyCase` (rundll32_without_parameters,
+#: susp_proc_wrong_parent, svchost_uncommon_parent_process, susp_non_exe_image) and `field: null`
+#: becomes `IS NOT EMPTY` (susp_image_missing, svchost_uncommon_command_line_flags).
+SQLITE_DIFFERENT_MEANING = {
+    "5bb68627-3198-40ca-b458-49f973db8752", "96036718-71cc-4027-a538-d1587e0006a7",
+    "01d2e2a1-5f09-44f7-9fc1-24faa7479b6d", "c09dad97-1c78-4f71-b127-7edb2b8e491a",
+    "71158e3f-df67-472b-930e-7d287acaa3e1", "f17211f1-1f24-4d0c-829f-31e28dc93cdd",
+}
+SQLITE_EVENTS = 20_000
+
+
+@pytest.fixture(scope="module")
+def sqlite_corpus():
+    pytest.importorskip("sigma.backends.sqlite", reason="pysigma-backend-sqlite is not installed")
+    if not sigma_sqlite.SIGMA_RULES.is_dir():
+        pytest.skip(f"the SigmaHQ rules are not beside the checkout ({sigma_sqlite.SIGMA_RULES})")
+    recs = _records(True)
+    queries, fields = sigma_sqlite.convert_corpus(sigma_sqlite.SIGMA_RULES / r["path"] for r in recs)
+    assert sorted(queries) == sorted(r["id"] for r in recs)
+    return recs, queries, fields
+
+
+@pytest.mark.benchmark(group="corpus-baselines")
+def test_sqlite_pysigma_corpus(benchmark, sqlite_corpus, events):
+    """The Zircolite route for the 751 process_creation rules (their SigmaHQ YAML through
+    pysigma-backend-sqlite), on a slice of SQLITE_EVENTS events: load the table, run every query."""
+    recs, queries, fields = sqlite_corpus
+    n = min(len(events), SQLITE_EVENTS)
+    rows = sigma_sqlite.sysmon_rows(events[:n])
+    benchmark.extra_info.update(events=n, rules=len(recs), corpus="windows_process_creation")
+
+    def route():
+        con = sigma_sqlite.load(rows, fields)
+        try:
+            return {rid: set(sigma_sqlite.run(con, q).tolist()) for rid, qs in queries.items() for q in qs}
+        finally:
+            con.close()
+
+    got = run(benchmark, route, rounds=1)
+    rules = [matcher.compile(r["query"], id=r["id"]) for r in recs]
+    step = max(1, n // SAMPLE)
+    differ = set()
+    for rule in rules:
+        want = {i for i in range(0, n, step) if evaluate(rule, events[i])}
+        if {i for i in got[rule.id] if i % step == 0} != want:
+            differ.add(rule.id)
+    assert differ <= SQLITE_DIFFERENT_MEANING, f"SQLite differs from the reference on {sorted(differ - SQLITE_DIFFERENT_MEANING)}"

@@ -22,11 +22,7 @@ CATALINA = ("catalina_home", "catalina.home", "catalina.jar")
 WEB = tuple(s.lower() for s in (
     "\\caddy.exe", "\\httpd.exe", "\\nginx.exe", "\\php-cgi.exe", "\\php.exe", "\\tomcat.exe",
     "\\UMWorkerProcess.exe", "\\w3wp.exe", "\\ws_TomcatService.exe"))
-CHILD = tuple("\\" + s for s in (
-    "arp.exe at.exe bash.exe bitsadmin.exe certutil.exe cmd.exe cscript.exe dsget.exe hostname.exe "
-    "nbtstat.exe net.exe net1.exe netdom.exe netsh.exe nltest.exe ntdsutil.exe powershell_ise.exe "
-    "powershell.exe pwsh.exe qprocess.exe query.exe qwinsta.exe reg.exe rundll32.exe sc.exe sh.exe "
-    "wmic.exe wscript.exe wusa.exe").split())
+CHILD = tuple("\\" + s for s in ["arp.exe", "at.exe", "bash.exe", "bitsadmin.exe", "certutil.exe", "cmd.exe", "cscript.exe", "dsget.exe", "hostname.exe", "nbtstat.exe", "net.exe", "net1.exe", "netdom.exe", "netsh.exe", "nltest.exe", "ntdsutil.exe", "powershell_ise.exe", "powershell.exe", "pwsh.exe", "qprocess.exe", "query.exe", "qwinsta.exe", "reg.exe", "rundll32.exe", "sc.exe", "sh.exe", "wmic.exe", "wscript.exe", "wusa.exe"])
 EXC1 = ('Windows\\system32\\cmd.exe /c C:\\ManageEngine\\ADManager "Plus\\ES\\bin\\elasticsearch.bat '
         "-Enode.name=RMP-NODE1 -pelasticsearch-pid.txt").lower()
 EXC2 = ("sc query", "admanager plus")
@@ -133,11 +129,11 @@ def pyahocorasick_python(events) -> np.ndarray:
 
 
 _ALT = "|".join
-PARENT_RE = re.compile(r"(?:%s)\Z" % _ALT(re.escape(x) for x in WEB + JAVA), re.I)
-CHILD_RE = re.compile(r"(?:%s)\Z" % _ALT(re.escape(x) for x in CHILD), re.I)
-TOMCAT_RE = re.compile(_ALT(re.escape(x) for x in TOMCAT), re.I)
-CATALINA_RE = re.compile(_ALT(re.escape(x) for x in CATALINA), re.I)
-WEB_RE = re.compile(r"(?:%s)\Z" % _ALT(re.escape(x) for x in WEB), re.I)
+PARENT_RE = re.compile(r"(?:" + _ALT(re.escape(x) for x in WEB + JAVA) + r")\Z", re.IGNORECASE)
+CHILD_RE = re.compile(r"(?:" + _ALT(re.escape(x) for x in CHILD) + r")\Z", re.IGNORECASE)
+TOMCAT_RE = re.compile(_ALT(re.escape(x) for x in TOMCAT), re.IGNORECASE)
+CATALINA_RE = re.compile(_ALT(re.escape(x) for x in CATALINA), re.IGNORECASE)
+WEB_RE = re.compile(r"(?:" + _ALT(re.escape(x) for x in WEB) + r")\Z", re.IGNORECASE)
 
 
 def python_re(events) -> np.ndarray:
@@ -223,19 +219,23 @@ def polars_expr(table) -> np.ndarray:
     return df.select(rule.alias("m"))["m"].to_numpy()
 
 
+def _sql_q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _sql_ends(c: str, lits) -> str:
+    return "(" + " OR ".join(f"ends_with({c}, {_sql_q(x)})" for x in lits) + ")"
+
+
+def _sql_has(c: str, lits) -> str:
+    return "(" + " OR ".join(f"contains({c}, {_sql_q(x)})" for x in lits) + ")"
+
+
 def duckdb_sql(table) -> np.ndarray:
     """DuckDB SQL over the Arrow table (lower() once per column in a subquery)."""
     import duckdb
 
-    def q(s):
-        return "'" + s.replace("'", "''") + "'"
-
-    def ends(c, lits):
-        return "(" + " OR ".join(f"ends_with({c}, {q(x)})" for x in lits) + ")"
-
-    def has(c, lits):
-        return "(" + " OR ".join(f"contains({c}, {q(x)})" for x in lits) + ")"
-
+    ends, has = _sql_ends, _sql_has
     java = ends("p", JAVA)
     jexe = ends("p", ("\\java.exe",))
     cond = (
@@ -253,3 +253,139 @@ def duckdb_sql(table) -> np.ndarray:
     out = con.sql(sql).to_arrow_table()
     con.close()
     return np.asarray(out.column("m").to_numpy(zero_copy_only=False), dtype=bool)
+
+
+# -- hand-tuned columnar peers: a cheap suffix stage on the last characters, the rest on survivors --
+
+TAIL = max(len(x) for x in WEB + JAVA + CHILD)  # the longest suffix literal: only this many chars matter
+
+
+def _verdicts(n: int, rows) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    out[np.asarray(rows, dtype=np.int64)] = True
+    return out
+
+
+def polars_tuned(table) -> np.ndarray:
+    """Polars, hand-split: lower only the last TAIL characters of the parent and child paths and
+    keep the rows whose parent ends like a web server or Java and whose child like a shell; run the
+    full rule (polars_expr's expression) on those few rows only."""
+    import polars as pl
+
+    df = pl.from_arrow(table).with_row_index("__i")
+
+    def tail_ends(f, lits):
+        tail = pl.col(f).str.slice(-TAIL).str.to_lowercase()
+        return pl.any_horizontal([tail.str.ends_with(x) for x in lits]).fill_null(False)
+
+    cand = df.filter(tail_ends("SrcProcImagePath", WEB + JAVA) & tail_ends("TgtProcImagePath", CHILD))
+    keep = polars_expr(cand.drop("__i").to_arrow())
+    return _verdicts(len(df), cand["__i"].to_numpy()[keep])
+
+
+def duckdb_tuned(table) -> np.ndarray:
+    """DuckDB, hand-split: a WHERE clause whose first conjuncts test the lower-cased last TAIL
+    characters of the parent and child paths (DuckDB evaluates later conjuncts only on the rows
+    that pass), then the full rule; returns the matching row numbers only."""
+    import duckdb
+    import pyarrow as pa
+
+    ends, has = _sql_ends, _sql_has
+    p, pc_, tc = "lower(SrcProcImagePath)", "lower(SrcProcCmdLine)", "lower(TgtProcCmdLine)"
+    java, jexe = ends(p, JAVA), ends(p, ("\\java.exe",))
+    where = (
+        f"{ends(f'lower(right(SrcProcImagePath, {TAIL}))', WEB + JAVA)}"
+        f" AND {ends(f'lower(right(TgtProcImagePath, {TAIL}))', CHILD)}"
+        " AND lower(EventType) = 'process creation' AND lower(EndpointOS) = 'windows'"
+        f" AND (({has(p, TOMCAT)} AND {java}) OR (coalesce({has(pc_, CATALINA)}, false) AND {java}) OR {ends(p, WEB)})"
+        f" AND NOT coalesce(({ends(tc, (EXC1,))} AND {jexe}) OR ({has(tc, EXC2[:1])} AND {has(tc, EXC2[1:])} AND {jexe}), false)"
+    )
+    con = duckdb.connect()
+    con.register("events", table.append_column("__i", pa.array(np.arange(table.num_rows, dtype=np.int64))))
+    rows = con.sql("SELECT __i FROM events WHERE " + where).fetchnumpy()["__i"]
+    con.close()
+    return _verdicts(table.num_rows, rows)
+
+
+# -- hyperscan: one scan of each column's Arrow data buffer ----------------------------------------
+
+def _hs_literal(lit: str) -> bytes:
+    return "".join(c if c.isalnum() and c.isascii() else f"\\x{b:02x}" for c in lit for b in c.encode()).encode()
+
+
+class Hyperscan:
+    """Hyperscan (Intel's regex engine) over each column's Arrow UTF-8 buffer, scanned once.
+
+    A pattern's matches are mapped to rows through the Arrow offsets: a suffix match must end at
+    its row's end, an equality must also start at its row's start (start of match from
+    HS_FLAG_SOM_LEFTMOST), a contains match must start inside its row. Caseless matching is
+    ASCII-only in Hyperscan, which is exact here: every literal of the rule is ASCII.
+    """
+
+    def __init__(self):
+        import hyperscan
+
+        self.hs = hyperscan
+        # field -> [(name, literal, kind)], kind: "eq" | "ends" | "has"
+        spec = {
+            "EventType": [("et", "process creation", "eq")],
+            "EndpointOS": [("os", "windows", "eq")],
+            "SrcProcImagePath": [("java", x, "ends") for x in JAVA] + [("jexe", "\\java.exe", "ends")]
+            + [("tomcat", x, "has") for x in TOMCAT] + [("web", x, "ends") for x in WEB],
+            "SrcProcCmdLine": [("catalina", x, "has") for x in CATALINA],
+            "TgtProcImagePath": [("child", x, "ends") for x in CHILD],
+            "TgtProcCmdLine": [("exc1", EXC1, "ends"), ("sc", EXC2[0], "has"), ("adm", EXC2[1], "has")],
+        }
+        self.dbs = {}
+        for field, pats in spec.items():
+            db = hyperscan.Database()
+            flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST
+            db.compile(expressions=[_hs_literal(lit) for _, lit, _ in pats], ids=list(range(len(pats))),
+                       elements=len(pats), flags=[flags] * len(pats))
+            self.dbs[field] = (db, pats)
+
+    def __call__(self, table) -> np.ndarray:
+        import pyarrow as pa
+
+        n = table.num_rows
+        hit = {}
+        for field, (db, pats) in self.dbs.items():
+            for name, _, _ in pats:
+                hit.setdefault(name, np.zeros(n, dtype=bool))
+            if field not in table.column_names:
+                continue
+            arr = table[field].combine_chunks()
+            bufs = arr.buffers()
+            if bufs[2] is None:
+                continue
+            off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+            offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset : arr.offset + n + 1].astype(np.int64)
+            base = int(offsets[0])
+            data = bufs[2].to_pybytes()[base : int(offsets[-1])]
+            starts, ends_, ids = [], [], []
+
+            def on_match(i, frm, to, _flags, _ctx, _s=starts.append, _e=ends_.append, _i=ids.append):
+                _s(frm)
+                _e(to)
+                _i(i)
+
+            db.scan(data, match_event_handler=on_match)
+            if not ids:
+                continue
+            starts_a = np.asarray(starts, dtype=np.int64) + base
+            ends_a = np.asarray(ends_, dtype=np.int64) + base
+            ids_a = np.asarray(ids)
+            row = np.searchsorted(offsets, ends_a, side="left") - 1  # the row whose bytes hold the match's last byte
+            row_start, row_end = offsets[row], offsets[row + 1]
+            for k, (name, _, kind) in enumerate(pats):
+                sel = ids_a == k
+                ok = starts_a[sel] >= row_start[sel]
+                if kind != "has":
+                    ok &= ends_a[sel] == row_end[sel]
+                if kind == "eq":
+                    ok &= starts_a[sel] == row_start[sel]
+                hit[name][row[sel][ok]] = True
+        java = hit["java"]
+        parent = (hit["tomcat"] & java) | (hit["catalina"] & java) | hit["web"]
+        excl = (hit["exc1"] & hit["jexe"]) | (hit["sc"] & hit["adm"] & hit["jexe"])
+        return hit["et"] & hit["os"] & parent & hit["child"] & ~excl
