@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
@@ -166,7 +165,7 @@ class RuleSet:
         for batch in record_batches(data):
             cols = column_descriptors(batch, self._program.field_names)
             prog = self._program
-            row_event = functools.partial(_row_mapping, batch) if prog.has_event else None
+            row_event = _RowMappings(batch) if prog.has_event else None
             rows, rules = prog.match_columns(cols, batch.num_rows, row_event)
             yield rows + base, rules
             base += batch.num_rows
@@ -203,9 +202,27 @@ class RuleSet:
         return prog
 
 
-def _row_mapping(batch: Any, i: int) -> dict:
-    """Row ``i`` of an Arrow record batch as a mapping (nested for struct columns)."""
-    return batch.slice(i, 1).to_pylist()[0]
+class _RowMappings:
+    """Rows of an Arrow record batch as mappings (nested for struct columns), on demand.
+
+    For whole-event predicates. The first few rows asked for are converted one by one; past
+    that, the whole batch once (a rule with such a predicate often runs on most rows).
+    """
+
+    ONE_BY_ONE = 16
+
+    def __init__(self, batch: Any) -> None:
+        self.batch = batch
+        self.asked = 0
+        self.rows: Optional[list] = None
+
+    def __call__(self, i: int) -> dict:
+        if self.rows is None:
+            self.asked += 1
+            if self.asked <= self.ONE_BY_ONE:
+                return self.batch.slice(i, 1).to_pylist()[0]
+            self.rows = self.batch.to_pylist()
+        return self.rows[i]
 
 
 def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None) -> Rule:  # noqa: A001

@@ -68,7 +68,8 @@ def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = 
             continue
         for f in files:
             try:
-                rules.append(api.load(f))
+                loaded = api.load(f)  # a list for a multi-rule Sigma file
+                rules.extend(loaded if isinstance(loaded, list) else [loaded])
             except MatcherError as e:
                 msg = str(e)
                 errors.append(msg if str(f) in msg else f"{f}: {msg}")

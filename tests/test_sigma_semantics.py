@@ -381,3 +381,22 @@ def test_bad_rules_are_rule_errors(detection):
     with pytest.raises(RuleError) as e:
         sigma(detection)
     assert "test.yml" in str(e.value)
+
+
+def test_whole_event_predicates_over_many_arrow_rows():
+    """Past the first rows, the API converts the whole batch once: same verdicts throughout."""
+    rules = matcher.RuleSet(
+        [
+            sigma("k:\n  - 'needle'\ncondition: k"),
+            parse_sigma(sigma("s:\n  Image|fieldref: ParentImage\ncondition: s").source_query.replace("1111", "2222"))[0],
+        ]
+    )
+    assert matcher.api._RowMappings.ONE_BY_ONE < 100
+    events = [
+        {"Image": f"p{i % 7}", "ParentImage": f"P{i % 5}", "x": "NEEDLE" if i % 3 == 0 else "hay"}
+        for i in range(300)
+    ]
+    table = pa.Table.from_pylist(events)
+    want = sorted((i, r.id) for i, e in enumerate(events) for r in rules if reference.evaluate(r, e))
+    assert sorted(rules.scan_arrow(table)) == want == sorted(rules.scan(events))
+    assert sorted(rules.scan_arrow(table.to_batches(max_chunksize=40)[0])) == [w for w in want if w[0] < 40]
