@@ -32,11 +32,13 @@ from typing import NamedTuple, Optional
 try:  # Python 3.11+
     import re._parser as _sre_parse  # type: ignore[import-not-found]
     import re._constants as _sre_c  # type: ignore[import-not-found]
+    import re._compiler as _sre_compile  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - Python 3.10
+    import sre_compile as _sre_compile  # type: ignore[no-redef]
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
-from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Pred, Wild
+from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
 from .ops import fold, network
 
 __all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "encode"]
@@ -86,6 +88,7 @@ class Plan:
     py_preds: dict[int, tuple[Op, str]]  # pred -> (op, literal) for regex/comparisons
     event_preds: dict[int, Pred]  # pred -> the whole-event predicate (ir.EVENT_OPS)
     min_len: dict[int, int]  # lazy pred -> fewest characters a value must have to match it
+    runs: dict[int, tuple[bytes, int]]  # regex pred -> (byte class bitmap, k): see regex_run
     node_kind: list[int]
     node_arg: list[int]
     node_count: list[int]
@@ -101,7 +104,9 @@ def _rarity(text: str) -> float:
     """How unlikely a literal is to occur in a value, as a probability-like number."""
     p = 1.0
     for ch in text:
-        if ch.isascii():
+        if ch in RARE_CHARS:
+            p *= 0.05
+        elif ch.isascii():
             p *= 0.35 if ch.isalnum() else 0.6  # separators (\\ . space -) are common
         else:
             p *= 0.01  # event text is mostly ASCII
@@ -137,77 +142,234 @@ def _estimate(p: Pred) -> float:
 IGNORECASE_UNSAFE = frozenset("iIsS")
 
 
-def _regex_literals(pattern: str) -> Optional[list[str]]:
-    """ASCII literals one of which every match of ``pattern`` contains, or None.
+def regex_factors(pattern: str) -> list[frozenset[str]]:
+    """Sets of ASCII literals, one of each set in every match of ``pattern``; best first.
 
-    Walks the parsed pattern: a sequence needs all its items, so any one item's requirement
-    will do (the longest is kept); an alternation needs one of its branches; repeats with a
-    minimum of one need their body; ``[Pp]`` counts as the letter. Folded comparison is
-    safe because the guard is case-insensitive and only ASCII is taken.
+    A small version of the trigram index of Google Code Search (Russ Cox, "Regular
+    Expression Matching with a Trigram Index"): each node of the parsed pattern is described
+    by the exact strings it can match (when few), else the strings its matches start and end
+    with; a sequence joins neighbours' ends and starts into longer required strings. Only
+    ASCII is taken and letters are lowered, so a folded (case-insensitive) contains test of
+    any set is implied by a match. Sets no better than a common single character are dropped.
+    Empty when nothing useful is required (then the field's presence guards the regex).
     """
     try:
         parsed = _sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001 - no guard is always safe
-        return None
+        return []
     flags = parsed.state.flags
     if flags & _sre_c.SRE_FLAG_VERBOSE:
-        return None
-    found = _req(list(parsed), bool(flags & _sre_c.SRE_FLAG_IGNORECASE))
-    return sorted(found) if found else None
+        return []
+    info = _seq_info(list(parsed), bool(flags & _sre_c.SRE_FLAG_IGNORECASE))
+    found: list[frozenset[str]] = []
+    for fs in info.factors + [x for x in (info.exact, info.prefix, info.suffix) if x]:
+        fs = frozenset(fs)
+        if _useful(fs) and fs not in found:
+            found.append(fs)
+    found.sort(key=lambda fs: (_set_rarity(fs), sorted(fs)))
+    return found
 
 
 #: Single characters rare enough in event text to guard a regex on their own.
 RARE_CHARS = frozenset("`^~|<>{}$%&@#!;")
+#: Required literal sets of a regex tested besides its guard, at most.
+EXTRA_FACTORS = 3
+#: Bounds on the literal sets tracked: members per set, characters per member.
+SET_MAX, LIT_MAX = 16, 32
 
 
-def _score(lits: Optional[set[str]]) -> tuple:
-    if not lits:
-        return (0, 0)
-    return (min(len(x) for x in lits), -len(lits))
+class _Info(NamedTuple):
+    exact: Optional[set[str]]  # every match is one of these (None: unknown or too many)
+    prefix: Optional[set[str]]  # every match starts with one of these
+    suffix: Optional[set[str]]  # every match ends with one of these
+    factors: list[set[str]]  # every match contains one string of each set
 
 
-def _req(items: list, icase: bool) -> Optional[set[str]]:
-    best: Optional[set[str]] = None
-    run: list[str] = []
+_NOTHING = _Info(None, None, None, [])
 
-    def close() -> None:
-        nonlocal best, run
-        ok = len(run) >= 2 or (len(run) == 1 and run[0] in RARE_CHARS)
-        if ok and _score({"".join(run)}) > _score(best):
-            best = {"".join(run)}
-        run = []
 
+def _useful(fs: frozenset[str]) -> bool:
+    return bool(fs) and all(len(x) >= 2 or x in RARE_CHARS for x in fs)
+
+
+def _set_rarity(fs: frozenset[str]) -> float:
+    """How unlikely it is that a value contains one of ``fs`` (only the order matters)."""
+    total = 0.0
+    for x in fs:
+        p = 1.0
+        for ch in x:
+            p *= 0.05 if ch in RARE_CHARS else 0.35 if ch.isalnum() else 0.6
+        total += p
+    return total
+
+
+def _cross(a: set[str], b: set[str]) -> Optional[set[str]]:
+    if len(a) * len(b) > SET_MAX:
+        return None
+    out = {x + y for x in a for y in b}
+    return out if all(len(x) <= LIT_MAX for x in out) else None
+
+
+def _char(op, arg, icase: bool) -> Optional[set[str]]:
+    """The lowered ASCII characters one regex item matches, if it is one such character."""
+    if op is _sre_c.LITERAL:
+        chars = [arg]
+    elif op is _sre_c.IN and all(o is _sre_c.LITERAL for o, _ in arg) and len(arg) <= 8:
+        chars = [a for _, a in arg]
+    else:
+        return None
+    out = set()
+    for c in chars:
+        ch = chr(c)
+        if not ch.isascii() or (icase and ch in IGNORECASE_UNSAFE):
+            return None
+        out.add(ch.lower())
+    return out
+
+
+def _seq_info(items: list, icase: bool) -> _Info:
+    """Describe a sequence: exact strings while every item is exact, else joined factors."""
+    exact: Optional[set[str]] = {""}
+    prefix: Optional[set[str]] = None
+    tail: Optional[set[str]] = {""}  # what the match so far ends with
+    factors: list[set[str]] = []
     for op, arg in items:
-        ch = None
-        if op is _sre_c.LITERAL and arg < 128:
-            ch = chr(arg)
-        elif op is _sre_c.IN and len(arg) == 2 and all(o is _sre_c.LITERAL for o, _ in arg):
-            a, b = chr(arg[0][1]), chr(arg[1][1])
-            if a.isascii() and a.isalpha() and a != b and a.lower() == b.lower():
-                ch = a.lower()
-        if ch is not None and not (icase and ch in IGNORECASE_UNSAFE):
-            run.append(ch)
+        it = _item_info(op, arg, icase)
+        factors.extend(it.factors)
+        if it.exact is not None:
+            if exact is not None:
+                exact = _cross(exact, it.exact)
+                if exact is None:  # too many: the strings so far become the prefix
+                    prefix = tail
+            joined = _cross(tail, it.exact) if tail is not None else None
+            if joined is None:
+                if tail is not None:
+                    factors.append(tail)
+                joined = set(it.exact)
+            tail = joined
             continue
-        close()
-        sub: Optional[set[str]] = None
-        if op is _sre_c.SUBPATTERN:
-            group, add, remove, body = arg
-            sub = _req(list(body), (icase or bool(add & _sre_c.SRE_FLAG_IGNORECASE)) and not (remove & _sre_c.SRE_FLAG_IGNORECASE))
-        elif op is _sre_c.BRANCH:
-            alts: set[str] = set()
-            for branch in arg[1]:
-                r = _req(list(branch), icase)
-                if not r:
-                    alts = set()
-                    break
-                alts |= r
-            sub = alts or None
-        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT) and arg[0] >= 1:
-            sub = _req(list(arg[2]), icase)
-        if sub and _score(sub) > _score(best):
-            best = sub
-    close()
+        # An inexact item: what came before, joined to its start, is required.
+        start = _cross(tail, it.prefix) if tail is not None and it.prefix is not None else None
+        if start is not None:
+            factors.append(start)
+        else:
+            if tail is not None:
+                factors.append(tail)
+            if it.prefix is not None:
+                factors.append(it.prefix)
+        if exact is not None:
+            prefix = start if start is not None else tail
+            exact = None
+        tail = it.suffix
+    if exact is not None:
+        return _Info(exact, exact, exact, factors)
+    if tail is not None:
+        factors.append(tail)
+    return _Info(None, prefix or None, tail or None, factors)
+
+
+def _item_info(op, arg, icase: bool) -> _Info:
+    chars = _char(op, arg, icase)
+    if chars is not None:
+        return _Info(chars, chars, chars, [])
+    if op is _sre_c.AT:  # anchors and \b match the empty string
+        return _Info({""}, {""}, {""}, [])
+    if op is _sre_c.SUBPATTERN:
+        _group, add, remove, body = arg
+        sub_icase = (icase or bool(add & _sre_c.SRE_FLAG_IGNORECASE)) and not (remove & _sre_c.SRE_FLAG_IGNORECASE)
+        return _seq_info(list(body), sub_icase)
+    if op is _sre_c.BRANCH:
+        infos = [_seq_info(list(b), icase) for b in arg[1]]
+        exact = _union([i.exact for i in infos])
+        if exact is not None:
+            return _Info(exact, exact, exact, [])
+        # Each branch's best requirement: one of them holds whichever branch matched.
+        best = []
+        for i in infos:
+            cands = [frozenset(x) for x in i.factors + [i.prefix, i.suffix] if x]
+            cands = [c for c in cands if _useful(c)]
+            if not cands:
+                best = []
+                break
+            best.append(min(cands, key=_set_rarity))
+        factors = [set().union(*best)] if best else []
+        return _Info(None, _union([i.prefix for i in infos]), _union([i.suffix for i in infos]), factors)
+    if op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT):
+        lo, hi, body = arg
+        if hi == 0:
+            return _Info({""}, {""}, {""}, [])
+        if lo == 0:
+            return _NOTHING
+        b = _seq_info(list(body), icase)
+        if b.exact is not None:
+            if lo == hi and lo <= 3:
+                ex: Optional[set[str]] = {""}
+                for _ in range(lo):
+                    ex = _cross(ex, b.exact) if ex is not None else None
+                if ex is not None:
+                    return _Info(ex, ex, ex, [])
+            return _Info(None, b.exact, b.exact, [b.exact])
+        return _Info(None, b.prefix, b.suffix, b.factors)
+    return _NOTHING
+
+
+def _union(sets: list[Optional[set[str]]]) -> Optional[set[str]]:
+    if any(s is None for s in sets):
+        return None
+    out: set[str] = set().union(*sets)  # type: ignore[arg-type]
+    return out if len(out) <= SET_MAX else None
+
+
+#: A regex that needs a run of at least this many characters of one class gets a run check.
+RUN_MIN = 4
+
+
+def regex_run(pattern: str) -> Optional[tuple[bytes, int]]:
+    """A byte class and a length k such that every match spans k consecutive characters of
+    the class, or None. The class (a 256-bit map) holds the ASCII characters the regex's
+    repeated item admits and every byte >= 0x80, so a run of k such characters is a run of
+    at least k such bytes in UTF-8 or Latin-1 text: the core skips the regex on a value
+    without one. E.g. ``\\s[a-fA-F0-9]{64}`` needs 64 hex digits in a row.
+    """
+    try:
+        parsed = _sre_parse.parse(pattern)
+    except Exception:  # noqa: BLE001
+        return None
+    best: Optional[tuple[bytes, int]] = None
+    best_score = 0.0
+    for body, k in _required_repeats(list(parsed)):
+        if k < RUN_MIN:
+            continue
+        try:
+            rx = _sre_compile.compile(_sre_parse.SubPattern(parsed.state, list(body)), parsed.state.flags)
+        except Exception:  # noqa: BLE001
+            continue
+        members = [c for c in range(128) if rx.fullmatch(chr(c))]
+        if any(rx.fullmatch(chr(c) + chr(c)) for c in range(128)):
+            continue  # not a single-character item
+        if len(members) > 100:
+            continue
+        score = k * (1.0 - len(members) / 128.0)
+        if score > best_score:
+            bitmap = bytearray(32)
+            for c in list(members) + list(range(128, 256)):
+                bitmap[c >> 3] |= 1 << (c & 7)
+            best, best_score = (bytes(bitmap), k), score
     return best
+
+
+def _required_repeats(items: list):
+    """(body, minimum) of the repeats every match goes through (not under a branch)."""
+    for op, arg in items:
+        if op is _sre_c.SUBPATTERN:
+            if not (arg[1] or arg[2]):  # local flags would change the class: leave those
+                yield from _required_repeats(list(arg[3]))
+        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT) and arg[0] >= 1:
+            body = list(arg[2])
+            if len(body) == 1 and body[0][0] in (_sre_c.IN, _sre_c.LITERAL, _sre_c.NOT_LITERAL, _sre_c.ANY):
+                yield body, arg[0]
+            else:
+                yield from _required_repeats(body)
 
 
 def _regex_min_len(pattern: str) -> int:
@@ -273,6 +435,7 @@ class Trigger(NamedTuple):
 
 class _Builder:
     def __init__(self) -> None:
+        self.last_cands: list[Trigger] = []  # the trigger candidates of the last AND lowered
         self.fields: list[FieldPlan] = []
         self.field_ids: dict[str, int] = {}
         self.pred_ids: dict[tuple, int] = {}
@@ -286,6 +449,9 @@ class _Builder:
         self.py_preds: dict[int, tuple[Op, str]] = {}
         self.event_preds: dict[int, Pred] = {}
         self.min_len: dict[int, int] = {}
+        self.runs: dict[int, tuple[bytes, int]] = {}
+        self.regex_extra: dict[tuple[str, str], list[frozenset[str]]] = {}
+        self.expanding: set[tuple[str, str]] = set()
         self.node_kind: list[int] = []
         self.node_arg: list[int] = []
         self.node_count: list[int] = []
@@ -331,8 +497,11 @@ class _Builder:
             guard = [self.pred(Pred(p.field, g[0], g[1]) if g else Pred(p.field, Op.EXISTS))]
         elif op is Op.REGEX:
             kind = PY
-            lits = _regex_literals(p.value)
-            guard = [self.pred(Pred(p.field, Op.CONTAINS, x)) for x in lits] if lits else [self.pred(Pred(p.field, Op.EXISTS))]
+            factors = regex_factors(p.value)
+            best = sorted(factors[0]) if factors else None
+            guard = [self.pred(Pred(p.field, Op.CONTAINS, x)) for x in best] if best else [self.pred(Pred(p.field, Op.EXISTS))]
+            # The other required sets are tested (as table predicates) before the regex runs.
+            self.regex_extra[(p.field, p.value)] = factors[1:1 + EXTRA_FACTORS]
         elif op in COMPARISONS:
             kind = PY
             guard = [self.pred(Pred(p.field, Op.EXISTS))]
@@ -364,6 +533,9 @@ class _Builder:
             self.py_preds[pid] = (op, p.value)
             if op is Op.REGEX:
                 self.min_len[pid] = _regex_min_len(p.value)
+                run = regex_run(p.value)
+                if run is not None:
+                    self.runs[pid] = run
         return pid
 
     # -- rules -------------------------------------------------------------------------------
@@ -385,6 +557,16 @@ class _Builder:
         """Emit ``node``; return (node index, P(true) estimate, trigger or None)."""
         if isinstance(node, Pred):
             pid = self.pred(node)
+            extra = self.regex_extra.get((node.field, node.value), ()) if node.op is Op.REGEX else ()
+            if extra and (node.field, node.value) not in self.expanding:
+                # A regex needs one literal of each of its required sets: AND those in front
+                # of it, so it runs only when all of them are in the value.
+                self.expanding.add((node.field, node.value))
+                try:
+                    tests = [or_(*(Pred(node.field, Op.CONTAINS, x) for x in sorted(fs))) for fs in extra]
+                    return self.lower(and_(*tests, node))
+                finally:
+                    self.expanding.discard((node.field, node.value))
             idx = self._emit(N_PRED, pid, 0)
             kind = self.pred_kind[pid]
             if kind == EVENT:  # no table predicate announces it: its rule is always evaluated
@@ -406,6 +588,7 @@ class _Builder:
             cands = [t for _, _, t in lowered if t is not None]
             trig = min(cands, key=Trigger.cost) if cands else None
             kind = N_AND
+            self.last_cands = cands
         else:
             order = sorted(range(len(lowered)), key=lambda k: (lazy[k], -lowered[k][1]))
             miss = 1.0
@@ -451,14 +634,43 @@ class _Builder:
         return len(self.node_kind) - 1
 
 
+def _choose_triggers(alternatives: list[list[Trigger]]) -> list[Optional[Trigger]]:
+    """Pick each rule's trigger among the triggers of its top-level AND's children.
+
+    Alone, each rule takes its cheapest. But a table that some rule's trigger runs on every
+    row is run anyway, so for the others it costs nothing: two more rounds re-pick with the
+    tables already in use counted as free (only their share of evaluations is paid).
+    """
+    choice = [min(alts, key=Trigger.cost) if alts else None for alts in alternatives]
+    for _ in range(2):
+        users: dict = {}
+        for t in choice:
+            for u in t.units if t is not None else ():
+                users[u] = users.get(u, 0) + 1
+
+        def cost(t: Trigger, mine: frozenset) -> float:
+            paid = sum(UNIT_COST[u[1]] for u in t.units if users.get(u, 0) - (u in mine) <= 0)
+            return paid + t.p * EVAL_COST
+
+        for r, alts in enumerate(alternatives):
+            if len(alts) > 1:
+                mine = choice[r].units if choice[r] is not None else frozenset()
+                choice[r] = min(alts, key=lambda t: cost(t, mine))
+    return choice
+
+
 def compile_plan(rules: list[Node]) -> Plan:
     """Lower the IR of ``rules`` (in RuleSet order) to a :class:`Plan`."""
     b = _Builder()
     roots: list[int] = []
     triggers: list[Optional[frozenset[int]]] = []
+    alternatives: list[list[Trigger]] = []
     for node in rules:
+        b.last_cands = []
         root, _, trig = b.lower(node)
         roots.append(root)
+        alternatives.append(b.last_cands if b.node_kind[root] == N_AND else [trig] if trig else [])
+    for r, trig in enumerate(_choose_triggers(alternatives)):
         triggers.append(trig.preds if trig is not None else None)
     npred = len(b.preds)
     by_pred: list[list[int]] = [[] for _ in range(npred)]
@@ -483,6 +695,7 @@ def compile_plan(rules: list[Node]) -> Plan:
         py_preds=b.py_preds,
         event_preds=b.event_preds,
         min_len=b.min_len,
+        runs=b.runs,
         node_kind=b.node_kind,
         node_arg=b.node_arg,
         node_count=b.node_count,

@@ -24,7 +24,7 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
-from _tables cimport (FNV_OFFSET, FNV_PRIME, LOWER, AC, HEntry, HTable, filt_bit, htable_find,
+from _tables cimport (FNV_OFFSET, FNV_PRIME, LOWER, AC, HEntry, HTable, filt_bit, len_maybe, htable_find,
                      htable_find_ci, slot_of)
 
 import numpy as np
@@ -167,7 +167,11 @@ cdef int htable_build(HTable* t, list items, bint reverse) except -1:
     t.slots = <int32_t*>malloc(size * sizeof(int32_t))
     t.pool = <uint8_t*>malloc(total + 1)
     t.is_len = <uint8_t*>calloc(maxlen + 1, 1)
-    if not (t.entries and t.slots and t.pool and t.is_len):
+    t.lenbits = 9
+    while t.lenbits < 16 and (1u << t.lenbits) < 16 * n:
+        t.lenbits += 1
+    t.lenfilt = <uint64_t*>calloc((1u << t.lenbits) >> 6, sizeof(uint64_t))
+    if not (t.entries and t.slots and t.pool and t.is_len and t.lenfilt):
         raise MemoryError()
     memset(t.slots, 0xFF, size * sizeof(int32_t))
     t.mask = size - 1
@@ -199,6 +203,8 @@ cdef int htable_build(HTable* t, list items, bint reverse) except -1:
         t.entries[i].off = off
         t.entries[i].pred = pred
         t.is_len[len(lit)] = 1
+        s = <uint32_t>(((t.entries[i].hash + <uint64_t>len(lit)) * 0xD6E8FEB86659FD93ULL) >> (64 - t.lenbits))
+        t.lenfilt[s >> 6] |= (<uint64_t>1) << (s & 63)
         off += len(lit)
         s = slot_of(t.entries[i].hash, len(lit), t.mask)
         while t.slots[s] >= 0:
@@ -208,7 +214,7 @@ cdef int htable_build(HTable* t, list items, bint reverse) except -1:
 
 
 cdef void htable_free(HTable* t) noexcept:
-    free(t.entries); free(t.slots); free(t.pool); free(t.is_len)
+    free(t.entries); free(t.slots); free(t.pool); free(t.is_len); free(t.lenfilt)
 
 
 cdef int ac_build(AC* a, list patterns) except -1:
@@ -765,6 +771,8 @@ cdef class Program:
     cdef int32_t** glob_tok
     cdef int32_t* glob_len
     cdef int32_t* min_len        # lazy preds: a value with fewer characters cannot match
+    cdef int32_t* run_len        # regex preds: a match spans this many bytes of run_cls in a row
+    cdef uint8_t* run_cls        # [pred * 32]: byte class bitmaps (compiler.regex_run)
     cdef uint8_t* node_kind
     cdef int32_t* node_arg
     cdef int32_t* node_count
@@ -856,6 +864,14 @@ cdef class Program:
         self.min_len = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
         for p, m in plan.min_len.items():
             self.min_len[p] = m
+        self.run_len = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
+        self.run_cls = <uint8_t*>calloc(max(self.npred, 1) * 32, 1)
+        if not (self.min_len and self.run_len and self.run_cls):
+            raise MemoryError()
+        for p, (bitmap, k) in plan.runs.items():
+            self.run_len[p] = k
+            for i in range(32):
+                self.run_cls[p * 32 + i] = bitmap[i]
         for p, toks in plan.globs.items():
             self.glob_tok[p] = _i32(toks)
             self.glob_len[p] = len(toks)
@@ -896,7 +912,7 @@ cdef class Program:
             for f in range(self.npred):
                 free(self.glob_tok[f])
             free(self.glob_tok)
-        free(self.glob_len); free(self.min_len); free(self.pred_field); free(self.guard_start); free(self.guard_preds)
+        free(self.glob_len); free(self.min_len); free(self.run_len); free(self.run_cls); free(self.pred_field); free(self.guard_start); free(self.guard_preds)
         free(self.pgroup_start); free(self.pgroup_ids); free(self.gunit_start); free(self.gunits)
         free(self.pred_kind)
         free(self.pred_unit); free(self.node_kind); free(self.node_arg); free(self.node_count)
@@ -1108,7 +1124,7 @@ cdef class Program:
                     return True
                 level += 1
                 next_depth <<= 1
-            if t.is_len[i]:
+            if t.is_len[i] and len_maybe(t, h, i):
                 w = b + n - i if suffix else b
                 p = htable_find_ci(t, h, i, w) if ci else htable_find(t, h, i, w)
                 if p >= 0:
@@ -1265,6 +1281,26 @@ cdef class Program:
             self.process_unit(st, row, unit // NUNITS, unit % NUNITS)
         return 0
 
+    cdef inline bint has_run(self, int32_t p, const Val* v) noexcept nogil:
+        """Whether v holds run_len[p] bytes of class run_cls[p] in a row (always true when the
+        regex has no such requirement, or for text stored 2 or 4 bytes per character)."""
+        cdef int32_t need = self.run_len[p], run = 0
+        cdef const uint8_t* cls = self.run_cls + p * 32
+        cdef const uint8_t* b = <const uint8_t*>v.data
+        cdef Py_ssize_t i
+        cdef uint8_t c
+        if need == 0 or v.kind == V_UCS2 or v.kind == V_UCS4:
+            return True
+        for i in range(v.n):
+            c = b[i]
+            if cls[c >> 3] & (1 << (c & 7)):
+                run += 1
+                if run >= need:
+                    return True
+            else:
+                run = 0
+        return False
+
     cdef int eval_lazy(self, State st, int64_t row, int32_t p) except -1 nogil:
         cdef int32_t f = self.pred_field[p], g, j
         cdef int32_t k, cnt
@@ -1299,7 +1335,7 @@ cdef class Program:
             # A value's length in code units (bytes, for UTF-8) is at least its length in
             # characters: values shorter than the regex's shortest match need no Python.
             for k in range(cnt):
-                if vs[k].n >= self.min_len[p]:
+                if vs[k].n >= self.min_len[p] and self.has_run(p, &vs[k]):
                     with gil:
                         texts = []
                         for k in range(cnt):

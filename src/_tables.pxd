@@ -37,6 +37,10 @@ ctypedef struct HTable:
     # bit clear can stop: no longer literal can match. nfilt levels are in use.
     uint32_t nfilt
     uint64_t filt[5][64]
+    # A bit per (hash, length) of every literal (lenbits bits): a probe of the table at a
+    # head/tail length is made only when its bit is set (most lengths hold no match).
+    uint64_t* lenfilt
+    uint32_t lenbits
 
 
 # Aho-Corasick automaton over folded bytes: a dense DFA on byte classes.
@@ -83,6 +87,12 @@ cdef extern from *:
 
 cdef inline uint32_t filt_bit(uint64_t key) noexcept nogil:
     return <uint32_t>((key * 0x9E3779B97F4A7C15ULL) >> 52)
+
+
+cdef inline bint len_maybe(const HTable* t, uint64_t h, uint32_t length) noexcept nogil:
+    """Whether some literal of this length may have hash h (no: the probe can be skipped)."""
+    cdef uint32_t b = <uint32_t>(((h + length) * 0xD6E8FEB86659FD93ULL) >> (64 - t.lenbits))
+    return (t.lenfilt[b >> 6] >> (b & 63)) & 1
 
 
 # Predicate of the literal equal to bytes[0:length] whose hash is h, or -1.
