@@ -27,6 +27,7 @@ C tables. What the compiler decides:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple, Optional
 
 try:  # Python 3.11+
@@ -100,6 +101,11 @@ class Plan:
     preds: list[Pred] = field(default_factory=list)  # id -> IR predicate (for explain/debug)
 
 
+_UNIT_OF = {Op.EXISTS: "presence", Op.NOT_EMPTY: "presence", Op.EQUALS: "eq", Op.STARTSWITH: "prefix",
+            Op.ENDSWITH: "suffix"}
+
+
+@lru_cache(maxsize=1 << 16)
 def _rarity(text: str) -> float:
     """How unlikely a literal is to occur in a value, as a probability-like number."""
     p = 1.0
@@ -541,11 +547,7 @@ class _Builder:
     # -- rules -------------------------------------------------------------------------------
     def unit(self, pid: int) -> tuple[int, str]:
         """The table of its field that fires table predicate ``pid``."""
-        p = self.preds[pid]
-        op = p.op
-        if op in (Op.EXISTS, Op.NOT_EMPTY):
-            return self.pred_field[pid], "presence"
-        return self.pred_field[pid], {Op.EQUALS: "eq", Op.STARTSWITH: "prefix", Op.ENDSWITH: "suffix"}.get(op, "contains")
+        return self.pred_field[pid], _UNIT_OF.get(self.preds[pid].op, "contains")
 
     def trigger(self, preds) -> Trigger:
         quiet = 1.0
