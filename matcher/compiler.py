@@ -457,6 +457,8 @@ class _Builder:
         self.min_len: dict[int, int] = {}
         self.runs: dict[int, tuple[bytes, int]] = {}
         self.regex_extra: dict[tuple[str, str], list[frozenset[str]]] = {}
+        self.pred_of: dict[Pred, int] = {}  # IR predicate -> id (several IR forms may share one)
+        self.pred_trigger: dict[int, Trigger] = {}  # id -> the trigger of a lone predicate node
         self.expanding: set[tuple[str, str]] = set()
         self.node_kind: list[int] = []
         self.node_arg: list[int] = []
@@ -472,6 +474,12 @@ class _Builder:
 
     def pred(self, p: Pred) -> int:
         """The id of ``p``, creating it (and its table entry or guard) on first sight."""
+        pid = self.pred_of.get(p)
+        if pid is None:
+            pid = self.pred_of[p] = self._pred(p)
+        return pid
+
+    def _pred(self, p: Pred) -> int:
         if p.op in (Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH) and p.value == "":
             p = Pred(p.field, Op.EXISTS)  # an empty literal holds for every present value
         op = p.op
@@ -573,7 +581,9 @@ class _Builder:
             kind = self.pred_kind[pid]
             if kind == EVENT:  # no table predicate announces it: its rule is always evaluated
                 return idx, self.pred_est[pid], None
-            trig = self.trigger((pid,) if kind == TABLE else self.guards[pid])
+            trig = self.pred_trigger.get(pid)
+            if trig is None:
+                trig = self.pred_trigger[pid] = self.trigger((pid,) if kind == TABLE else self.guards[pid])
             return idx, self.pred_est[pid], trig
         if isinstance(node, Not):
             child, est, _ = self.lower(node.item)
