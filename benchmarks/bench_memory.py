@@ -37,3 +37,13 @@ def test_peak_memory(method, n_events, cache):
     res = json.loads(proc.stdout)
     assert res["agrees"] and res["events"] == n_events
     assert res["peak_mb"] >= 0 and res["input_mb"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(memory.RULESETS))
+def test_ruleset_memory(name, n_events, cache):
+    proc = subprocess.run([sys.executable, str(HERE / "memory.py"), name, "--events", str(n_events), "--cache", str(cache)],
+                          check=False, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    res = json.loads(proc.stdout)
+    assert res["agrees"] and res["events"] == n_events and res["pairs"] > 0
+    assert res["compiled_mb"] > 0 and res["peak_mb"] >= 0

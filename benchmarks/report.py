@@ -46,7 +46,7 @@ def _memory(n: int, cache: Path, out: Path) -> None:
     import memory
 
     results = []
-    for name in memory.methods():
+    for name in list(memory.methods()) + list(memory.RULESETS):
         cmd = [sys.executable, str(HERE / "memory.py"), name, "--events", str(n), "--cache", str(cache)]
         print("+", shlex.join(cmd), flush=True)
         proc = subprocess.run(cmd, cwd=ROOT, check=False, capture_output=True, text=True)
@@ -144,7 +144,7 @@ def flagship_table(rows: list[dict], memory: list[dict]) -> str:
     naive = next((r["eps"] for r in rows if r["method"] == "naive_python"), None)
     peers = [r for r in rows if is_peer(r["method"])]
     best = max(peers, key=lambda r: r["eps"]) if peers else None
-    mem = {m["method"]: m for m in memory}
+    mem = {m["method"]: m for m in memory if not m["method"].startswith("ruleset_")}  # those have their own table
     lines = ["| method | events/s (median) | × naive Python | × best peer | peak memory beyond input | events timed |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -245,6 +245,17 @@ def render(json_dir: Path, out_dir: Path, command: str, elapsed: float | None) -
             compile_table(compile_rows(corp)),
             "",
         ]
+        rmem = [m for m in mem if m.get("method", "").startswith("ruleset_") and "error" not in m]
+        if rmem:
+            parts += [
+                f"Memory of the RuleSets ({rmem[0]['events']:,} events over Arrow, a fresh process each): the resident",
+                "size their compiled tables add, and the peak of one `scan_arrow` beyond that.",
+                "",
+                "| rules | compiled RuleSet | scan peak beyond it |",
+                "|---:|---:|---:|",
+                *(f"| {m['rules']:,} | {m['compiled_mb']:,.1f} MB | {m['peak_mb']:,.1f} MB |" for m in rmem),
+                "",
+            ]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks.md").write_text("\n".join(parts))
     chart(frows, out_dir / "benchmarks.png", f"Flagship rule, {n:,} events — {cpu_model()}")
