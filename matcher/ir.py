@@ -220,15 +220,15 @@ def depth(node: "Node") -> int:
 
 def validate(node: "Node") -> None:
     """Raise ``ValueError`` if ``node`` breaks an invariant of the module docstring."""
-    if depth(node) > MAX_DEPTH:
-        raise ValueError(f"rule nesting deeper than {MAX_DEPTH}")
-    stack = [node]
+    stack = [(node, 0)]  # one walk: structure and depth together
     while stack:
-        n = stack.pop()
+        n, d = stack.pop()
         if isinstance(n, Pred):
             continue
+        if d >= MAX_DEPTH:
+            raise ValueError(f"rule nesting deeper than {MAX_DEPTH}")
         if isinstance(n, Not):
-            stack.append(n.item)
+            stack.append((n.item, d + 1))
             continue
         if not isinstance(n, (And, Or)):
             raise ValueError(f"not an IR node: {n!r}")
@@ -237,7 +237,7 @@ def validate(node: "Node") -> None:
         for c in n.items:
             if type(c) is type(n):
                 raise ValueError(f"nested {type(n).__name__} must be flattened")
-        stack.extend(n.items)
+            stack.append((c, d + 1))
 
 
 def walk_preds(node: "Node"):
