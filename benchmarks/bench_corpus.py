@@ -135,10 +135,8 @@ SQLITE_EVENTS = 20_000
 @pytest.fixture(scope="module")
 def sqlite_corpus():
     pytest.importorskip("sigma.backends.sqlite", reason="pysigma-backend-sqlite is not installed")
-    if not sigma_sqlite.SIGMA_RULES.is_dir():
-        pytest.skip(f"the SigmaHQ rules are not beside the checkout ({sigma_sqlite.SIGMA_RULES})")
     recs = _records(True)
-    queries, fields = sigma_sqlite.convert_corpus(sigma_sqlite.SIGMA_RULES / r["path"] for r in recs)
+    queries, fields = sigma_sqlite.convert_corpus(sigma_sqlite.sigma_texts(r["path"] for r in recs))
     assert sorted(queries) == sorted(r["id"] for r in recs)
     return recs, queries, fields
 

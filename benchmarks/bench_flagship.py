@@ -154,8 +154,9 @@ def test_matcher_cli_jsonl(benchmark, jsonl_file, flagship_expected):
     benchmark.extra_info["events"] = len(flagship_expected)
 
     def scan():
+        # from outside the source tree: there `python -m matcher` would import the uncompiled sources
         proc = subprocess.run([sys.executable, "-m", "matcher", "scan", str(jsonl_file)],
-                              capture_output=True, check=True)
+                              capture_output=True, check=True, cwd=jsonl_file.parent)
         return [orjson.loads(x)["line"] - 1 for x in proc.stdout.splitlines()]
 
     _check(peers._verdicts(len(flagship_expected), run(benchmark, scan, rounds=3)), flagship_expected)

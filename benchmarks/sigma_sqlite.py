@@ -21,7 +21,15 @@ import numpy as np
 from matcher import datasets
 
 DATA = Path(__file__).resolve().parent / "data"
-SIGMA_RULES = Path(__file__).resolve().parent.parent.parent / "shared" / "sigma-rules"  # beside the checkout
+SIGMA_ARCHIVE = Path(__file__).resolve().parent.parent / "corpus" / "sigma-rules.tar.xz"  # SigmaHQ, DRL 1.1
+
+
+def sigma_texts(paths) -> list[str]:
+    """The YAML texts of SigmaHQ rules (paths as in the corpus records) from the archive in corpus/."""
+    import tarfile
+
+    with tarfile.open(SIGMA_ARCHIVE) as tar:
+        return [tar.extractfile(p).read().decode("utf-8") for p in paths]
 FLAGSHIP_YAML = DATA / "proc_creation_win_webshell_susp_process_spawned_from_webserver.yml"
 COLUMNS = tuple(datasets.SYSMON_FIELDS[f] for f in datasets.FIELDS)
 
@@ -69,16 +77,16 @@ def _fields(item, out: set) -> None:
         out.add(item.field)
 
 
-def convert_corpus(paths) -> tuple[dict[str, list[str]], list[str]]:
+def convert_corpus(texts) -> tuple[dict[str, list[str]], list[str]]:
     """rule id -> SQL queries, and every field name the rules test (the table needs a column for
-    each: an event without the field holds NULL there). Paths are Sigma YAML files."""
+    each: an event without the field holds NULL there). Texts are Sigma YAML documents."""
     from sigma.backends.sqlite import sqliteBackend
     from sigma.collection import SigmaCollection
 
     backend = sqliteBackend(pipeline())
     queries, fields = {}, set()
-    for path in paths:
-        coll = SigmaCollection.from_yaml(Path(path).read_text(encoding="utf-8"))
+    for text in texts:
+        coll = SigmaCollection.from_yaml(text)
         for rule in coll.rules:
             for det in rule.detection.detections.values():
                 _fields(det, fields)
