@@ -19,6 +19,7 @@ from ..ops import compile_regex, to_number
 __all__ = ["parse"]
 
 _WS = re.compile(r"[ \t\r\n\f\v]*")
+_WS_CHARS = frozenset(" \t\r\n\f\v")
 _FIELD = re.compile(r"\w+(?:\.\w+)*")
 _OPWORD = re.compile(r"[A-Za-z]\w*|[<>=!]+")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?![\w.])")
@@ -70,7 +71,12 @@ class _Parser:
         return QuerySyntaxError(message, self.text, pos, source=self.source)
 
     def ws(self, pos: int) -> int:
-        return _WS.match(self.text, pos).end()
+        text = self.text
+        if pos >= self.n or text[pos] not in _WS_CHARS:  # the common cases, without a regex
+            return pos
+        if pos + 1 >= self.n or text[pos + 1] not in _WS_CHARS:
+            return pos + 1
+        return _WS.match(text, pos).end()
 
     def describe(self, pos: int) -> str:
         if pos >= self.n:
