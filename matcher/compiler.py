@@ -200,13 +200,7 @@ def _useful(fs: frozenset[str]) -> bool:
 
 def _set_rarity(fs: frozenset[str]) -> float:
     """How unlikely it is that a value contains one of ``fs`` (only the order matters)."""
-    total = 0.0
-    for x in fs:
-        p = 1.0
-        for ch in x:
-            p *= 0.05 if ch in RARE_CHARS else 0.35 if ch.isalnum() else 0.6
-        total += p
-    return total
+    return sum(_rarity(x) for x in fs)
 
 
 def _cross(a: set[str], b: set[str]) -> Optional[set[str]]:
@@ -441,7 +435,7 @@ class Trigger(NamedTuple):
 
 class _Builder:
     def __init__(self) -> None:
-        self.last_cands: list[Trigger] = []  # the trigger candidates of the last AND lowered
+        self.and_cands: dict[int, list[Trigger]] = {}  # AND node -> its children's triggers
         self.fields: list[FieldPlan] = []
         self.field_ids: dict[str, int] = {}
         self.pred_ids: dict[tuple, int] = {}
@@ -456,10 +450,10 @@ class _Builder:
         self.event_preds: dict[int, Pred] = {}
         self.min_len: dict[int, int] = {}
         self.runs: dict[int, tuple[bytes, int]] = {}
-        self.regex_extra: dict[tuple[str, str], list[frozenset[str]]] = {}
+        self.regex_extra: dict[int, list[frozenset[str]]] = {}  # regex pred -> sets besides its guard
         self.pred_of: dict[Pred, int] = {}  # IR predicate -> id (several IR forms may share one)
         self.pred_trigger: dict[int, Trigger] = {}  # id -> the trigger of a lone predicate node
-        self.expanding: set[tuple[str, str]] = set()
+        self.expanding: set[int] = set()  # regex preds being lowered with their extra sets
         self.node_kind: list[int] = []
         self.node_arg: list[int] = []
         self.node_count: list[int] = []
@@ -515,7 +509,7 @@ class _Builder:
             best = sorted(factors[0]) if factors else None
             guard = [self.pred(Pred(p.field, Op.CONTAINS, x)) for x in best] if best else [self.pred(Pred(p.field, Op.EXISTS))]
             # The other required sets are tested (as table predicates) before the regex runs.
-            self.regex_extra[(p.field, p.value)] = factors[1:1 + EXTRA_FACTORS]
+            self.regex_extra[len(self.preds)] = factors[1:1 + EXTRA_FACTORS]  # the id it gets below
         elif op in COMPARISONS:
             kind = PY
             guard = [self.pred(Pred(p.field, Op.EXISTS))]
@@ -567,16 +561,16 @@ class _Builder:
         """Emit ``node``; return (node index, P(true) estimate, trigger or None)."""
         if isinstance(node, Pred):
             pid = self.pred(node)
-            extra = self.regex_extra.get((node.field, node.value), ()) if node.op is Op.REGEX else ()
-            if extra and (node.field, node.value) not in self.expanding:
+            extra = self.regex_extra.get(pid)
+            if extra and pid not in self.expanding:
                 # A regex needs one literal of each of its required sets: AND those in front
                 # of it, so it runs only when all of them are in the value.
-                self.expanding.add((node.field, node.value))
+                self.expanding.add(pid)
                 try:
                     tests = [or_(*(Pred(node.field, Op.CONTAINS, x) for x in sorted(fs))) for fs in extra]
                     return self.lower(and_(*tests, node))
                 finally:
-                    self.expanding.discard((node.field, node.value))
+                    self.expanding.discard(pid)
             idx = self._emit(N_PRED, pid, 0)
             kind = self.pred_kind[pid]
             if kind == EVENT:  # no table predicate announces it: its rule is always evaluated
@@ -600,7 +594,6 @@ class _Builder:
             cands = [t for _, _, t in lowered if t is not None]
             trig = min(cands, key=Trigger.cost) if cands else None
             kind = N_AND
-            self.last_cands = cands
         else:
             order = sorted(range(len(lowered)), key=lambda k: (lazy[k], -lowered[k][1]))
             miss = 1.0
@@ -628,6 +621,8 @@ class _Builder:
                 return idx, est, trig
         idx = self._emit(kind, len(self.kids), len(lowered))
         self.kids.extend(lowered[k][0] for k in order)
+        if kind == N_AND:
+            self.and_cands[idx] = cands  # each is a trigger of the AND (see _choose_triggers)
         return idx, est, trig
 
     def _any_est(self, preds: list[int]) -> float:
@@ -678,10 +673,9 @@ def compile_plan(rules: list[Node]) -> Plan:
     triggers: list[Optional[frozenset[int]]] = []
     alternatives: list[list[Trigger]] = []
     for node in rules:
-        b.last_cands = []
         root, _, trig = b.lower(node)
         roots.append(root)
-        alternatives.append(b.last_cands if b.node_kind[root] == N_AND else [trig] if trig else [])
+        alternatives.append(b.and_cands.get(root, [trig] if trig else []))
     for r, trig in enumerate(_choose_triggers(alternatives)):
         triggers.append(trig.preds if trig is not None else None)
     npred = len(b.preds)

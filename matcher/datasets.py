@@ -24,6 +24,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from . import mapping as _mapping
 from .errors import MatcherError
 
 __all__ = [
@@ -221,19 +222,12 @@ def generate(n: int, seed: int = 0) -> list[dict[str, Any]]:
 
 SCHEMAS = ("s1", "sysmon")
 
-#: S1 Deep Visibility name -> Sysmon / Sigma name (docs/s1ql-spec.md §7, process_creation).
-#: ``EventType`` becomes Sysmon's numeric ``EventID``; ``EndpointOS`` has no Sysmon field and keeps its name.
-SYSMON_FIELDS = {
-    "EventType": "EventID",
-    "EndpointOS": "EndpointOS",
-    "SrcProcImagePath": "ParentImage",
-    "SrcProcCmdLine": "ParentCommandLine",
-    "TgtProcImagePath": "Image",
-    "TgtProcCmdLine": "CommandLine",
-    "TgtProcUser": "User",
-}
-#: S1 EventType -> Sysmon EventID (1 process creation, 11 file create, 7 image load, 3 network, 22 DNS).
-SYSMON_EVENT_IDS = {"Process Creation": 1, "File Creation": 11, "Module Load": 7, "IP Connect": 3, "DNS Resolved": 22}
+#: S1 Deep Visibility name -> Sysmon / Sigma name, from the ``sysmon`` field-mapping profile
+#: (so generated Sysmon events are what ``matcher scan -p sysmon`` expects). ``EventType``
+#: becomes Sysmon's numeric ``EventID``; ``EndpointOS`` has no Sysmon field and keeps its name.
+SYSMON_FIELDS = {f: _mapping.load_profile("sysmon").from_s1(f) for f in FIELDS}
+#: S1 EventType -> Sysmon EventID (the profile's table).
+SYSMON_EVENT_IDS = _mapping.SYSMON_EVENT_IDS
 
 
 def to_sysmon(event: dict[str, Any]) -> dict[str, Any]:

@@ -164,8 +164,8 @@ _SYSMON = {
     "SrcPort": "SourcePort", "Url": "DestinationHostname", "NetProtocolName": "Protocol",
     "EventType": "EventID",
 }
-# Sysmon event ids for the S1 event types (docs/s1ql-spec.md §6 and the Sysmon schema)
-_SYSMON_EVENT_IDS = {
+#: Sysmon event ids for the S1 event types (docs/s1ql-spec.md §6 and the Sysmon schema)
+SYSMON_EVENT_IDS = {
     "Process Creation": 1, "IP Connect": 3, "Process Exit": 5, "ModuleLoad": 7, "Module Load": 7,
     "File Creation": 11, "CreateKey": 12, "DeleteKey": 12, "SetValue": 13, "Named Pipe Creation": 17,
     "DNS Resolved": 22, "File Delete": 23, "File Deletion": 23,
@@ -190,7 +190,7 @@ PROFILES: Mapping[str, Profile] = _frozen({
     "sysmon": Profile(
         "sysmon",
         _SYSMON,
-        values={"EventType": {k: f'EventID = "{v}"' for k, v in _SYSMON_EVENT_IDS.items()}},
+        values={"EventType": {k: f'EventID = "{v}"' for k, v in SYSMON_EVENT_IDS.items()}},
         constants={"EndpointOS": "windows"},
         aliases={"Product": "TgtProcDisplayName"},
     ),
