@@ -5,6 +5,10 @@ this parser makes where the spec leaves room are in ``DESIGN.md``. The parser is
 (an operator-precedence parser over an explicit stack), so neither a 1 MB query nor 10,000
 levels of parentheses can exhaust Python's recursion limit; logical nesting deeper than
 :data:`matcher.ir.MAX_DEPTH` is a :class:`~matcher.errors.QuerySyntaxError`.
+
+The common tokens take a fast path, one regex match each, that reads exactly what the
+general code would read (see the comment above ``_OPERAND``); the general code handles the
+rest, and every error.
 """
 
 from __future__ import annotations
@@ -58,6 +62,68 @@ _PREC = {"OR": 1, "AND": 2, "NOT": 3}
 
 # Plain string modes.
 _PLAIN, _EQ, _REGEX = 0, 1, 2
+
+# -- fast path ------------------------------------------------------------------------------
+# Almost every token of a real query is "(", NOT, AND, OR, ")" or ``field op "value"`` with
+# a string operator or "=". ``_Parser.parse`` reads an operand (with the connector after a
+# predicate) in ONE match of ``_OPERAND`` and a lone connector in one match of ``_OPERATOR``,
+# and hands anything else (quoted or dotted fields, In-lists, RegExp, IS NOT EMPTY,
+# comparisons, true/false, bare numbers, and every error) to the general code, from the same
+# position. A fast match reads exactly what the general code would read there:
+#
+# - whitespace is ``_S``, the class of ``_WS`` / ``_WS_CHARS``;
+# - NOT, AND and OR are ``_KEYWORD`` (``_KW``) split by word. No other character
+#   case-folds onto A, N, D, O, R or T, so the general code's ``.upper()`` of such a match
+#   is the group's name. A field may not be one of them (the look-ahead ``(?!_KW)``);
+# - the field is a ``\w+`` run followed by neither a word character nor "." (the look-ahead
+#   also stops the regex engine from giving characters back to the operator, as in
+#   ``FoocontainsCIS``). There ``_FIELD.match`` reads the same run;
+# - the operator word is ``_OPWORD``; any shorter match than the greedy one would be
+#   followed by a word or operator character, never by whitespace + '"', so it is the same
+#   word. ``_FAST_OPS`` gets it as written or ``.lower()``, like ``_WORD_OPS`` (no ``(?i)``,
+#   which would also accept "\u017f" for "s");
+# - the value is the text up to the first '"'. Outside RegExp, ``string`` closes a string at
+#   the first '"' that no backslash precedes, keeps any other character, and keeps a
+#   backslash unless '"' or '*' follows it. So if the text holds no "\*" (L2) and, for "=",
+#   no "*" (wildcards), and either does not end in a backslash or ends in one with the T
+#   context after the quote (L1: a literal backslash, then the closing quote), ``string``
+#   would return the text itself and end just after the quote. Otherwise ``string`` decodes
+#   it from the opening quote, and the connector read after the quote is not used;
+# - a connector is read just as the general code reads it after an operand.
+_S = r"[ \t\r\n\f\v]*"
+_KW = _KEYWORD.pattern
+# What may follow an operand: ")" or AND / OR (the end of the query and errors are left to
+# the general code). The group names are the names of the connectors.
+_CONNECTOR = _S + r"(?:(?P<close>\))|(?P<AND>(?i:AND)(?![\w.]))|(?P<OR>(?i:OR)(?![\w.])))"
+_OPERAND = re.compile(
+    _S + r"(?:"
+    r"(?P<open>\()"
+    r"|(?P<NOT>(?i:NOT)(?![\w.]))"
+    r"|(?!" + _KW + r")(?P<field>\w+)(?![\w.])"  # group 3
+    + _S + r"(?P<word>" + _OPWORD.pattern + r")"  # group 4: the operator
+    + _S + r'"(?P<value>[^"]*)"'  # group 5: the raw value, between the quotes
+    r"(?:" + _CONNECTOR + r"|)"  # the connector after the closing quote, if there is one
+    r")"
+)
+_OPERATOR = re.compile(_CONNECTOR)
+# A quoted In-list item and the "," or ")" after it (groups 2 and 3). The raw value is the
+# item's value under the conditions above for a string operator; it ends in no backslash,
+# so the T context of lists is not involved.
+_LIST_ITEM = re.compile(r'"([^"]*)"' + _S + r"(?:(,)" + _S + r"|(\)))")
+# The operators of the fast path, as written by the backend and lower-cased: the operator,
+# the string mode, and what in a raw value needs the decoding of ``string`` (L2, wildcards).
+_FAST_OPS = {
+    word: (op, mode, needs_decoding)
+    for spelling, op, mode, needs_decoding in (
+        ("containsCIS", Op.CONTAINS, _PLAIN, "\\*"),
+        ("startswithCIS", Op.STARTSWITH, _PLAIN, "\\*"),
+        ("endswithCIS", Op.ENDSWITH, _PLAIN, "\\*"),
+        ("=", Op.EQUALS, _EQ, "*"),
+    )
+    for word in (spelling, spelling.lower())
+}
+# The operators an AND / OR reduces before it is pushed: those that bind tighter.
+_TIGHTER = {kind: tuple(k for k in _PREC if _PREC[k] > _PREC[kind]) for kind in ("AND", "OR")}
 
 
 class _Parser:
@@ -261,6 +327,13 @@ class _Parser:
         p = self.ws(p + 1)
         items: list[Node] = []
         while True:
+            m = _LIST_ITEM.match(text, p)
+            if m is not None and not (m[1].endswith("\\") or "\\*" in m[1]):  # see _LIST_ITEM
+                items.append(Pred(field, op, m[1]))
+                p = m.end()
+                if m.lastindex == 2:  # ","
+                    continue
+                return or_(*items), p
             value, p = self.expect_string_or_number(p, _PLAIN, True, "a quoted string or a number in the list")
             items.append(Pred(field, op, value))
             p = self.ws(p)
@@ -277,86 +350,140 @@ class _Parser:
         pos = self.ws(0)
         if pos >= self.n:
             raise self.fail("empty query: expected a predicate", pos)
-        out: list[tuple[Node, int]] = []  # (node, depth)
-        ops: list[tuple[str, int]] = []  # ("(" | "NOT" | "AND" | "OR", position)
+        # Operator-precedence parsing over explicit stacks, kept as parallel lists of plain
+        # values (no tuple per entry): operands and their logical depths; operators, and the
+        # positions of the "(" among them (the only operator position an error can quote).
+        out: list[Node] = []
+        depths: list[int] = []
+        ops: list[str] = []  # "(" | "NOT" | "AND" | "OR"
+        opens: list[int] = []
 
         def reduce_top(at: int) -> None:
-            kind, _ = ops[-1]
+            kind = ops.pop()
             if kind == "NOT":
-                ops.pop()
-                node, d = out.pop()
-                self.check_depth(d + 1, at)
-                out.append((Not(node), d + 1))
+                d = depths[-1] + 1
+                self.check_depth(d, at)
+                out[-1] = Not(out[-1])
+                depths[-1] = d
                 return
-            k = 0
-            while ops and ops[-1][0] == kind:
+            k = 2  # a run of k - 1 equal operators joins k operands into one n-ary node
+            while ops and ops[-1] == kind:
                 ops.pop()
                 k += 1
-            operands = out[len(out) - k - 1 :]
-            del out[len(out) - k - 1 :]
-            cls = And if kind == "AND" else Or
-            d = max(dd if type(nd) is cls else dd + 1 for nd, dd in operands)
-            self.check_depth(d, at)
-            join = and_ if kind == "AND" else or_
-            out.append((join(*(nd for nd, _ in operands)), d))
+            operands = out[-k:]
+            del out[-k:]
+            ds = depths[-k:]
+            del depths[-k:]
+            if any(ds):  # operands of the same kind are flattened into the node: no extra level
+                cls = And if kind == "AND" else Or
+                d = max(dd if type(nd) is cls else dd + 1 for nd, dd in zip(operands, ds))
+                if d > MAX_DEPTH:
+                    self.check_depth(d, at)
+                out.append((and_ if kind == "AND" else or_)(*operands))
+                depths.append(d)
+            else:  # predicates only (depth 0): nothing to flatten, ``and_`` / ``or_`` build just this
+                out.append((And if kind == "AND" else Or)(tuple(operands)))
+                depths.append(1)
 
-        expect_operand = True
+        operand = _OPERAND.match
+        operator = _OPERATOR.match
+        fast_ops = _FAST_OPS.get
         while True:
-            pos = self.ws(pos)
-            if expect_operand:
-                if pos >= self.n:
-                    after = f" after {ops[-1][0]}" if ops and ops[-1][0] != "(" else ""
-                    raise self.fail(f"expected a predicate, NOT or '('{after}, found end of query", pos)
-                ch = text[pos]
-                if ch == "(":
-                    ops.append(("(", pos))
-                    pos += 1
+            # An operand: "(" and NOT are pushed and another operand follows; a predicate
+            # goes to ``out``. The fast path first (see _OPERAND), else the general code.
+            m = operand(text, pos)
+            fast = None
+            if m is not None:
+                kind = m.lastgroup
+                if kind == "open":
+                    pos = m.end()
+                    ops.append("(")
+                    opens.append(pos - 1)
                     continue
-                if ch == '"':
-                    raise self.fail("a bare string (keyword search) is not supported: expected a field name", pos)
-                if ch == "'" or _FIELD.match(text, pos):
-                    m = _KEYWORD.match(text, pos)
-                    if m and m.group().upper() == "NOT":
-                        ops.append(("NOT", pos))
-                        pos = m.end()
-                        continue
-                    if m:
-                        raise self.fail(f"expected a predicate, NOT or '(', found {m.group()!r}", pos)
-                    node, pos = self.predicate(pos)
-                    out.append((node, 0 if isinstance(node, Pred) else 1))
-                    expect_operand = False
+                if kind == "NOT":
+                    ops.append("NOT")
+                    pos = m.end()
                     continue
-                raise self.fail(f"expected a predicate, NOT or '(', found {self.describe(pos)}", pos)
-            # Expecting an operator, ')' or the end.
-            if pos >= self.n:
-                while ops:
-                    if ops[-1][0] == "(":
-                        raise self.fail("unbalanced parentheses: '(' is never closed", ops[-1][1])
-                    reduce_top(pos)
-                node, _ = out.pop()
-                assert not out
-                return node
-            ch = text[pos]
-            if ch == ")":
-                while ops and ops[-1][0] != "(":
-                    reduce_top(pos)
+                field, word, value = m.group(3, 4, 5)
+                fast = fast_ops(word) or fast_ops(word.lower())
+            if fast is None:
+                pos, node = self.operand(pos, ops, opens)
+                if node is None:  # "(" or NOT
+                    continue
+                out.append(node)
+                depths.append(0 if isinstance(node, Pred) else 1)
+                kind = None
+            else:
+                op, mode, needs_decoding = fast
+                if needs_decoding in value or (value.endswith("\\") and not _T_TOP.match(text, m.end(5) + 1)):
+                    value, pos = self.string(m.start(5) - 1, mode)  # L1, L2 or wildcards
+                    if type(value) is Glob:
+                        op = Op.GLOB
+                    kind = None  # the string may end elsewhere: the connector read is void
+                else:
+                    pos = m.end()
+                out.append(Pred(field, op, value))
+                depths.append(0)
+            # After an operand: ")"s, then AND / OR or the end of the query. ``kind`` is the
+            # connector already read with the predicate ("value" or None if there is none).
+            while True:
+                if kind is None or kind == "value":
+                    m = operator(text, pos)
+                    if m is None:  # the end of the query, or an error
+                        pos = self.ws(pos)
+                        if pos < self.n:
+                            raise self.fail(
+                                f"expected AND, OR, ')' or end of query, found {self.describe(pos)}", pos
+                            )
+                        while ops:
+                            if ops[-1] == "(":
+                                raise self.fail("unbalanced parentheses: '(' is never closed", opens[-1])
+                            reduce_top(pos)
+                        node = out.pop()
+                        assert not out
+                        return node
+                    kind = m.lastgroup
+                    pos = m.end()
+                if kind != "close":
+                    break
+                at = pos - 1
+                while ops and ops[-1] != "(":
+                    reduce_top(at)
                 if not ops:
-                    raise self.fail("unbalanced parentheses: ')' without a matching '('", pos)
+                    raise self.fail("unbalanced parentheses: ')' without a matching '('", at)
                 ops.pop()
-                pos += 1
-                continue
+                opens.pop()
+                kind = None
+            tighter = _TIGHTER[kind]
+            while ops and ops[-1] in tighter:
+                reduce_top(m.start(kind))
+            ops.append(kind)
+
+    def operand(self, pos: int, ops: list[str], opens: list[int]) -> tuple[int, Optional[Node]]:
+        """The general code for an operand at ``pos`` (after whitespace): push "(" or NOT and
+        return (end, None), or parse a predicate and return (end, node)."""
+        text = self.text
+        pos = self.ws(pos)
+        if pos >= self.n:
+            after = f" after {ops[-1]}" if ops and ops[-1] != "(" else ""
+            raise self.fail(f"expected a predicate, NOT or '('{after}, found end of query", pos)
+        ch = text[pos]
+        if ch == "(":
+            ops.append("(")
+            opens.append(pos)
+            return pos + 1, None
+        if ch == '"':
+            raise self.fail("a bare string (keyword search) is not supported: expected a field name", pos)
+        if ch == "'" or _FIELD.match(text, pos):
             m = _KEYWORD.match(text, pos)
-            if m and m.group().upper() in ("AND", "OR"):
-                kind = m.group().upper()
-                while ops and ops[-1][0] != "(" and (
-                    _PREC[ops[-1][0]] > _PREC[kind]
-                ):
-                    reduce_top(pos)
-                ops.append((kind, pos))
-                pos = m.end()
-                expect_operand = True
-                continue
-            raise self.fail(f"expected AND, OR, ')' or end of query, found {self.describe(pos)}", pos)
+            if m and m.group().upper() == "NOT":
+                ops.append("NOT")
+                return m.end(), None
+            if m:
+                raise self.fail(f"expected a predicate, NOT or '(', found {m.group()!r}", pos)
+            node, pos = self.predicate(pos)
+            return pos, node
+        raise self.fail(f"expected a predicate, NOT or '(', found {self.describe(pos)}", pos)
 
     def check_depth(self, d: int, at: int) -> None:
         if d > MAX_DEPTH:
