@@ -104,6 +104,14 @@ ERROR_TABLE = [
     ("\x7fa EXISTS", 0, []),
     ("a\x07 EXISTS", 1, []),
     ('a containsCIS "x" \x1b', 18, []),
+    # keywords are ASCII words in any letter case: the non-ASCII letters that Python's re
+    # matches to s, i and k under IGNORECASE (long s, dotless i, dotted I, Kelvin sign) are not
+    ("F = falſe", 4, ["true or false"]),
+    ("F = TRUE AND G = \u0131true", 17, []),
+    ('F In Contains Anycaſe ("x")', 14, ["AnyCase"]),
+    ('F In Contaınſ AnyCase ("x")', 5, []),
+    ("F ıs NOT EMPTY", 2, ["operator"]),
+    ("F EXıSTS", 2, ["operator"]),
 ]
 
 

@@ -27,17 +27,17 @@ _WS_CHARS = frozenset(" \t\r\n\f\v")
 _FIELD = re.compile(r"\w+(?:\.\w+)*")
 _OPWORD = re.compile(r"[A-Za-z]\w*|[<>=!]+")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?![\w.])")
-_BOOL = re.compile(r"(?i:true|false)(?!\w)")
-_KEYWORD = re.compile(r"(?i:AND|OR|NOT)(?![\w.])")
+_BOOL = re.compile(r"(?ai:true|false)(?!\w)")
+_KEYWORD = re.compile(r"(?ai:AND|OR|NOT)(?![\w.])")
 # What may follow a closing quote (rule L1/L3): ")"* then AND / OR / end of input.
-_T = r"(?:[ \t\r\n\f\v]*\))*(?:[ \t\r\n\f\v]*\Z|[ \t\r\n\f\v]+(?i:AND|OR)(?![\w.])|(?<=\))(?i:AND|OR)(?![\w.]))"
+_T = r"(?:[ \t\r\n\f\v]*\))*(?:[ \t\r\n\f\v]*\Z|[ \t\r\n\f\v]+(?ai:AND|OR)(?![\w.])|(?<=\))(?ai:AND|OR)(?![\w.]))"
 _T_TOP = re.compile(_T)
 # Inside an In-list: also ',"' and ',' + digit.
 _T_LIST = re.compile(_T + r'|[ \t\r\n\f\v]*,[ \t\r\n\f\v]*(?:"|-?\d)')
-_NOT_WORD = re.compile(r"(?i:NOT)(?!\w)")
-_EMPTY_WORD = re.compile(r"(?i:EMPTY)(?!\w)")
-_CONTAINS_WORD = re.compile(r"(?i:contains)(?!\w)")
-_ANYCASE_WORD = re.compile(r"(?i:anycase)(?!\w)")
+_NOT_WORD = re.compile(r"(?ai:NOT)(?!\w)")
+_EMPTY_WORD = re.compile(r"(?ai:EMPTY)(?!\w)")
+_CONTAINS_WORD = re.compile(r"(?ai:contains)(?!\w)")
+_ANYCASE_WORD = re.compile(r"(?ai:anycase)(?!\w)")
 _SPECIAL = re.compile(r'[\\"*]')
 _SPECIAL_RE = re.compile(r'[\\"]')
 
@@ -94,11 +94,11 @@ _S = r"[ \t\r\n\f\v]*"
 _KW = _KEYWORD.pattern
 # What may follow an operand: ")" or AND / OR (the end of the query and errors are left to
 # the general code). The group names are the names of the connectors.
-_CONNECTOR = _S + r"(?:(?P<close>\))|(?P<AND>(?i:AND)(?![\w.]))|(?P<OR>(?i:OR)(?![\w.])))"
+_CONNECTOR = _S + r"(?:(?P<close>\))|(?P<AND>(?ai:AND)(?![\w.]))|(?P<OR>(?ai:OR)(?![\w.])))"
 _OPERAND = re.compile(
     _S + r"(?:"
     r"(?P<open>\()"
-    r"|(?P<NOT>(?i:NOT)(?![\w.]))"
+    r"|(?P<NOT>(?ai:NOT)(?![\w.]))"
     r"|(?!" + _KW + r")(?P<field>\w+)(?![\w.])"  # group 3
     + _S + r"(?P<word>" + _OPWORD.pattern + r")"  # group 4: the operator
     + _S + r'"(?P<value>[^"]*)"'  # group 5: the raw value, between the quotes
