@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
@@ -186,20 +188,40 @@ class RuleSet:
     def _program(self) -> "_core.Program":
         prog = self._prog
         if prog is None:
-            plan = compile_plan([r.ir for r in self.rules])
-            lazy, whole = plan.py_preds, plan.event_preds
-
-            def py_eval(pid: int, texts: Optional[list], event: Any, _lazy=lazy, _ref=REFERENCE) -> bool:
-                if texts is None:  # a whole-event predicate
-                    pred = whole[pid]
-                    return EVENT_REFERENCE[pred.op](event, pred)
-                op, value = _lazy[pid]
-                test = _ref[op]
-                return any(test(t, value) for t in texts)
-
-            prog = self._prog = _core.Program(plan, py_eval)
-            self._plan = plan
+            with _gc_paused():
+                prog = self._build_program()
         return prog
+
+    def _build_program(self) -> "_core.Program":
+        plan = compile_plan([r.ir for r in self.rules])
+        lazy, whole = plan.py_preds, plan.event_preds
+
+        def py_eval(pid: int, texts: Optional[list], event: Any, _lazy=lazy, _ref=REFERENCE) -> bool:
+            if texts is None:  # a whole-event predicate
+                pred = whole[pid]
+                return EVENT_REFERENCE[pred.op](event, pred)
+            op, value = _lazy[pid]
+            test = _ref[op]
+            return any(test(t, value) for t in texts)
+
+        prog = self._prog = _core.Program(plan, py_eval)
+        self._plan = plan
+        return prog
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a RuleSet is built: the build allocates hundreds of
+    thousands of acyclic objects, and the collections that allocation count would trigger
+    find nothing to free (measured: ~15% of the build time of the 1,648-rule corpus)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class _RowMappings:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 from typing import NamedTuple, Optional
 
 try:  # Python 3.11+
@@ -427,10 +428,14 @@ class Trigger(NamedTuple):
     preds: frozenset
     p: float  # estimated probability that one fires
     units: frozenset  # the tables that compute them: (field, unit name)
+    cost: float  # expected work per row if this set is the rule's trigger (see make)
 
-    def cost(self) -> float:
-        """Expected work per row if this set is the rule's trigger."""
-        return sum(UNIT_COST[u] for _, u in self.units) + self.p * EVAL_COST
+    @classmethod
+    def make(cls, preds: frozenset, p: float, units: frozenset) -> "Trigger":
+        return cls(preds, p, units, sum(UNIT_COST[u] for _, u in units) + p * EVAL_COST)
+
+
+_COST = attrgetter("cost")
 
 
 class _Builder:
@@ -468,10 +473,11 @@ class _Builder:
 
     def pred(self, p: Pred) -> int:
         """The id of ``p``, creating it (and its table entry or guard) on first sight."""
-        pid = self.pred_of.get(p)
-        if pid is None:
+        try:
+            return self.pred_of[p]
+        except KeyError:
             pid = self.pred_of[p] = self._pred(p)
-        return pid
+            return pid
 
     def _pred(self, p: Pred) -> int:
         if p.op in (Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH) and p.value == "":
@@ -553,9 +559,10 @@ class _Builder:
 
     def trigger(self, preds) -> Trigger:
         quiet = 1.0
+        est = self.pred_est
         for g in preds:
-            quiet *= 1.0 - self.pred_est[g]
-        return Trigger(frozenset(preds), 1.0 - quiet, frozenset(self.unit(g) for g in preds))
+            quiet *= 1.0 - est[g]
+        return Trigger.make(frozenset(preds), 1.0 - quiet, frozenset(map(self.unit, preds)))
 
     def lower(self, node: Node) -> tuple[int, float, Optional["Trigger"]]:
         """Emit ``node``; return (node index, P(true) estimate, trigger or None)."""
@@ -592,7 +599,7 @@ class _Builder:
             for _, e, _ in lowered:
                 est *= e
             cands = [t for _, _, t in lowered if t is not None]
-            trig = min(cands, key=Trigger.cost) if cands else None
+            trig = min(cands, key=_COST) if cands else None
             kind = N_AND
         else:
             order = sorted(range(len(lowered)), key=lambda k: (lazy[k], -lowered[k][1]))
@@ -604,7 +611,7 @@ class _Builder:
                 quiet = 1.0  # P(no trigger fires), taking them as independent
                 for _, _, t in lowered:
                     quiet *= 1.0 - t.p
-                trig = Trigger(
+                trig = Trigger.make(
                     frozenset().union(*(t.preds for _, _, t in lowered)),
                     1.0 - quiet,
                     frozenset().union(*(t.units for _, _, t in lowered)),
@@ -648,7 +655,7 @@ def _choose_triggers(alternatives: list[list[Trigger]]) -> list[Optional[Trigger
     row is run anyway, so for the others it costs nothing: two more rounds re-pick with the
     tables already in use counted as free (only their share of evaluations is paid).
     """
-    choice = [min(alts, key=Trigger.cost) if alts else None for alts in alternatives]
+    choice = [min(alts, key=_COST) if alts else None for alts in alternatives]
     for _ in range(2):
         users: dict = {}
         for t in choice:
