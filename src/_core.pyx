@@ -28,6 +28,7 @@ from _tables cimport (FNV_OFFSET, FNV_PRIME, LOWER, AC, HEntry, HTable, filt_bit
                      htable_find_ci, slot_of)
 
 import numpy as np
+from operator import itemgetter
 
 cimport numpy as cnp
 
@@ -217,12 +218,39 @@ cdef void htable_free(HTable* t) noexcept:
     free(t.entries); free(t.slots); free(t.pool); free(t.is_len); free(t.lenfilt)
 
 
+_FIRST = itemgetter(0)  # sort key: a (literal, pred) pair's literal
+
+
+cdef inline int32_t trie_child(const int32_t* cstart, const int32_t* ccls, const int32_t* cid,
+                               int32_t s, int32_t c) noexcept nogil:
+    """The child of trie state s on class c, or -1 (children are sorted by class)."""
+    cdef int32_t lo = cstart[s], hi = cstart[s + 1], mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ccls[mid] < c:
+            lo = mid + 1
+        else:
+            hi = mid
+    return cid[lo] if lo < cstart[s + 1] and ccls[lo] == c else -1
+
+
 cdef int ac_build(AC* a, list patterns) except -1:
-    """Aho-Corasick DFA over byte classes. patterns: list of (non-empty bytes, pred id)."""
-    cdef int32_t K = 1, W, c, s, nxt, f, i, j, r, nstates = 1, cap = 64, qh, qt, nplain, nacc
-    cdef int32_t* go = NULL
-    cdef int32_t* go2
-    cdef int32_t* trie = NULL
+    """Aho-Corasick DFA over byte classes. patterns: list of (non-empty bytes, pred id).
+
+    The trie is built from the literals in sorted order, so a literal shares exactly its
+    common prefix with the one before it and no child lookup is needed; failure links are then
+    found breadth-first over the sparse trie, and each DFA row is its failure state's row (a
+    shallower state, already filled) with the state's own children written over it. No dense
+    table of the trie is ever made.
+    """
+    cdef int32_t K = 1, W, c, s, t, f, i, j, r, d, lcp, nstates = 1, qh, qt, nplain, nacc
+    cdef Py_ssize_t total = 0, n, prev_n = 0
+    cdef int32_t* parent = NULL
+    cdef int32_t* ecls = NULL      # class of the edge from parent into the state
+    cdef int32_t* cstart = NULL    # CSR: state -> its children, sorted by class
+    cdef int32_t* ccls = NULL
+    cdef int32_t* cid = NULL
+    cdef int32_t* path = NULL      # states along the previous literal
     cdef int32_t* fail = NULL
     cdef int32_t* dlink = NULL
     cdef int32_t* depth = NULL
@@ -234,15 +262,18 @@ cdef int ac_build(AC* a, list patterns) except -1:
     cdef int32_t col[256]
     cdef bytes lit
     cdef const uint8_t* p
+    cdef const uint8_t* prev = NULL
     memset(cnt, 0, sizeof(cnt))
     memset(a, 0, sizeof(AC))
     for lit, _ in patterns:
         p = <const uint8_t*>PyBytes_AS_STRING(lit)
-        for i in range(len(lit)):
+        n = PyBytes_GET_SIZE(lit)
+        total += n
+        for i in range(n):
             cnt[p[i]] += 1
     for i in range(256):
         if cnt[i]:
-            a.cls[i] = K      # provisional class
+            a.cls[i] = K      # provisional class: in byte order
             K += 1
         else:
             a.cls[i] = 0
@@ -264,66 +295,87 @@ cdef int ac_build(AC* a, list patterns) except -1:
         col[order[c]] = 2 + c
     W = (K + 2 + 15) & ~15
     a.W = W
+    if total + 1 > 0x7FFFFFFF // W:
+        raise MemoryError("too many contains literals for one field")
     try:
-        go = <int32_t*>malloc(cap * K * sizeof(int32_t))
-        if not go:
+        parent = <int32_t*>malloc((total + 1) * sizeof(int32_t))
+        ecls = <int32_t*>malloc((total + 1) * sizeof(int32_t))
+        depth = <int32_t*>malloc((total + 1) * sizeof(int32_t))
+        path = <int32_t*>malloc((total + 1) * sizeof(int32_t))
+        if not (parent and ecls and depth and path):
             raise MemoryError()
-        memset(go, 0xFF, K * sizeof(int32_t))
+        parent[0] = -1
+        ecls[0] = 0
+        depth[0] = 0
+        path[0] = 0
+        # Sorted (stably: equal literals keep their order, and so their preds' order), each
+        # literal's new states hang off the last state it shares with the literal before it.
+        # Provisional classes follow byte order, so children are created in class order.
         own = {}  # state -> list of preds
-        for lit, pred in patterns:
+        for lit, pred in sorted(patterns, key=_FIRST):
             p = <const uint8_t*>PyBytes_AS_STRING(lit)
-            s = 0
-            for i in range(len(lit)):
-                c = a.cls[p[i]]
-                nxt = go[s * K + c]
-                if nxt < 0:
-                    if nstates == cap:
-                        cap *= 2
-                        go2 = <int32_t*>realloc(go, cap * K * sizeof(int32_t))
-                        if not go2:
-                            raise MemoryError()
-                        go = go2
-                    memset(go + nstates * K, 0xFF, K * sizeof(int32_t))
-                    nxt = nstates
-                    nstates += 1
-                    go[s * K + c] = nxt
-                s = nxt
-            own.setdefault(s, []).append(pred)
+            n = PyBytes_GET_SIZE(lit)
+            lcp = 0
+            while lcp < n and lcp < prev_n and p[lcp] == prev[lcp]:
+                lcp += 1
+            for d in range(lcp, n):
+                parent[nstates] = path[d]
+                ecls[nstates] = a.cls[p[d]]
+                depth[nstates] = d + 1
+                path[d + 1] = nstates
+                nstates += 1
+            own.setdefault(path[n], []).append(pred)
+            prev, prev_n = p, n
+        cstart = <int32_t*>calloc(nstates + 1, sizeof(int32_t))
+        ccls = <int32_t*>malloc(nstates * sizeof(int32_t))
+        cid = <int32_t*>malloc(nstates * sizeof(int32_t))
         fail = <int32_t*>calloc(nstates, sizeof(int32_t))
         dlink = <int32_t*>malloc(nstates * sizeof(int32_t))
-        depth = <int32_t*>calloc(nstates, sizeof(int32_t))
         queue = <int32_t*>malloc(nstates * sizeof(int32_t))
         newid = <int32_t*>malloc(nstates * sizeof(int32_t))
         has_own = <uint8_t*>calloc(nstates, 1)
-        if not (fail and dlink and depth and queue and newid and has_own):
+        if not (cstart and ccls and cid and fail and dlink and queue and newid and has_own):
             raise MemoryError()
         for s in own:
             has_own[s] = 1
-        # Breadth-first: failure links, DFA completion, dictionary links, depths; queue = BFS order.
+        # Children in CSR form: states are numbered in creation order, so each state's
+        # children come in class order.
+        for t in range(1, nstates):
+            cstart[parent[t] + 1] += 1
+        for s in range(nstates):
+            cstart[s + 1] += cstart[s]
+        for s in range(nstates):
+            path[s] = cstart[s]  # reused: next free slot of s's children
+        for t in range(1, nstates):
+            j = path[parent[t]]
+            ccls[j] = ecls[t]
+            cid[j] = t
+            path[parent[t]] = j + 1
+        # Breadth-first (children in class order): failure links, dictionary links, queue.
         queue[0] = 0
-        qh = qt = 1
+        qh, qt = 0, 1
         dlink[0] = -1
-        for c in range(K):
-            nxt = go[c]
-            if nxt < 0:
-                go[c] = 0
-            else:
-                fail[nxt] = 0
-                dlink[nxt] = -1
-                depth[nxt] = 1
-                queue[qt] = nxt; qt += 1
         while qh < qt:
             s = queue[qh]; qh += 1
-            for c in range(K):
-                nxt = go[s * K + c]
-                f = go[fail[s] * K + c]
-                if nxt < 0:
-                    go[s * K + c] = f
+            for j in range(cstart[s], cstart[s + 1]):
+                t = cid[j]
+                c = ccls[j]
+                if s == 0:
+                    fail[t] = 0
                 else:
-                    fail[nxt] = f
-                    dlink[nxt] = f if has_own[f] else dlink[f]
-                    depth[nxt] = depth[s] + 1
-                    queue[qt] = nxt; qt += 1
+                    f = fail[s]
+                    while True:
+                        r = trie_child(cstart, ccls, cid, f, c)
+                        if r >= 0:
+                            fail[t] = r
+                            break
+                        if f == 0:
+                            fail[t] = 0
+                            break
+                        f = fail[f]
+                f = fail[t]
+                dlink[t] = f if has_own[f] else dlink[f]
+                queue[qt] = t; qt += 1
         # Renumber in BFS order: non-accepting states first, accepting ones last.
         nplain = 0
         for s in range(nstates):
@@ -349,17 +401,22 @@ cdef int ac_build(AC* a, list patterns) except -1:
             s = queue[i]
             if has_own[s] or dlink[s] >= 0:
                 closure[s] = own.get(s, []) + (closure[dlink[s]] if dlink[s] >= 0 else [])
-        total = sum(len(v) for v in closure.values())
+        npreds = sum(len(v) for v in closure.values())
         a.out_start = <int32_t*>calloc(nacc + 1, sizeof(int32_t))
         a.key = <int32_t*>malloc((nacc + 1) * sizeof(int32_t))
-        a.out_preds = <int32_t*>malloc((total + 1) * sizeof(int32_t))
+        a.out_preds = <int32_t*>malloc((npreds + 1) * sizeof(int32_t))
         if not (a.trans and a.out_start and a.key and a.out_preds):
             raise MemoryError()
-        memset(a.trans, 0, <size_t>nstates * W * sizeof(int32_t))
-        for s in range(nstates):
+        # Rows in BFS order: the root's goes to itself but for its children; every other
+        # state's is its failure state's row (shallower, so filled already) but for its own.
+        memset(a.trans, 0, W * sizeof(int32_t))
+        for i in range(nstates):
+            s = queue[i]
             r = newid[s] * W
-            for c in range(K):
-                a.trans[r + col[c]] = newid[go[s * K + c]] * W
+            if s:
+                memcpy(a.trans + r, a.trans + newid[fail[s]] * W, W * sizeof(int32_t))
+            for j in range(cstart[s], cstart[s + 1]):
+                a.trans[r + col[ccls[j]]] = newid[cid[j]] * W
             a.trans[r] = newid[s] - nplain if newid[s] >= nplain else -1
             a.trans[r + 1] = depth[s]
         for i in range(256):
@@ -385,7 +442,8 @@ cdef int ac_build(AC* a, list patterns) except -1:
         ac_free(a)
         raise
     finally:
-        free(go); free(fail); free(dlink); free(depth); free(queue); free(newid); free(has_own)
+        free(parent); free(ecls); free(cstart); free(ccls); free(cid); free(path)
+        free(fail); free(dlink); free(depth); free(queue); free(newid); free(has_own)
     return 0
 
 
