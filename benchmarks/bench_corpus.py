@@ -115,7 +115,7 @@ def test_compile(benchmark, size):
     def build():
         return matcher.RuleSet([matcher.compile(q, id=i) for q, i in queries])
 
-    rs = run(benchmark, build, rounds=3)
+    rs = run(benchmark, build, rounds=5)
     assert len(rs) == size
 
 
