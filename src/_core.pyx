@@ -19,7 +19,8 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -40,6 +41,19 @@ cdef extern from "stdlib.h":
 cdef enum:
     AC_CHUNK = 256  # one half of a split scan, and the chunk of an unsplit scan
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define MATCHER_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    #else
+    #define MATCHER_PREFETCH(p) ((void)(p))
+    #endif
+    /* The key table of a dict (CPython's PyDictObject.ma_keys), only to be prefetched. */
+    #define MATCHER_DICT_KEYS(d) ((const void*)((PyDictObject*)(d))->ma_keys)
+    """
+    void MATCHER_PREFETCH(const void* p) nogil
+    const void* MATCHER_DICT_KEYS(PyObject* d) nogil
+
 cdef extern from "Python.h":
     # Borrowed-pointer forms of the str and dict calls, for the gathering fast path.
     bint _str_exact "PyUnicode_CheckExact"(PyObject* o)
@@ -47,6 +61,7 @@ cdef extern from "Python.h":
     void* _str_data "PyUnicode_DATA"(PyObject* o)
     Py_ssize_t _str_len "PyUnicode_GET_LENGTH"(PyObject* o)
     PyObject* _dict_get "PyDict_GetItemWithError"(PyObject* d, PyObject* k)
+    PyObject** PySequence_Fast_ITEMS(object o)
     uint32_t Py_UNICODE_TOLOWER(uint32_t ch) nogil
     int PyUnicode_KIND(object o)
     void* PyUnicode_DATA(object o)
@@ -1072,6 +1087,41 @@ cdef class Program:
                 return None
         return node
 
+    cdef int prefetch_events(self, object seq, Py_ssize_t start, Py_ssize_t n) except -1:
+        """Bring events start..start+n of list or tuple seq (their dicts, key tables and
+        gathered values) into the cache in three passes of independent loads, so that
+        gather_event then finds them there: a million events' dicts lie far apart in memory,
+        and one at a time each step of each lookup waits for memory. Plain dicts only."""
+        cdef Py_ssize_t i
+        cdef int g
+        cdef PyObject** items = PySequence_Fast_ITEMS(seq)
+        cdef PyObject* ev
+        cdef PyObject* hit
+        for i in range(start, start + n):
+            MATCHER_PREFETCH(items[i])
+        for i in range(start, start + n):
+            if PyDict_CheckExact(<object>items[i]):
+                MATCHER_PREFETCH(MATCHER_DICT_KEYS(items[i]))
+        for i in range(start, start + n):
+            # A lookup may run a key's __eq__, which may change seq: re-read it each time.
+            if i >= len(seq):
+                break
+            ev = PySequence_Fast_ITEMS(seq)[i]
+            if not PyDict_CheckExact(<object>ev):
+                continue
+            Py_INCREF(<object>ev)
+            try:
+                for g in range(self.ngather):
+                    hit = _dict_get(ev, self.fname[self.gather[g]])
+                    if hit != NULL:
+                        MATCHER_PREFETCH(hit)
+                        MATCHER_PREFETCH(<const char*>hit + 64)
+                    elif PyErr_Occurred():
+                        PyErr_Clear()  # gather_event meets the same error and raises it
+            finally:
+                Py_DECREF(<object>ev)
+        return 0
+
     cdef int gather_event(self, State st, object ev, int row, bint keep) except -1:
         """Gather the fields that every row reads; the others are read when needed.
 
@@ -1488,7 +1538,10 @@ cdef class Program:
         cdef int64_t base = 0
         try:
             keep = not isinstance(events, (list, tuple))  # else the container keeps them
+            seq = None if keep else events
             for ev in events:
+                if row == 0 and seq is not None:
+                    self.prefetch_events(seq, base, min(<Py_ssize_t>CHUNK, len(seq) - base))
                 self.gather_event(st, ev, row, keep)
                 row += 1
                 if row == CHUNK:

@@ -724,3 +724,66 @@ def test_two_thousand_fields():
     assert list(rs.scan(evs)) == want
     table = pa.Table.from_pylist(evs)
     assert list(rs.scan_arrow(table)) == reference_pairs(rules, table.to_pylist())
+
+
+# -- events given as a list: the gathering pass reads ahead (prefetch_events) -------------------
+
+
+def _ref_pairs(rs, events):
+    return [(i, r.id) for i, ev in enumerate(events) for r in rs.rules if reference.evaluate(r, ev)]
+
+
+def test_read_ahead_over_mixed_containers():
+    """Lists and tuples of events longer than one chunk, mixing plain dicts with other
+    mappings, dicts without the field and dicts holding non-str values: the same pairs as
+    the reference, and as a generator of the same events (which is not read ahead)."""
+    rs = matcher.RuleSet([
+        'SrcProcImagePath endswithCIS "\\w3wp.exe" AND TgtProcCmdLine containsCIS "whoami"',
+        'TgtProcImagePath endswithCIS "\\cmd.exe"',
+    ])
+    base = datasets.generate(1500, 5)
+    events: list = []
+    for i, ev in enumerate(base):
+        k = i % 7
+        if k == 1:
+            ev = types.MappingProxyType(ev)
+        elif k == 2:
+            ev = collections.OrderedDict(ev)
+        elif k == 3:
+            ev = {key: v for key, v in ev.items() if key != "SrcProcImagePath"}
+        elif k == 4:
+            ev = dict(ev, SrcProcImagePath=["C:\\w3wp.exe", 7])
+        elif k == 5:
+            ev = dict(ev, SrcProcImagePath="C:\\İnetpub\\W3WP.EXE", TgtProcCmdLine="WHOAMI /all")
+        events.append(ev)
+    expected = _ref_pairs(rs, events)
+    assert len(expected) > 50
+    assert list(rs.scan(events)) == expected
+    assert list(rs.scan(tuple(events))) == expected
+    assert list(rs.scan(iter(events))) == expected
+
+
+class _MutatingKey(str):
+    """A dict key equal to a field name whose __eq__ empties the event list: a lookup of that
+    field runs it (same hash, different object), so reading ahead must not hold stale items."""
+
+    victim: list = []
+
+    def __hash__(self):
+        return str.__hash__(self)
+
+    def __eq__(self, other):
+        self.victim.clear()
+        return str.__eq__(self, other)
+
+
+def test_read_ahead_survives_a_key_that_mutates_the_list():
+    # What a scan sees of a list that changes under it is unspecified (as for any iteration);
+    # it must not crash, and what it reports must be events it was given.
+    rs = matcher.RuleSet(['SrcProcImagePath endswithCIS "\\w3wp.exe"'])
+    events = [{"SrcProcImagePath": "C:\\w3wp.exe"} for _ in range(600)]
+    events[3] = {_MutatingKey("SrcProcImagePath"): "C:\\w3wp.exe"}
+    _MutatingKey.victim = events
+    got = list(rs.scan(events))
+    assert events == []
+    assert all(0 <= i < 600 and rid == rs.rules[0].id for i, rid in got)
