@@ -189,7 +189,7 @@ class RuleSet:
         prog = self._prog
         if prog is None:
             with _gc_paused():
-                prog = self._build_program()
+                prog = self._prog = self._build_program()
         return prog
 
     def _build_program(self) -> "_core.Program":
@@ -204,9 +204,8 @@ class RuleSet:
             test = _ref[op]
             return any(test(t, value) for t in texts)
 
-        prog = self._prog = _core.Program(plan, py_eval)
         self._plan = plan
-        return prog
+        return _core.Program(plan, py_eval)
 
 
 @contextlib.contextmanager

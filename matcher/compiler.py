@@ -566,11 +566,7 @@ class _Builder:
         return self.pred_field[pid], _UNIT_OF.get(self.preds[pid].op, "contains")
 
     def trigger(self, preds) -> Trigger:
-        quiet = 1.0
-        est = self.pred_est
-        for g in preds:
-            quiet *= 1.0 - est[g]
-        return Trigger.make(frozenset(preds), 1.0 - quiet, frozenset(map(self.unit, preds)))
+        return Trigger.make(frozenset(preds), self._any_est(preds), frozenset(map(self.unit, preds)))
 
     def lower(self, node: Node) -> tuple[int, float, Optional["Trigger"]]:
         """Emit ``node``; return (node index, P(true) estimate, trigger or None)."""
@@ -640,7 +636,7 @@ class _Builder:
             self.and_cands[idx] = cands  # each is a trigger of the AND (see _choose_triggers)
         return idx, est, trig
 
-    def _any_est(self, preds: list[int]) -> float:
+    def _any_est(self, preds) -> float:
         quiet = 1.0
         for g in preds:
             quiet *= 1.0 - self.pred_est[g]

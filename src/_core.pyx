@@ -62,6 +62,7 @@ cdef extern from "Python.h":
     Py_ssize_t _str_len "PyUnicode_GET_LENGTH"(PyObject* o)
     PyObject* _dict_get "PyDict_GetItemWithError"(PyObject* d, PyObject* k)
     PyObject** PySequence_Fast_ITEMS(object o)
+    Py_ssize_t PySequence_Fast_GET_SIZE(object o)
     uint32_t Py_UNICODE_TOLOWER(uint32_t ch) nogil
     int PyUnicode_KIND(object o)
     void* PyUnicode_DATA(object o)
@@ -1087,12 +1088,13 @@ cdef class Program:
                 return None
         return node
 
-    cdef int prefetch_events(self, object seq, Py_ssize_t start, Py_ssize_t n) except -1:
-        """Bring events start..start+n of list or tuple seq (their dicts, key tables and
-        gathered values) into the cache in three passes of independent loads, so that
-        gather_event then finds them there: a million events' dicts lie far apart in memory,
-        and one at a time each step of each lookup waits for memory. Plain dicts only."""
-        cdef Py_ssize_t i
+    cdef int prefetch_events(self, object seq, Py_ssize_t start) except -1:
+        """Bring the chunk of events from start of seq (an exact list or tuple) into the cache
+        (their dicts, key tables and gathered values) in three passes of independent loads, so
+        that gather_event then finds them there: a million events' dicts lie far apart in
+        memory, and one at a time each step of each lookup waits for memory. Plain dicts only.
+        Sizes are read from the object itself (Py_SIZE), never through a __len__."""
+        cdef Py_ssize_t i, n = min(<Py_ssize_t>CHUNK, PySequence_Fast_GET_SIZE(seq) - start)
         cdef int g
         cdef PyObject** items = PySequence_Fast_ITEMS(seq)
         cdef PyObject* ev
@@ -1104,7 +1106,7 @@ cdef class Program:
                 MATCHER_PREFETCH(MATCHER_DICT_KEYS(items[i]))
         for i in range(start, start + n):
             # A lookup may run a key's __eq__, which may change seq: re-read it each time.
-            if i >= len(seq):
+            if i >= PySequence_Fast_GET_SIZE(seq):
                 break
             ev = PySequence_Fast_ITEMS(seq)[i]
             if not PyDict_CheckExact(<object>ev):
@@ -1538,10 +1540,10 @@ cdef class Program:
         cdef int64_t base = 0
         try:
             keep = not isinstance(events, (list, tuple))  # else the container keeps them
-            seq = None if keep else events
+            seq = events if type(events) is list or type(events) is tuple else None  # read ahead
             for ev in events:
                 if row == 0 and seq is not None:
-                    self.prefetch_events(seq, base, min(<Py_ssize_t>CHUNK, len(seq) - base))
+                    self.prefetch_events(seq, base)
                 self.gather_event(st, ev, row, keep)
                 row += 1
                 if row == CHUNK:

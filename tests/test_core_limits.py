@@ -787,3 +787,16 @@ def test_read_ahead_survives_a_key_that_mutates_the_list():
     got = list(rs.scan(events))
     assert events == []
     assert all(0 <= i < 600 and rid == rs.rules[0].id for i, rid in got)
+
+
+class _LyingList(list):
+    def __len__(self):
+        return 10**6
+
+
+def test_read_ahead_trusts_no_len_override():
+    # Only exact lists and tuples are read ahead, by their real size: a subclass whose
+    # __len__ lies is scanned by iteration like any other iterable.
+    rs = matcher.RuleSet(['SrcProcImagePath endswithCIS "\\\\w3wp.exe"'])
+    events = _LyingList({"SrcProcImagePath": "C:\\\\w3wp.exe"} for _ in range(3))
+    assert list(rs.scan(events)) == [(i, rs.rules[0].id) for i in range(3)]
