@@ -19,7 +19,7 @@ from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE
 from .s1ql import parse, to_s1ql
 
-__all__ = ["Rule", "RuleSet", "compile", "load", "builtin", "builtin_names"]
+__all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "builtin_names"]
 
 
 class Rule:
@@ -93,19 +93,24 @@ class Rule:
 class RuleSet:
     """Many rules compiled together; a rule's verdict never depends on its neighbours."""
 
-    def __init__(self, rules: Iterable[Union[Rule, str]]):
+    def __init__(self, rules: Iterable[Union[Rule, str, "Correlation"]]):
+        from .correlation import Correlation, order_correlations
+
         items: list[Rule] = []
-        seen: dict[str, Rule] = {}
+        corrs: list[Correlation] = []
+        seen: dict[str, Any] = {}
         for r in rules:
             if isinstance(r, str):
                 r = compile(r)
-            if not isinstance(r, Rule):
-                raise TypeError(f"RuleSet takes Rule objects or query strings, not {type(r).__name__}")
+            if not isinstance(r, (Rule, Correlation)):
+                raise TypeError(f"RuleSet takes Rule or Correlation objects or query strings, not {type(r).__name__}")
             if r.id in seen:
                 raise MatcherError(f"two rules share the id {r.id!r}: {seen[r.id].info.source or seen[r.id].title!r} and {r.info.source or r.title!r}")
             seen[r.id] = r
-            items.append(r)
+            (corrs if isinstance(r, Correlation) else items).append(r)
         self.rules: tuple[Rule, ...] = tuple(items)
+        #: the correlation rules, each after the correlations it names
+        self.correlations: tuple[Correlation, ...] = tuple(order_correlations(corrs, items))
         self._ids = tuple(r.id for r in items)
         self._prog: Optional[_core.Program] = None
         self._plan = None
@@ -118,7 +123,8 @@ class RuleSet:
         return iter(self.rules)
 
     def __repr__(self) -> str:
-        return f"RuleSet({len(self.rules)} rules)"
+        more = f", {len(self.correlations)} correlations" if self.correlations else ""
+        return f"RuleSet({len(self.rules)} rules{more})"
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -160,7 +166,52 @@ class RuleSet:
         rows, rules, _ = self._program.match_events(events)
         return rows, rules
 
+    # -- correlation ----------------------------------------------------------------------------
+    def correlate(self, events: Iterable[Mapping], *, timestamp: str, lateness: Any = 0,
+                  max_groups: int = 1_000_000, action: str = "alert", batch: int = 8192) -> "Correlator":
+        """The correlation alerts over ``events`` (any iterable of mappings, streamed ``batch`` at a time).
+
+        Iterating the result yields :class:`~matcher.correlation.Alert` objects: every alert of the
+        correlation rules, and the single-event matches of the rules no ``generate: false``
+        correlation names (``kind == "match"``). ``timestamp`` is the time field; ``lateness`` (seconds,
+        or a timespan such as ``"5m"``) how far out of order events may come; ``max_groups`` caps
+        the live groups of each correlation (evictions are counted); ``action="reset"`` empties a
+        group's window when it fires. ``.stats`` counts what could not be correlated. See
+        ``docs/correlation.md``.
+        """
+        from .correlation import Correlator
+
+        return Correlator(self, timestamp, lateness, max_groups, action, dicts=(events, batch))
+
+    def correlate_arrow(self, data: Any, *, timestamp: str, lateness: Any = 0, max_groups: int = 1_000_000,
+                        action: str = "alert") -> "Correlator":
+        """:meth:`correlate` over a pyarrow Table, RecordBatch or iterable of RecordBatches."""
+        from .correlation import Correlator
+
+        return Correlator(self, timestamp, lateness, max_groups, action, arrow=data)
+
+    def _references(self) -> tuple[dict[str, int], dict[str, int]]:
+        """What a correlation may name: ids and names of base rules -> index in ``rules``; of
+        correlations -> index in ``correlations``."""
+        ref_rule: dict[str, int] = {}
+        for u, r in enumerate(self.rules):
+            ref_rule[r.id] = u
+            name = r.info.extra.get("name")
+            if name:
+                ref_rule.setdefault(name, u)
+        ref_corr: dict[str, int] = {}
+        for ci, c in enumerate(self.correlations):
+            ref_corr[c.id] = ci
+            if c.name:
+                ref_corr.setdefault(c.name, ci)
+        return ref_rule, ref_corr
+
     def _arrow_pairs(self, data: Any):
+        for base, _, rows, rules in self._arrow_batches(data):
+            yield rows + base, rules
+
+    def _arrow_batches(self, data: Any):
+        """``(first row, batch, rows, rules)`` per record batch; rows local to the batch."""
         from ._arrow import column_descriptors, record_batches
 
         base = 0
@@ -169,7 +220,7 @@ class RuleSet:
             prog = self._program
             row_event = _RowMappings(batch) if prog.has_event else None
             rows, rules = prog.match_columns(cols, batch.num_rows, row_event)
-            yield rows + base, rules
+            yield base, batch, rows, rules
             base += batch.num_rows
 
     def _match_many_one(self, events: Iterable[Mapping]):

@@ -1,0 +1,327 @@
+"""The fast correlator: the compiled core's matches feed per-group windows of plain ints.
+
+Per correlation, live groups sit in a dict ordered by their last update (the oldest first), so
+groups whose window has emptied with time are dropped from the front, and the ``max_groups``
+cap evicts the least recently updated group (counted and reported). A group's window is a few
+``collections.deque`` of ints (times in ms, stream indices, rule bitmasks) plus, for value
+types, the values; counts that the condition reads are kept up to date as entries come and go.
+
+Events are taken from the core in chunks; only events matched by a rule that some correlation
+names are looked at again (their time, group and value). They pass through a reorder buffer
+(a heap) that releases them in event-time order once no accepted event can come before them:
+an event more than ``lateness`` older than the newest accepted one is late (reported, counted).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Mapping
+from math import fsum
+from typing import Any, Optional
+
+import numpy as np
+
+from ..ops import lookup
+from .results import Alert, Stats
+from .rule import Correlation
+from .values import count_value, group_value, numeric_value, percentile, timestamp_ms
+
+__all__ = ["Engine"]
+
+_COUNTING = ("event_count", "temporal", "temporal_ordered")
+
+
+class _Corr:
+    """One correlation's compiled form and its live groups."""
+
+    __slots__ = ("c", "type", "span", "groups", "fields_by_rank", "value_field_by_rank", "nrules", "parents",
+                 "holds", "emit", "level")
+
+    def __init__(self, c: Correlation):
+        self.c = c
+        self.type = c.type
+        self.span = c.timespan
+        self.groups: dict = {}
+        self.fields_by_rank = [c.group_fields(ref) for ref in c.rules]
+        if c.type == "value_count":
+            self.value_field_by_rank = [tuple(c.aliases.get(f, {}).get(ref, f) for f in c.field) for ref in c.rules]
+        elif c.field:
+            self.value_field_by_rank = [c.aliases.get(c.field[0], {}).get(ref, c.field[0]) for ref in c.rules]
+        else:
+            self.value_field_by_rank = None
+        self.nrules = len(c.rules)
+        self.parents: list[tuple[int, int]] = []  # (parent correlation index, rank of this one in its rules)
+        self.holds = c.holds
+
+
+class Engine:
+    """Streaming correlation of one :class:`~matcher.RuleSet` (see :meth:`matcher.RuleSet.correlate`)."""
+
+    def __init__(self, ruleset: Any, timestamp: str, *, lateness_ms: int = 0, max_groups: int = 1_000_000,
+                 action: str = "alert", stats: Optional[Stats] = None):
+        if action not in ("alert", "reset"):
+            raise ValueError(f"action must be 'alert' or 'reset', not {action!r}")
+        if max_groups < 1:
+            raise ValueError("max_groups must be at least 1")
+        self.ts_field = timestamp
+        self.lateness = int(lateness_ms)
+        self.max_groups = max_groups
+        self.reset = action == "reset"
+        self.stats = stats if stats is not None else Stats()
+        self.rules = ruleset.rules
+        corrs = list(ruleset.correlations)  # a correlation after those it names
+        self.corrs = [_Corr(c) for c in corrs]
+        ref_rule, ref_corr = ruleset._references()
+        n = len(self.rules)
+        self.feeds: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # base rule -> (corr, rank)
+        hidden = np.zeros(n, dtype=bool)
+        for ci, c in enumerate(corrs):
+            for rank, ref in enumerate(c.rules):
+                if ref in ref_rule:
+                    u = ref_rule[ref]
+                    self.feeds[u].append((ci, rank))
+                    hidden[u] |= not c.generate
+                else:
+                    self.corrs[ref_corr[ref]].parents.append((ci, rank))
+        self.relevant = np.array([bool(f) for f in self.feeds] or [False], dtype=bool)[:n]
+        self.emit = ~hidden
+        self.heap: list = []
+        self.newest: Optional[int] = None
+        self.seq = 0  # tie-break for the heap after (time, index)
+
+    # -- input --------------------------------------------------------------------------------
+    def feed(self, base: int, rows: np.ndarray, rules: np.ndarray, n_events: int,
+             event: Callable[[int], Mapping]) -> list[Alert]:
+        """One chunk's matches from the core: ``rows``/``rules`` (chunk-local), the chunk's size, and
+        a function giving the event at a chunk row. Returns single matches, then released alerts."""
+        st = self.stats
+        st.events += n_events
+        out: list[Alert] = []
+        if len(rows) == 0:
+            return out
+        emit = self.emit[rules]
+        if emit.any():
+            rl = self.rules
+            for r, u in zip(rows[emit].tolist(), rules[emit].tolist()):
+                rule = rl[u]
+                out.append(Alert("match", rule.id, rule.title, rule.level, "match", events=(base + r,)))
+        rel = self.relevant[rules]
+        if not rel.any():
+            return out
+        rows_r, rules_r = rows[rel].tolist(), rules[rel].tolist()
+        ts_field, lateness, heap = self.ts_field, self.lateness, self.heap
+        i, m = 0, len(rows_r)
+        while i < m:
+            r = rows_r[i]
+            j = i + 1
+            while j < m and rows_r[j] == r:
+                j += 1
+            us = rules_r[i:j]
+            i = j
+            idx = base + r
+            st.correlated += 1
+            ev = event(r)
+            ts = timestamp_ms(lookup(ev, ts_field))
+            if ts.__class__ is not int:
+                st.no_timestamp += 1
+                st.problem(idx, ts)
+                continue
+            newest = self.newest
+            if newest is not None and ts < newest - lateness:
+                st.late += 1
+                st.problem(idx, f"late by {newest - ts} ms (lateness {lateness} ms)")
+                continue
+            if newest is None or ts > newest:
+                self.newest = newest = ts
+            if not heap and ts >= newest - lateness and lateness == 0:
+                self._process(ts, idx, ev, us, out)  # in order, nothing held: no heap
+                continue
+            heapq.heappush(heap, (ts, idx, ev, us))
+            limit = newest - lateness
+            while heap and heap[0][0] <= limit:
+                t, k, e, u = heapq.heappop(heap)
+                self._process(t, k, e, u, out)
+        return out
+
+    def flush(self) -> list[Alert]:
+        """The end of the stream: release every held event."""
+        out: list[Alert] = []
+        heap = self.heap
+        while heap:
+            t, k, e, u = heapq.heappop(heap)
+            self._process(t, k, e, u, out)
+        return out
+
+    # -- windows ------------------------------------------------------------------------------
+    def _process(self, ts: int, idx: int, ev: Mapping, us: list[int], out: list[Alert]) -> None:
+        pending: dict[int, list[int]] = {}  # corr -> [lowest rank hit, bitmask of ranks hit]
+        feeds = self.feeds
+        for u in us:
+            for ci, rank in feeds[u]:
+                p = pending.get(ci)
+                if p is None:
+                    pending[ci] = [rank, 1 << rank]
+                else:
+                    if rank < p[0]:
+                        p[0] = rank
+                    p[1] |= 1 << rank
+        corrs = self.corrs
+        st = self.stats
+        while pending:
+            ci = min(pending)
+            first, mask = pending.pop(ci)
+            cc = corrs[ci]
+            t = cc.type
+            if t in _COUNTING:
+                value: Any = None
+            elif t == "value_count":
+                value = count_value(ev, cc.value_field_by_rank[first])
+            else:
+                value = numeric_value(ev, cc.value_field_by_rank[first])
+            if value is None and t not in _COUNTING:
+                st.no_value += 1
+                continue
+            key = tuple([group_value(ev, f) for f in cc.fields_by_rank[first]])
+            agg, members, start = self._update(cc, key, ts, idx, mask, value)
+            if cc.holds(agg):
+                c = cc.c
+                group = {g: v for g, v in zip(c.group_by, key) if v is not None}
+                out.append(Alert("correlation", c.id, c.title, c.level, t, group, start, ts, agg, members))
+                st.alerts += 1
+                if self.reset:
+                    cc.groups[key] = self._fresh(cc)
+                for pci, prank in cc.parents:
+                    p = pending.get(pci)
+                    if p is None:
+                        pending[pci] = [prank, 1 << prank]
+                    else:
+                        if prank < p[0]:
+                            p[0] = prank
+                        p[1] |= 1 << prank
+            self._expire(cc, ts)
+
+    @staticmethod
+    def _fresh(cc: _Corr) -> list:
+        # [times, indices, masks or values, per-rank counts or value counts]
+        t = cc.type
+        if t == "event_count":
+            return [deque(), deque(), None, None]
+        if t in ("temporal", "temporal_ordered"):
+            return [deque(), deque(), deque(), [0] * cc.nrules]
+        if t == "value_count":
+            return [deque(), deque(), deque(), {}]
+        return [deque(), deque(), deque(), None]
+
+    def _update(self, cc: _Corr, key: tuple, ts: int, idx: int, mask: int, value: Any):
+        groups = cc.groups
+        g = groups.pop(key, None)
+        st = self.stats
+        if g is None:
+            g = self._fresh(cc)
+            st.live_groups += 1
+            if st.live_groups > st.peak_groups:
+                st.peak_groups = st.live_groups
+        groups[key] = g  # now the most recently updated
+        times, ids, extra, counts = g
+        cutoff = ts - cc.span
+        t = cc.type
+        # expire entries older than the window, keeping the counts
+        while times and times[0] < cutoff:
+            times.popleft()
+            ids.popleft()
+            if t == "value_count":
+                v = extra.popleft()
+                n = counts[v] - 1
+                if n:
+                    counts[v] = n
+                else:
+                    del counts[v]
+            elif t in ("temporal", "temporal_ordered"):
+                old = extra.popleft()
+                k = 0
+                while old:
+                    if old & 1:
+                        counts[k] -= 1
+                    old >>= 1
+                    k += 1
+            elif extra is not None:
+                extra.popleft()
+        times.append(ts)
+        ids.append(idx)
+        if t == "event_count":
+            agg = float(len(times))
+        elif t == "value_count":
+            extra.append(value)
+            counts[value] = counts.get(value, 0) + 1
+            agg = float(len(counts))
+        elif t in ("temporal", "temporal_ordered"):
+            extra.append(mask)
+            k = 0
+            m = mask
+            while m:
+                if m & 1:
+                    counts[k] += 1
+                m >>= 1
+                k += 1
+            fired = sum(1 for x in counts if x)
+            if t == "temporal":
+                agg = float(fired)
+            else:
+                agg = float(cc.nrules) if fired == cc.nrules and _ordered(times, extra, cc.nrules) else 0.0
+        else:
+            extra.append(value)
+            if t == "value_sum":
+                agg = fsum(extra)
+            elif t == "value_avg":
+                agg = fsum(extra) / len(extra)
+            elif t == "value_min":
+                agg = min(extra)
+            elif t == "value_max":
+                agg = max(extra)
+            else:
+                agg = percentile(sorted(extra), 50.0 if t == "value_median" else cc.c.percentile)
+        return agg, tuple(ids), times[0]
+
+    def _expire(self, cc: _Corr, now: int) -> None:
+        """Drop groups whose newest entry has left the window; evict past the cap."""
+        groups = cc.groups
+        st = self.stats
+        cutoff = now - cc.span
+        while groups:
+            key = next(iter(groups))
+            g = groups[key]
+            if g[0] and g[0][-1] >= cutoff:
+                break
+            del groups[key]
+            st.live_groups -= 1
+            st.expired_groups += 1
+        while len(groups) > self.max_groups:
+            key = next(iter(groups))
+            del groups[key]
+            st.live_groups -= 1
+            st.evicted_groups += 1
+            st.problem(None, f"correlation {cc.c.id}: group {dict(zip(cc.c.group_by, key))} evicted "
+                             f"(more than {self.max_groups} live groups)")
+
+
+def _ordered(times: deque, masks: deque, nrules: int) -> bool:
+    """temporal_ordered over a group's entries (in time order): the earliest entry of each rule,
+    in the order of ``rules``, at a time no earlier than the previous rule's (ties satisfy)."""
+    prev = None
+    start = 0
+    tl = list(times)
+    ml = list(masks)
+    n = len(tl)
+    for k in range(nrules):
+        bit = 1 << k
+        if prev is not None:
+            while start < n and tl[start] < prev:
+                start += 1
+        j = start
+        while j < n and not ml[j] & bit:
+            j += 1
+        if j == n:
+            return False
+        prev = tl[j]
+    return True
