@@ -19,8 +19,13 @@ def record_batches(data: Any) -> Iterator[Any]:
         yield data
     elif isinstance(data, pa.Table):
         yield from data.to_batches()
-    else:
+    elif isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
         raise TypeError(f"expected a pyarrow Table or RecordBatch, not {type(data).__name__}")
+    else:  # an iterable of them, streamed
+        for item in data:
+            if not isinstance(item, (pa.RecordBatch, pa.Table)):
+                raise TypeError(f"expected pyarrow Tables or RecordBatches, not {type(item).__name__}")
+            yield from record_batches(item)
 
 
 def _find(batch: Any, name: str) -> Optional[Any]:
