@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any, Optional, Union
@@ -13,7 +14,7 @@ import numpy as np
 
 from . import ir as _ir
 from . import rules as _rules
-from .errors import MatcherError, RuleError
+from .errors import MatcherError, QuerySyntaxError, RuleError
 from . import _core
 from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE
@@ -321,11 +322,136 @@ def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource
     if logsource is not None:
         raise MatcherError("logsource filters apply to Sigma rules only")
     info, node, query = _rules.load_path(path)
-    if profile not in (None, "s1"):
-        from .mapping import translate
+    return Rule(_in_profile(node, profile), info, query)
 
-        node = translate(node, "s1", profile)
-    return Rule(node, info, query)
+
+def _in_profile(node: _ir.Node, profile: Any) -> _ir.Node:
+    if profile in (None, "s1"):
+        return node
+    from .mapping import translate
+
+    return translate(node, "s1", profile)
+
+
+_ARCHIVES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar", ".zip")
+_CORPUS = (".jsonl", ".ndjson")
+
+
+def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
+               failures: Optional[list] = None) -> list:
+    """Every rule under ``path``, as a list (always): :class:`Rule` and
+    :class:`~matcher.correlation.Correlation` objects, ready for :class:`RuleSet`.
+
+    ``path`` is a rule file (card ``.md``, query file, Sigma ``.yml``/``.yaml`` with any number
+    of documents, correlation rules included), a corpus of JSON lines records
+    ``{"id", "title", "query", ...}``, a directory of rule files (recursive, as
+    :func:`matcher.rules.rule_files` lists them), or an archive of them (``.tar.gz``, ``.tar.xz``,
+    ``.tar.bz2``, ``.tar``, ``.zip``; members by name). ``profile`` and ``logsource`` as for
+    :func:`load`. A rule that does not load raises its :class:`~matcher.MatcherError`; given a
+    list as ``failures``, it is appended there as ``(source, error)`` and loading goes on.
+    """
+    p = Path(path)
+    name = str(p)
+    if p.is_dir():
+        texts: Iterable = ((str(f), lambda f=f: _read_text(f)) for f in _rules.rule_files(p))
+    elif name.lower().endswith(_ARCHIVES):
+        texts = _archive_texts(p)
+    else:
+        texts = [(name, lambda: _read_text(p))]
+    out: list = []
+    for source, read in texts:
+        try:
+            out += _rules_from_text(source, read(), profile, logsource, failures)
+        except MatcherError as e:
+            if failures is None:
+                raise
+            failures.append((source, e))
+    return out
+
+
+def _read_text(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RuleError(f"{p}: cannot read rule file: {e}") from None
+
+
+def _archive_texts(p: Path) -> list:
+    """``(archive:member, read)`` for the rule files of a tar or zip archive, by member name."""
+    import tarfile
+    import zipfile
+
+    def decode(name: str, data: bytes) -> Any:
+        def read() -> str:
+            try:
+                return data.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise RuleError(f"{name}: cannot read rule file: {e}") from None
+        return read
+
+    keep = _rules.RULE_SUFFIXES + _CORPUS
+    try:
+        if str(p).lower().endswith(".zip"):
+            with zipfile.ZipFile(p) as z:
+                members = sorted(i.filename for i in z.infolist() if not i.is_dir())
+                data = [(m, z.read(m)) for m in members if m.lower().endswith(keep)]
+        else:
+            with tarfile.open(p) as tar:
+                ms = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(keep)),
+                            key=lambda m: m.name)
+                data = [(m.name, tar.extractfile(m).read()) for m in ms]
+    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
+        raise RuleError(f"{p}: cannot read rule archive: {e}") from None
+    return [(f"{p}:{m}", decode(f"{p}:{m}", d)) for m, d in data
+            if not Path(m).name.startswith(".") and not Path(m).name.upper().startswith("README")]
+
+
+def _rules_from_text(source: str, text: str, profile: Any, logsource: Any, failures: Optional[list]) -> list:
+    low = source.lower()
+    if low.endswith((".yml", ".yaml")):
+        from .sigma import parse_sigma
+
+        return parse_sigma(text, source=source, profile=profile, logsource=logsource)
+    if low.endswith(_CORPUS):
+        return _corpus_rules(source, text, profile, failures)
+    info, node, query = _rules.parse_rule_text(text, source=source)
+    return [Rule(_in_profile(node, profile), info, query)]
+
+
+def _corpus_rules(source: str, text: str, profile: Any, failures: Optional[list]) -> list:
+    """JSON lines records ``{"id", "title", "query", ...}`` (as ``../shared/corpus``); a record
+    without a query (``"query": null``, its ``"error"`` says why) is a failure like any other."""
+    import json
+
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{source}:{n}"
+        try:
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise RuleError(f"{where}: not a JSON record: {e}") from None
+            if not isinstance(rec, dict) or not isinstance(rec.get("query"), str):
+                why = rec.get("error") if isinstance(rec, dict) else None
+                raise RuleError(f"{where}: record {rec.get('id') if isinstance(rec, dict) else ''!s} has no query"
+                                + (f" ({why})" if why else ""))
+            query = rec["query"]
+            try:
+                node = parse(query)
+            except QuerySyntaxError as e:
+                raise QuerySyntaxError(e.message, query, e.offset, source=where) from None
+            rid = str(rec.get("id") or _rules.default_id(query))
+            info = _rules.RuleInfo(id=rid, title=str(rec.get("title") or rid), author=str(rec.get("author") or ""),
+                                   level=str(rec.get("level") or ""), source=where,
+                                   extra={k: rec[k] for k in ("path", "logsource") if k in rec})
+            out.append(Rule(_in_profile(node, profile), info, query))
+        except MatcherError as e:
+            if failures is None:
+                raise
+            failures.append((where, e))
+    return out
 
 
 _BUILTIN_ALIASES = {"flagship": "proc_creation_win_webshell_susp_process_spawned_from_webserver"}

@@ -92,6 +92,9 @@ def _remap(rules: list[api.Rule], src: mapping.Profile, dst: mapping.Profile) ->
         return rules, []
     out, skipped = [], []
     for r in rules:
+        if not isinstance(r, api.Rule):  # a correlation: field names as written
+            out.append(r)
+            continue
         try:
             out.append(api.Rule(mapping.translate(r.ir, src, dst), r.info, r.source_query))
         except mapping.RuleNeverMatches as e:
@@ -233,23 +236,44 @@ def _scan(args: argparse.Namespace) -> int:
         return 2
     by_id = {r.id: r for r in ruleset}
     ids = [r.id for r in ruleset]
-    fmt = args.format if args.format != "auto" else ("table" if sys.stdout.isatty() else "jsonl")
+    fmt = args.format if args.format != "auto" else ("table" if sys.stdout.isatty() and not args.timestamp else "jsonl")
+    if args.timestamp and fmt not in ("jsonl", "json"):
+        _say("--timestamp writes JSON records (-f jsonl or json)")
+        return 2
+    if ruleset.correlations and not args.timestamp:
+        _say(f"{len(ruleset.correlations)} correlation rule(s) not run: give --timestamp FIELD")
     writer = _Writer(fmt)
+    corr = None
+    if args.timestamp:
+        from .correlation.cli import ScanCorrelator
+
+        try:
+            corr = ScanCorrelator(ruleset, args.timestamp, args.lateness, args.max_groups, writer.write, _say)
+        except MatcherError as e:
+            _say(str(e))
+            return 2
     stats = _Stats()
     fields = ruleset.fields if args.decode == "auto" else None
+    if fields is not None and corr is not None:
+        fields = tuple(dict.fromkeys(fields + corr.fields))
 
     def emit(source: str, unit: str, where: int, event: Any, rids: list[str]) -> None:
         stats.matched_events += 1
         for rid in rids:
             stats.matches += 1
             stats.per_rule[rid] = stats.per_rule.get(rid, 0) + 1
+            if corr is not None and rid in corr.hidden:
+                continue  # named only by generate: false correlations
             rule = by_id[rid]
-            writer.write({"rule_id": rid, "rule_title": rule.title, "level": rule.level or None,
-                          "author": rule.author or None, "source": source, unit: where, "event": event})
+            writer.write({**({"kind": "match"} if corr is not None else {}), "rule_id": rid, "rule_title": rule.title,
+                          "level": rule.level or None, "author": rule.author or None, "source": source, unit: where,
+                          "event": event})
 
     def run_records(source: str, item: inputs.Records) -> None:
         stats.read += len(item.events)
         rows, ridx = ruleset.match_arrays(item.events)
+        if corr is not None:
+            corr.records(source, item.unit, item.where, item.events, rows, ridx)
         i = 0
         rows_l, ridx_l = rows.tolist(), ridx.tolist()
         while i < len(rows_l):
@@ -263,6 +287,8 @@ def _scan(args: argparse.Namespace) -> int:
     def run_columns(source: str, item: inputs.Columns) -> None:
         batch = item.batch
         stats.read += batch.num_rows
+        if corr is not None:
+            corr.columns(source, batch, item.first_row)
         pending: Optional[int] = None
         rids: list[str] = []
         for r, rid in ruleset.scan_arrow(batch):
@@ -313,6 +339,8 @@ def _scan(args: argparse.Namespace) -> int:
         code = 1
     finally:
         progress.stop()
+        if corr is not None:
+            corr.finish()
         writer.close()
     elapsed = time.perf_counter() - t0
     good = stats.read - stats.bad
@@ -350,7 +378,10 @@ def _check(args: argparse.Namespace) -> int:
     ok = 0
     for r in remapped:  # compile each on its own, so every failing rule is named
         try:
-            api.RuleSet([r])
+            if isinstance(r, api.Rule):
+                api.RuleSet([r])
+            else:  # a correlation: the rules it names must be there
+                api.RuleSet([x for x in remapped if isinstance(x, api.Rule)] + [r])
             ok += 1
         except MatcherError as e:
             errors.append(f"{r.info.source or r.id}: does not compile: {e}")
@@ -469,6 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--skip-bad-rules", action="store_true", help="report rules that do not load and scan with the others")
     s.add_argument("--stats", action="store_true", help="print timings and events/s on stderr")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
+    s.add_argument("--timestamp", metavar="FIELD",
+                   help="run the correlation rules among the rules, with FIELD as event time; alerts and matches "
+                        "are written as JSON records with a 'kind' field (docs/correlation.md)")
+    s.add_argument("--lateness", default="0s", help="with --timestamp: how far out of order events may come "
+                   "(a timespan such as 30s or 5m; default 0s); later ones are reported and counted")
+    s.add_argument("--max-groups", type=int, default=1_000_000,
+                   help="with --timestamp: live groups kept per correlation (default 1,000,000); evictions are reported")
     s.add_argument("--decode", choices=("auto", "whole"), default="auto",
                    help="JSON lines: decode only the fields the rules read when records are wide (auto, default), "
                         "or always whole records")

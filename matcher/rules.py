@@ -19,7 +19,7 @@ from . import ir as _ir
 from .errors import QuerySyntaxError, RuleError
 from .s1ql import parse
 
-__all__ = ["RuleInfo", "parse_rule_card", "load_path", "builtin_rules", "default_id", "rule_files", "RULE_SUFFIXES"]
+__all__ = ["RuleInfo", "parse_rule_card", "parse_rule_text", "load_path", "builtin_rules", "default_id", "rule_files", "RULE_SUFFIXES"]
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,20 @@ def load_path(path: Union[str, os.PathLike]) -> tuple[RuleInfo, _ir.Node, str]:
         text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the query
     except (OSError, UnicodeDecodeError) as e:
         raise RuleError(f"{p}: cannot read rule file: {e}") from None
+    return parse_rule_text(text, source=str(p))
+
+
+def parse_rule_text(text: str, *, source: str) -> tuple[RuleInfo, _ir.Node, str]:
+    """A rule card or a bare query, by ``source``'s suffix and the text (see :func:`load_path`)."""
+    p = Path(source)
     if p.suffix.lower() in (".md", ".markdown") or _HEADING.search(text) and "sentinelone query" in text.lower():
-        return parse_rule_card(text, source=str(p))
+        return parse_rule_card(text, source=source)
     query = text.strip()
     try:
         node = parse(text)
     except QuerySyntaxError as e:
-        raise QuerySyntaxError(e.message, text, e.offset, source=str(p)) from None
-    return RuleInfo(id=p.stem, title=p.stem, source=str(p)), node, query
+        raise QuerySyntaxError(e.message, text, e.offset, source=source) from None
+    return RuleInfo(id=p.stem, title=p.stem, source=source), node, query
 
 
 #: Rule file extensions a directory of rules is searched for: rule cards, S1QL query files, Sigma.

@@ -33,7 +33,7 @@ def lateness_ms(value: Any) -> int:
             raise RuleError(f"lateness must not be negative: {value!r}")
         return int(value * 1000)
     try:
-        return parse_timespan(value)
+        return parse_timespan(value, allow_zero=True)
     except ValueError as e:
         raise RuleError(f"lateness: {e}") from None
 

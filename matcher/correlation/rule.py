@@ -37,13 +37,13 @@ _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86
             "M": 30 * 86_400_000, "y": 365 * 86_400_000}
 
 
-def parse_timespan(text: Any) -> int:
+def parse_timespan(text: Any, *, allow_zero: bool = False) -> int:
     """``"90m"`` -> milliseconds. The specification's units s, m, h, d (and w, M, y as pySigma reads them)."""
     m = _TIMESPAN.match(str(text)) if isinstance(text, (str, int)) and not isinstance(text, bool) else None
     if m is None:
         raise ValueError(f"timespan {text!r} is not a number followed by s, m, h or d")
     n = int(m.group(1)) * _UNIT_MS[m.group(2)]
-    if n <= 0:
+    if n <= 0 and not allow_zero:
         raise ValueError(f"timespan {text!r} is not positive")
     return n
 

@@ -1,0 +1,84 @@
+"""``matcher scan --timestamp FIELD``: correlation alerts next to the single matches.
+
+The scan loop hands each chunk's core matches to :class:`ScanCorrelator`; alerts are written as
+JSON records with ``"kind": "correlation"`` (single matches get ``"kind": "match"``), and each
+contributing event is named by its file and line (or row).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any, Callable
+
+import numpy as np
+
+from . import arrow_rows, lateness_ms
+from .engine import Engine
+from .results import Alert
+
+__all__ = ["ScanCorrelator"]
+
+
+class ScanCorrelator:
+    def __init__(self, ruleset: Any, timestamp: str, lateness: Any, max_groups: int,
+                 write: Callable[[dict], None], say: Callable[[str], None]):
+        self.ruleset = ruleset
+        self.engine = Engine(ruleset, timestamp, lateness_ms=lateness_ms(lateness), max_groups=max_groups)
+        self.stats = self.engine.stats
+        self.write = write
+        self.say = say
+        self.base = 0
+        self.starts: list[int] = []  # first stream index of each chunk
+        self.chunks: list[tuple] = []  # (source, unit, where: int array, or first row)
+        ids = [r.id for r in ruleset.rules]
+        #: rules whose single matches are not written (named only by generate: false correlations)
+        self.hidden = {ids[u] for u in np.flatnonzero(~self.engine.emit).tolist()}
+        self.shown = 0
+        #: the event fields correlating reads (time, group-by, aliases, values)
+        self.fields = tuple(dict.fromkeys(
+            [timestamp] + [f for c in ruleset.correlations for ref in c.rules for f in c.group_fields(ref)]
+            + [a.get(ref, f) for c in ruleset.correlations for f in c.field for ref in c.rules
+               for a in [c.aliases.get(f, {})]]))
+
+    def _chunk(self, source: str, unit: str, where: Any, n: int) -> int:
+        base = self.base
+        self.starts.append(base)
+        self.chunks.append((source, unit, where))
+        self.base += n
+        return base
+
+    def records(self, source: str, unit: str, where: list, events: list, rows: np.ndarray, rules: np.ndarray) -> None:
+        base = self._chunk(source, unit, np.asarray(where, dtype=np.int64), len(events))
+        self._out(self.engine.feed(base, rows, rules, len(events), events.__getitem__))
+
+    def columns(self, source: str, batch: Any, first_row: int) -> None:
+        base = self._chunk(source, "row", first_row, batch.num_rows)
+        for _, b, rows, rules in self.ruleset._arrow_batches(batch):
+            self._out(self.engine.feed(base, rows, rules, b.num_rows, arrow_rows(b, rows[self.engine.relevant[rules]])))
+
+    def where(self, index: int) -> dict:
+        k = bisect.bisect_right(self.starts, index) - 1
+        source, unit, where = self.chunks[k]
+        off = index - self.starts[k]
+        return {"source": source, unit: int(where[off]) if isinstance(where, np.ndarray) else where + off}
+
+    def _out(self, results: list[Alert]) -> None:
+        for a in results:
+            if a.kind == "correlation":
+                rec = a.to_dict()
+                rec["events"] = [self.where(i) for i in a.events]
+                self.write(rec)
+                self.shown += 1
+
+    def finish(self) -> None:
+        self._out(self.engine.flush())
+        st = self.stats
+        for index, msg in st.problems:
+            self.say(f"{self._pos(index)}: not correlated: {msg}" if index is not None else f"correlation: {msg}")
+        if st.no_timestamp + st.late + st.evicted_groups > len(st.problems):
+            self.say(f"correlation: {st.no_timestamp + st.late + st.evicted_groups - len(st.problems)} more problem(s) not listed")
+        self.say(f"correlation: {st.summary()}")
+
+    def _pos(self, index: int) -> str:
+        w = self.where(index)
+        return f"{w['source']}:{w['line']}" if "line" in w else f"{w['source']}:row {w['row']}"
