@@ -52,7 +52,7 @@ class _Corr:
             self.value_field_by_rank = None
         self.nrules = len(c.rules)
         self.parents: list[tuple[int, int]] = []  # (parent correlation index, rank of this one in its rules)
-        self.holds = c.holds
+        self.holds = _condition(c)
 
 
 class Engine:
@@ -88,7 +88,7 @@ class Engine:
         self.emit = ~hidden
         self.heap: list = []
         self.newest: Optional[int] = None
-        self.seq = 0  # tie-break for the heap after (time, index)
+        self._hit_cache: dict[tuple, dict] = {}  # base rules matched -> correlations hit (few distinct)
 
     # -- input --------------------------------------------------------------------------------
     def feed(self, base: int, rows: np.ndarray, rules: np.ndarray, n_events: int,
@@ -154,11 +154,11 @@ class Engine:
         return out
 
     # -- windows ------------------------------------------------------------------------------
-    def _process(self, ts: int, idx: int, ev: Mapping, us: list[int], out: list[Alert]) -> None:
-        pending: dict[int, list[int]] = {}  # corr -> [lowest rank hit, bitmask of ranks hit]
-        feeds = self.feeds
+    def _hits(self, us: tuple) -> dict:
+        """corr -> [lowest rank hit, bitmask of ranks hit] for an event matching base rules ``us``."""
+        pending: dict[int, list[int]] = {}
         for u in us:
-            for ci, rank in feeds[u]:
+            for ci, rank in self.feeds[u]:
                 p = pending.get(ci)
                 if p is None:
                     pending[ci] = [rank, 1 << rank]
@@ -166,6 +166,14 @@ class Engine:
                     if rank < p[0]:
                         p[0] = rank
                     p[1] |= 1 << rank
+        return pending
+
+    def _process(self, ts: int, idx: int, ev: Mapping, us: list[int], out: list[Alert]) -> None:
+        key_us = tuple(us)
+        template = self._hit_cache.get(key_us)
+        if template is None:
+            template = self._hit_cache[key_us] = self._hits(key_us)
+        pending = {ci: list(p) for ci, p in template.items()}
         corrs = self.corrs
         st = self.stats
         while pending:
@@ -303,6 +311,19 @@ class Engine:
             st.evicted_groups += 1
             st.problem(None, f"correlation {cc.c.id}: group {dict(zip(cc.c.group_by, key))} evicted "
                              f"(more than {self.max_groups} live groups)")
+
+
+def _condition(c: Correlation) -> Callable[[float], bool]:
+    """The condition as one function (a single comparison is the common case)."""
+    import operator
+
+    ops = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le, "eq": operator.eq,
+           "ne": operator.ne, "neq": operator.ne}
+    if len(c.condition) == 1:
+        (op, n), = c.condition
+        f = ops[op]
+        return lambda v: v is not None and f(v, n)
+    return c.holds
 
 
 def _ordered(times: deque, masks: deque, nrules: int) -> bool:
