@@ -36,7 +36,7 @@ class _Corr:
     """One correlation's compiled form and its live groups."""
 
     __slots__ = ("c", "type", "span", "groups", "fields_by_rank", "value_field_by_rank", "nrules", "parents",
-                 "holds", "emit", "level")
+                 "holds", "update", "counting")
 
     def __init__(self, c: Correlation):
         self.c = c
@@ -53,6 +53,8 @@ class _Corr:
         self.nrules = len(c.rules)
         self.parents: list[tuple[int, int]] = []  # (parent correlation index, rank of this one in its rules)
         self.holds = _condition(c)
+        self.update = _updater(c)
+        self.counting = c.type in _COUNTING
 
 
 class Engine:
@@ -84,6 +86,7 @@ class Engine:
                     hidden[u] |= not c.generate
                 else:
                     self.corrs[ref_corr[ref]].parents.append((ci, rank))
+        self.chained = any(cc.parents for cc in self.corrs)
         self.relevant = np.array([bool(f) for f in self.feeds] or [False], dtype=bool)[:n]
         self.emit = ~hidden
         self.heap: list = []
@@ -173,32 +176,46 @@ class Engine:
         template = self._hit_cache.get(key_us)
         if template is None:
             template = self._hit_cache[key_us] = self._hits(key_us)
-        pending = {ci: list(p) for ci, p in template.items()}
+        if len(template) == 1 and not self.chained:
+            pending = template.copy()  # the common case: one correlation, values never changed
+        else:
+            pending = {ci: list(p) for ci, p in template.items()}
         corrs = self.corrs
         st = self.stats
         while pending:
-            ci = min(pending)
+            ci = min(pending) if len(pending) > 1 else next(iter(pending))
             first, mask = pending.pop(ci)
             cc = corrs[ci]
             t = cc.type
-            if t in _COUNTING:
+            if cc.counting:
                 value: Any = None
-            elif t == "value_count":
-                value = count_value(ev, cc.value_field_by_rank[first])
             else:
-                value = numeric_value(ev, cc.value_field_by_rank[first])
-            if value is None and t not in _COUNTING:
-                st.no_value += 1
-                continue
-            key = tuple([group_value(ev, f) for f in cc.fields_by_rank[first]])
-            agg, members, start = self._update(cc, key, ts, idx, mask, value)
+                value = (count_value if t == "value_count" else numeric_value)(ev, cc.value_field_by_rank[first])
+                if value is None:
+                    st.no_value += 1
+                    continue
+            fields = cc.fields_by_rank[first]
+            if len(fields) == 1:
+                v = ev.get(fields[0])
+                key: tuple = (v if v.__class__ is str else group_value(ev, fields[0]),)
+            else:
+                key = tuple([group_value(ev, f) for f in fields])
+            groups = cc.groups
+            g = groups.pop(key, None)
+            if g is None:
+                g = self._fresh(cc)
+                st.live_groups += 1
+                if st.live_groups > st.peak_groups:
+                    st.peak_groups = st.live_groups
+            groups[key] = g  # now the most recently updated
+            agg = cc.update(g, ts - cc.span, ts, idx, mask, value)
             if cc.holds(agg):
                 c = cc.c
-                group = {g: v for g, v in zip(c.group_by, key) if v is not None}
-                out.append(Alert("correlation", c.id, c.title, c.level, t, group, start, ts, agg, members))
+                group = {gn: gv for gn, gv in zip(c.group_by, key) if gv is not None}
+                out.append(Alert("correlation", c.id, c.title, c.level, t, group, g[0][0], ts, agg, tuple(g[1])))
                 st.alerts += 1
                 if self.reset:
-                    cc.groups[key] = self._fresh(cc)
+                    groups[key] = self._fresh(cc)
                 for pci, prank in cc.parents:
                     p = pending.get(pci)
                     if p is None:
@@ -207,89 +224,21 @@ class Engine:
                         if prank < p[0]:
                             p[0] = prank
                         p[1] |= 1 << prank
-            self._expire(cc, ts)
+            old = groups[next(iter(groups))][0]
+            if not old or old[-1] < ts - cc.span or len(groups) > self.max_groups:
+                self._expire(cc, ts)
 
     @staticmethod
     def _fresh(cc: _Corr) -> list:
-        # [times, indices, masks or values, per-rank counts or value counts]
+        # [times, indices, masks or values, per-rank counts (+ how many are non-zero) or value counts]
         t = cc.type
         if t == "event_count":
             return [deque(), deque(), None, None]
         if t in ("temporal", "temporal_ordered"):
-            return [deque(), deque(), deque(), [0] * cc.nrules]
+            return [deque(), deque(), deque(), [0] * (cc.nrules + 1)]
         if t == "value_count":
             return [deque(), deque(), deque(), {}]
         return [deque(), deque(), deque(), None]
-
-    def _update(self, cc: _Corr, key: tuple, ts: int, idx: int, mask: int, value: Any):
-        groups = cc.groups
-        g = groups.pop(key, None)
-        st = self.stats
-        if g is None:
-            g = self._fresh(cc)
-            st.live_groups += 1
-            if st.live_groups > st.peak_groups:
-                st.peak_groups = st.live_groups
-        groups[key] = g  # now the most recently updated
-        times, ids, extra, counts = g
-        cutoff = ts - cc.span
-        t = cc.type
-        # expire entries older than the window, keeping the counts
-        while times and times[0] < cutoff:
-            times.popleft()
-            ids.popleft()
-            if t == "value_count":
-                v = extra.popleft()
-                n = counts[v] - 1
-                if n:
-                    counts[v] = n
-                else:
-                    del counts[v]
-            elif t in ("temporal", "temporal_ordered"):
-                old = extra.popleft()
-                k = 0
-                while old:
-                    if old & 1:
-                        counts[k] -= 1
-                    old >>= 1
-                    k += 1
-            elif extra is not None:
-                extra.popleft()
-        times.append(ts)
-        ids.append(idx)
-        if t == "event_count":
-            agg = float(len(times))
-        elif t == "value_count":
-            extra.append(value)
-            counts[value] = counts.get(value, 0) + 1
-            agg = float(len(counts))
-        elif t in ("temporal", "temporal_ordered"):
-            extra.append(mask)
-            k = 0
-            m = mask
-            while m:
-                if m & 1:
-                    counts[k] += 1
-                m >>= 1
-                k += 1
-            fired = sum(1 for x in counts if x)
-            if t == "temporal":
-                agg = float(fired)
-            else:
-                agg = float(cc.nrules) if fired == cc.nrules and _ordered(times, extra, cc.nrules) else 0.0
-        else:
-            extra.append(value)
-            if t == "value_sum":
-                agg = fsum(extra)
-            elif t == "value_avg":
-                agg = fsum(extra) / len(extra)
-            elif t == "value_min":
-                agg = min(extra)
-            elif t == "value_max":
-                agg = max(extra)
-            else:
-                agg = percentile(sorted(extra), 50.0 if t == "value_median" else cc.c.percentile)
-        return agg, tuple(ids), times[0]
 
     def _expire(self, cc: _Corr, now: int) -> None:
         """Drop groups whose newest entry has left the window; evict past the cap."""
@@ -311,6 +260,101 @@ class Engine:
             st.evicted_groups += 1
             st.problem(None, f"correlation {cc.c.id}: group {dict(zip(cc.c.group_by, key))} evicted "
                              f"(more than {self.max_groups} live groups)")
+
+
+def _update_count(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any) -> float:
+    times, ids = g[0], g[1]
+    while times and times[0] < cutoff:
+        times.popleft()
+        ids.popleft()
+    times.append(ts)
+    ids.append(idx)
+    return float(len(times))
+
+
+def _update_distinct(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any) -> float:
+    times, ids, values, counts = g
+    while times and times[0] < cutoff:
+        times.popleft()
+        ids.popleft()
+        v = values.popleft()
+        n = counts[v] - 1
+        if n:
+            counts[v] = n
+        else:
+            del counts[v]
+    times.append(ts)
+    ids.append(idx)
+    values.append(value)
+    counts[value] = counts.get(value, 0) + 1
+    return float(len(counts))
+
+
+def _temporal_window(g: list, cutoff: int, ts: int, idx: int, mask: int) -> int:
+    """Slide a temporal window; return how many named rules have an event in it."""
+    times, ids, masks, counts = g
+    while times and times[0] < cutoff:
+        times.popleft()
+        ids.popleft()
+        old = masks.popleft()
+        k = 0
+        while old:
+            if old & 1:
+                counts[k] -= 1
+                if not counts[k]:
+                    counts[-1] -= 1
+            old >>= 1
+            k += 1
+    times.append(ts)
+    ids.append(idx)
+    masks.append(mask)
+    k = 0
+    while mask:
+        if mask & 1:
+            if not counts[k]:
+                counts[-1] += 1
+            counts[k] += 1
+        mask >>= 1
+        k += 1
+    return counts[-1]
+
+
+def _update_temporal(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any) -> float:
+    return float(_temporal_window(g, cutoff, ts, idx, mask))
+
+
+def _numeric(aggregate: Callable[[deque], float]):
+    def update(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any) -> float:
+        times, ids, values = g[0], g[1], g[2]
+        while times and times[0] < cutoff:
+            times.popleft()
+            ids.popleft()
+            values.popleft()
+        times.append(ts)
+        ids.append(idx)
+        values.append(value)
+        return aggregate(values)
+    return update
+
+
+def _updater(c: Correlation) -> Callable[..., float]:
+    t = c.type
+    if t == "event_count":
+        return _update_count
+    if t == "value_count":
+        return _update_distinct
+    if t == "temporal":
+        return _update_temporal
+    if t == "temporal_ordered":
+        n = len(c.rules)
+
+        def update(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any) -> float:
+            fired = _temporal_window(g, cutoff, ts, idx, mask)
+            return float(n) if fired == n and _ordered(g[0], g[2], n) else 0.0
+        return update
+    p = 50.0 if t == "value_median" else c.percentile
+    return _numeric({"value_sum": fsum, "value_avg": lambda v: fsum(v) / len(v), "value_min": min,
+                     "value_max": max}.get(t, lambda v: percentile(sorted(v), p)))
 
 
 def _condition(c: Correlation) -> Callable[[float], bool]:
