@@ -3,8 +3,10 @@
 Per correlation, live groups sit in a dict ordered by their last update (the oldest first), so
 groups whose window has emptied with time are dropped from the front, and the ``max_groups``
 cap evicts the least recently updated group (counted and reported). A group's window is a few
-``collections.deque`` of ints (times in ms, stream indices, rule bitmasks) plus, for value
-types, the values; counts that the condition reads are kept up to date as entries come and go.
+``array('q')`` of machine ints (times in ms, stream indices, rule bitmasks; ``array('d')`` for
+numeric values, a list for ``value_count``'s values), oldest first: entries that leave the
+window are found by bisection and cut from the front; counts that the condition reads are kept
+up to date as entries come and go.
 
 Events are taken from the core in chunks; only events matched by a rule that some correlation
 names are looked at again (their time, group and value). They pass through a reorder buffer
@@ -15,7 +17,8 @@ an event more than ``lateness`` older than the newest accepted one is late (repo
 from __future__ import annotations
 
 import heapq
-from collections import deque
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from math import fsum
 from typing import Any, Optional
@@ -230,15 +233,16 @@ class Engine:
 
     @staticmethod
     def _fresh(cc: _Corr) -> list:
-        # [times, indices, masks or values, per-rank counts (+ how many are non-zero) or value counts]
+        # [times (ms), stream indices, rule bitmasks | values | None, per-rank counts + how many
+        #  are non-zero | value -> count | None]: arrays of machine ints, no object per entry
         t = cc.type
         if t == "event_count":
-            return [deque(), deque(), None, None]
+            return [array("q"), array("q"), None, None]
         if t in ("temporal", "temporal_ordered"):
-            return [deque(), deque(), deque(), [0] * (cc.nrules + 1)]
+            return [array("q"), array("q"), array("q"), [0] * (cc.nrules + 1)]
         if t == "value_count":
-            return [deque(), deque(), deque(), {}]
-        return [deque(), deque(), deque(), None]
+            return [array("q"), array("q"), [], {}]
+        return [array("q"), array("q"), array("d"), None]
 
     def _expire(self, cc: _Corr, now: int) -> None:
         """Drop groups whose newest entry has left the window; evict past the cap."""
@@ -262,11 +266,16 @@ class Engine:
                              f"(more than {self.max_groups} live groups)")
 
 
+def _slide(times: array, cutoff: int) -> int:
+    """How many entries (oldest first) are older than ``cutoff``: they leave the window."""
+    return bisect_left(times, cutoff) if times and times[0] < cutoff else 0
+
+
 def _update_count(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any) -> float:
     times, ids = g[0], g[1]
-    while times and times[0] < cutoff:
-        times.popleft()
-        ids.popleft()
+    k = _slide(times, cutoff)
+    if k:
+        del times[:k], ids[:k]
     times.append(ts)
     ids.append(idx)
     return float(len(times))
@@ -274,15 +283,15 @@ def _update_count(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any
 
 def _update_distinct(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any) -> float:
     times, ids, values, counts = g
-    while times and times[0] < cutoff:
-        times.popleft()
-        ids.popleft()
-        v = values.popleft()
-        n = counts[v] - 1
-        if n:
-            counts[v] = n
-        else:
-            del counts[v]
+    k = _slide(times, cutoff)
+    if k:
+        for v in values[:k]:
+            n = counts[v] - 1
+            if n:
+                counts[v] = n
+            else:
+                del counts[v]
+        del times[:k], ids[:k], values[:k]
     times.append(ts)
     ids.append(idx)
     values.append(value)
@@ -293,29 +302,29 @@ def _update_distinct(g: list, cutoff: int, ts: int, idx: int, mask: int, value: 
 def _temporal_window(g: list, cutoff: int, ts: int, idx: int, mask: int) -> int:
     """Slide a temporal window; return how many named rules have an event in it."""
     times, ids, masks, counts = g
-    while times and times[0] < cutoff:
-        times.popleft()
-        ids.popleft()
-        old = masks.popleft()
-        k = 0
-        while old:
-            if old & 1:
-                counts[k] -= 1
-                if not counts[k]:
-                    counts[-1] -= 1
-            old >>= 1
-            k += 1
+    k = _slide(times, cutoff)
+    if k:
+        for old in masks[:k]:
+            r = 0
+            while old:
+                if old & 1:
+                    counts[r] -= 1
+                    if not counts[r]:
+                        counts[-1] -= 1
+                old >>= 1
+                r += 1
+        del times[:k], ids[:k], masks[:k]
     times.append(ts)
     ids.append(idx)
     masks.append(mask)
-    k = 0
+    r = 0
     while mask:
         if mask & 1:
-            if not counts[k]:
+            if not counts[r]:
                 counts[-1] += 1
-            counts[k] += 1
+            counts[r] += 1
         mask >>= 1
-        k += 1
+        r += 1
     return counts[-1]
 
 
@@ -323,13 +332,12 @@ def _update_temporal(g: list, cutoff: int, ts: int, idx: int, mask: int, value: 
     return float(_temporal_window(g, cutoff, ts, idx, mask))
 
 
-def _numeric(aggregate: Callable[[deque], float]):
+def _numeric(aggregate: Callable[[array], float]):
     def update(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any) -> float:
         times, ids, values = g[0], g[1], g[2]
-        while times and times[0] < cutoff:
-            times.popleft()
-            ids.popleft()
-            values.popleft()
+        k = _slide(times, cutoff)
+        if k:
+            del times[:k], ids[:k], values[:k]
         times.append(ts)
         ids.append(idx)
         values.append(value)
@@ -370,13 +378,12 @@ def _condition(c: Correlation) -> Callable[[float], bool]:
     return c.holds
 
 
-def _ordered(times: deque, masks: deque, nrules: int) -> bool:
+def _ordered(times: array, masks: array, nrules: int) -> bool:
     """temporal_ordered over a group's entries (in time order): the earliest entry of each rule,
     in the order of ``rules``, at a time no earlier than the previous rule's (ties satisfy)."""
     prev = None
     start = 0
-    tl = list(times)
-    ml = list(masks)
+    tl, ml = times, masks
     n = len(tl)
     for k in range(nrules):
         bit = 1 << k

@@ -111,6 +111,8 @@ def parse_correlation(doc: dict, *, where: str, source: Optional[str] = None) ->
         refs = [refs]
     if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
         raise _fail(where, "'rules' must name one or more rules (ids or names)")
+    if ctype in ("temporal", "temporal_ordered") and len(refs) > 63:
+        raise _fail(where, f"a {ctype} correlation names at most 63 rules, not {len(refs)}")
     if len(set(refs)) != len(refs):
         raise _fail(where, "'rules' names a rule twice")
     try:
