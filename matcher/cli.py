@@ -376,12 +376,18 @@ def _check(args: argparse.Namespace) -> int:
     rules, errors = _gather_rules(args.query or [], args.rules, default=False)
     remapped, never = _remap(rules, src, dst)
     ok = 0
+    together: Optional[MatcherError] = None  # correlations are checked against all the rules
+    if any(not isinstance(r, api.Rule) for r in remapped):
+        try:
+            api.RuleSet(remapped)
+        except MatcherError as e:
+            together = e
     for r in remapped:  # compile each on its own, so every failing rule is named
         try:
             if isinstance(r, api.Rule):
                 api.RuleSet([r])
-            else:  # a correlation: the rules it names must be there
-                api.RuleSet([x for x in remapped if isinstance(x, api.Rule)] + [r])
+            elif together is not None and repr(r.id) in str(together):
+                raise together  # a correlation naming what is not there (the error names it)
             ok += 1
         except MatcherError as e:
             errors.append(f"{r.info.source or r.id}: does not compile: {e}")

@@ -334,3 +334,73 @@ def test_cli_scan_timestamp_writes_alerts_with_positions(spec_file, tmp_path):
     assert recs[1]["events"] == [{"source": str(log), "line": 11}, {"source": str(log), "line": 12}]
     assert f"{log}:5: not correlated: no timestamp" in out.stderr
     assert "1 without a usable timestamp" in out.stderr
+
+
+# -- Arrow, Parquet, check, generator ---------------------------------------------------------
+
+def test_arrow_timestamp_columns_and_struct_fields():
+    import pyarrow as pa
+
+    c = corr("event_count", condition={"gte": 2}, **{"group-by": ["src.user"]})
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    rows = [{"kind": "a", "src": {"user": "x"}, "t": t0 + timedelta(seconds=i)} for i in range(3)]
+    rows.insert(1, {"kind": "a", "src": {"user": "y"}, "t": None})
+    table = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("kind", pa.string()), ("src", pa.struct([("user", pa.string())])), ("t", pa.timestamp("ms", tz="UTC"))]))
+    run_ = matcher.RuleSet(R + [c]).correlate_arrow(table, timestamp="t")
+    alerts = alerts_of(run_)
+    assert [(a.group, a.events, a.start) for a in alerts] == [({"src.user": "x"}, (0, 2), t0), ({"src.user": "x"}, (0, 2, 3), t0)]
+    assert run_.stats.no_timestamp == 1
+    ref, _ = reference.correlate(R, [c], table.to_pylist(), "t")
+    assert alerts == ref
+
+
+def test_cli_scan_parquet_rows(spec_file, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.Table.from_pylist(brute_force(10)), path)
+    out = subprocess.run([sys.executable, "-m", "matcher", "scan", "-r", str(spec_file), "-p", "sysmon",
+                          "--timestamp", "t", str(path)], capture_output=True, text=True, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    recs = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["type"] for r in recs] == ["event_count", "temporal_ordered"]
+    assert recs[1]["events"] == [{"source": str(path), "row": 10}, {"source": str(path), "row": 11}]
+
+
+def test_cli_check_and_scan_without_timestamp(spec_file, tmp_path):
+    chk = subprocess.run([sys.executable, "-m", "matcher", "check", str(spec_file)], capture_output=True, text=True)
+    assert chk.returncode == 0 and "4 rule(s) ok" in chk.stderr
+    bad = tmp_path / "bad.yml"
+    bad.write_text(SPEC_EXAMPLE.split("---")[0])  # the outer correlation alone: its rules are missing
+    chk = subprocess.run([sys.executable, "-m", "matcher", "check", str(bad)], capture_output=True, text=True)
+    assert chk.returncode == 1 and "multiple_failed_login" in chk.stderr
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(e) + "\n" for e in brute_force(10)))
+    out = subprocess.run([sys.executable, "-m", "matcher", "scan", "-r", str(spec_file), "-p", "sysmon", str(log)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "2 correlation rule(s) not run: give --timestamp FIELD" in out.stderr
+
+
+def test_load_single_correlation_document(tmp_path):
+    p = tmp_path / "c.yml"
+    p.write_text(SPEC_EXAMPLE.split("---")[1])
+    c = matcher.load(p)
+    assert isinstance(c, matcher.Correlation) and c.name == "multiple_failed_login" and c.timespan == 600_000
+    assert matcher.load_rules(p) == [c] or len(matcher.load_rules(p)) == 1
+
+
+def test_scenario_generator_is_deterministic_and_attacks_fire():
+    from matcher import datasets
+
+    a = list(datasets.iter_scenario_events(20_000, 3, "brute-force"))
+    assert a == list(datasets.iter_scenario_events(20_000, 3, "brute-force"))
+    failed = matcher.compile('EventID = "4625"', id="failed")
+    brute = parse_correlation({"title": "bf", "id": "bf", "correlation": {
+        "type": "event_count", "rules": ["failed"], "group-by": ["TargetUserName"], "timespan": "5m",
+        "condition": {"gte": 20}}}, where="t")
+    alerts = alerts_of(matcher.RuleSet([failed, brute]).correlate(a, timestamp="EventTime"))
+    assert alerts and all(a.value >= 20 for a in alerts)
+    with pytest.raises(matcher.MatcherError, match="scenario"):
+        next(datasets.iter_scenario_events(1, 0, "nope"))
