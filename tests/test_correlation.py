@@ -15,7 +15,8 @@ import pytest
 
 import matcher
 from matcher.correlation import parse_correlation, reference
-from matcher.correlation.values import timestamp_ms
+from matcher.correlation.values import TimeReader, timestamp_ms
+from hypothesis import given, strategies as st
 from matcher.errors import RuleError
 
 SPEC_EXAMPLE = """\
@@ -404,3 +405,16 @@ def test_scenario_generator_is_deterministic_and_attacks_fire():
     assert alerts and all(a.value >= 20 for a in alerts)
     with pytest.raises(matcher.MatcherError, match="scenario"):
         next(datasets.iter_scenario_events(1, 0, "nope"))
+
+
+@given(st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)).flatmap(
+        lambda d: st.sampled_from([d.isoformat(), d.isoformat() + "Z", d.isoformat(timespec="milliseconds") + "Z",
+                                   d.isoformat(timespec="microseconds"), d.isoformat(sep=" "),
+                                   d.isoformat(timespec="milliseconds") + "+01:00"])),
+    st.text(alphabet="0123456789-T:.Z+ ٣", max_size=28)))
+def test_time_reader_equals_timestamp_ms(text):
+    reader = TimeReader()
+    assert reader(text) == timestamp_ms(text)
+    assert reader("2000-01-01T00:00:00.000Z") == timestamp_ms("2000-01-01T00:00:00.000Z")
+    assert reader(text) == timestamp_ms(text)  # after another second was cached

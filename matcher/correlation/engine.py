@@ -28,7 +28,7 @@ import numpy as np
 from ..ops import lookup
 from .results import Alert, Stats
 from .rule import Correlation
-from .values import count_value, group_value, numeric_value, percentile, timestamp_ms
+from .values import TimeReader, count_value, group_value, numeric_value, percentile
 
 __all__ = ["Engine"]
 
@@ -95,6 +95,7 @@ class Engine:
         self.heap: list = []
         self.newest: Optional[int] = None
         self._hit_cache: dict[tuple, dict] = {}  # base rules matched -> correlations hit (few distinct)
+        self.read_time = TimeReader()
 
     # -- input --------------------------------------------------------------------------------
     def feed(self, base: int, rows: np.ndarray, rules: np.ndarray, n_events: int,
@@ -116,19 +117,20 @@ class Engine:
         if not rel.any():
             return out
         rows_r, rules_r = rows[rel].tolist(), rules[rel].tolist()
-        ts_field, lateness, heap = self.ts_field, self.lateness, self.heap
+        ts_field, lateness, heap, read_time = self.ts_field, self.lateness, self.heap, self.read_time
         i, m = 0, len(rows_r)
         while i < m:
             r = rows_r[i]
             j = i + 1
             while j < m and rows_r[j] == r:
                 j += 1
-            us = rules_r[i:j]
+            us = tuple(rules_r[i:j])
             i = j
             idx = base + r
             st.correlated += 1
             ev = event(r)
-            ts = timestamp_ms(lookup(ev, ts_field))
+            tv = ev.get(ts_field)
+            ts = read_time(tv if tv is not None else lookup(ev, ts_field))
             if ts.__class__ is not int:
                 st.no_timestamp += 1
                 st.problem(idx, ts)
@@ -174,15 +176,11 @@ class Engine:
                     p[1] |= 1 << rank
         return pending
 
-    def _process(self, ts: int, idx: int, ev: Mapping, us: list[int], out: list[Alert]) -> None:
-        key_us = tuple(us)
-        template = self._hit_cache.get(key_us)
+    def _process(self, ts: int, idx: int, ev: Mapping, us: tuple, out: list[Alert]) -> None:
+        template = self._hit_cache.get(us)
         if template is None:
-            template = self._hit_cache[key_us] = self._hits(key_us)
-        if len(template) == 1 and not self.chained:
-            pending = template.copy()  # the common case: one correlation, values never changed
-        else:
-            pending = {ci: list(p) for ci, p in template.items()}
+            template = self._hit_cache[us] = self._hits(us)
+        pending = template.copy()  # its [rank, mask] lists are never changed: merges make new ones
         corrs = self.corrs
         st = self.stats
         while pending:
@@ -221,12 +219,7 @@ class Engine:
                     groups[key] = self._fresh(cc)
                 for pci, prank in cc.parents:
                     p = pending.get(pci)
-                    if p is None:
-                        pending[pci] = [prank, 1 << prank]
-                    else:
-                        if prank < p[0]:
-                            p[0] = prank
-                        p[1] |= 1 << prank
+                    pending[pci] = [prank, 1 << prank] if p is None else [min(p[0], prank), p[1] | 1 << prank]
             old = groups[next(iter(groups))][0]
             if not old or old[-1] < ts - cc.span or len(groups) > self.max_groups:
                 self._expire(cc, ts)
@@ -305,27 +298,28 @@ def _temporal_window(g: list, cutoff: int, ts: int, idx: int, mask: int) -> int:
     k = _slide(times, cutoff)
     if k:
         for old in masks[:k]:
-            r = 0
-            while old:
-                if old & 1:
-                    counts[r] -= 1
-                    if not counts[r]:
-                        counts[-1] -= 1
-                old >>= 1
-                r += 1
+            for r in _BITS.get(old) or _bits(old):
+                counts[r] -= 1
+                if not counts[r]:
+                    counts[-1] -= 1
         del times[:k], ids[:k], masks[:k]
     times.append(ts)
     ids.append(idx)
     masks.append(mask)
-    r = 0
-    while mask:
-        if mask & 1:
-            if not counts[r]:
-                counts[-1] += 1
-            counts[r] += 1
-        mask >>= 1
-        r += 1
+    for r in _BITS.get(mask) or _bits(mask):
+        if not counts[r]:
+            counts[-1] += 1
+        counts[r] += 1
     return counts[-1]
+
+
+_BITS: dict[int, tuple[int, ...]] = {}
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    """The ranks set in a rule bitmask (cached: a correlation has few distinct masks)."""
+    out = _BITS[mask] = tuple(r for r in range(mask.bit_length()) if mask >> r & 1)
+    return out
 
 
 def _update_temporal(g: list, cutoff: int, ts: int, idx: int, mask: int, value: Any) -> float:
