@@ -15,7 +15,7 @@ __all__ = ["Alert", "Stats", "MAX_PROBLEMS"]
 MAX_PROBLEMS = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Alert:
     """A correlation that met its condition (``kind == "correlation"``), or, for rules that are
     not correlation-only, one single-event match (``kind == "match"``: ``events`` is that one
