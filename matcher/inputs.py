@@ -557,7 +557,8 @@ def _text(v: Any) -> Any:
 def evtx_event(record: dict) -> dict:
     """One record as the ``evtx`` package emits it (``json.loads(record["data"])``) -> a flat event.
 
-    The event holds the ``EventData`` (or ``UserData``) fields, and from ``System``: ``EventID``,
+    The event holds the ``EventData`` (or ``UserData``) fields (a name with spaces also without
+    them: ``Threat Name`` and ``ThreatName``), and from ``System``: ``EventID``,
     ``Channel``, ``Computer``, ``Provider`` (its name), ``EventRecordID`` and ``TimeCreated``.
     Sysmon event 1 and Security event 4688 (process creation) also get the S1 names
     (``EventType = "Process Creation"``, ``EndpointOS = "windows"``, ``TgtProcImagePath``, ...),
@@ -572,6 +573,9 @@ def evtx_event(record: dict) -> dict:
         data = inner[0] if len(inner) == 1 and isinstance(inner[0], dict) else ev_root["UserData"]
     if isinstance(data, dict):
         out.update((k, _text(v)) for k, v in data.items() if k != "#attributes")
+        # Names with spaces (Windows Defender's "Threat Name", "Process Name") are also given
+        # without them, as Sigma rules name them (``ThreatName``) and Sigma's EVTX tools read them.
+        out.update((k.replace(" ", ""), out[k]) for k in list(out) if " " in k and k.replace(" ", "") not in out)
     provider = system.get("Provider")
     time_created = system.get("TimeCreated")
     out.update({

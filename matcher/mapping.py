@@ -47,10 +47,11 @@ from types import MappingProxyType
 from typing import Union
 
 from .errors import MatcherError, QuerySyntaxError
-from .ir import And, Node, Not, Op, Pred, and_, or_
+from .ir import EVENT_OPS, And, Node, Not, Op, Pred, and_, or_
 from .ops import REFERENCE, fold
 
-__all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "translate", "PROFILES", "SIGMA_TO_S1"]
+__all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "translate", "PROFILES", "SIGMA_TO_S1",
+           "known_fields", "unknown_field_warnings", "closest_fields"]
 
 
 class ProfileError(MatcherError):
@@ -349,3 +350,46 @@ def translate(node: Node, src: Union[str, Profile], dst: Union[str, Profile]) ->
         )
     return out
 
+
+
+# --------------------------------------------------------------------------------------------
+# field names no profile knows (``matcher check``, ``matcher coverage``)
+# --------------------------------------------------------------------------------------------
+
+
+def known_fields(*extra: Profile) -> frozenset[str]:
+    """Every field name a built-in profile (or one of ``extra``) knows, in any of its schemas:
+    S1 names, their S1QL 2.0, Sysmon/Sigma and ECS names, aliases, and the Sigma tables'."""
+    names: set[str] = set()
+    for p in (*PROFILES.values(), *extra):
+        names.update(p.fields, p.fields.values(), p.aliases, p.aliases.values(), p.constants, p.values)
+    for table in SIGMA_TO_S1.values():
+        names.update(table, table.values())
+    return frozenset(names)
+
+
+def unknown_field_warnings(node: Node, known: frozenset[str]) -> list[str]:
+    """One message per field of ``node`` that is not in ``known``, with the closest known names
+    (a misspelt ``TgtProcImagPath`` is "did you mean TgtProcImagePath?")."""
+    from .ir import walk_preds
+
+    out = []
+    seen: set[str] = set()
+    for p in walk_preds(node):
+        for name in (p.field, p.value if p.op in _FIELDREF_OPS else None):
+            if not name or name in known or name in seen:
+                continue
+            seen.add(name)
+            close = closest_fields(name, known)
+            out.append(f"field {name!r} is known to no profile" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+    return out
+
+
+def closest_fields(name: str, known: frozenset[str]) -> list[str]:
+    """Up to two known names close to ``name`` (``difflib``, similarity 0.8 or more)."""
+    import difflib
+
+    return difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.8)
+
+
+_FIELDREF_OPS = EVENT_OPS - {Op.KEYWORD}  # their value is another field's name

@@ -290,13 +290,13 @@ RULE_SUFFIXES = (".md", ".markdown", ".s1ql", ".txt", ".yml", ".yaml")
 
 
 def rule_files(directory: Union[str, os.PathLike]) -> list[Path]:
-    """The rule files under ``directory`` (recursive, sorted, hidden entries and README files left
-    out), by :data:`RULE_SUFFIXES`."""
+    """The rule files under ``directory`` (recursive, sorted, hidden entries, README and LICENSE
+    files left out), by :data:`RULE_SUFFIXES`."""
     out = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
-            if not f.startswith(".") and Path(f).suffix.lower() in RULE_SUFFIXES and not f.upper().startswith("README"):
+            if not f.startswith(".") and Path(f).suffix.lower() in RULE_SUFFIXES and not f.upper().startswith(("README", "LICENSE")):
                 out.append(Path(root) / f)
     return out
 
