@@ -176,6 +176,8 @@ def detect(name: str, head: bytes) -> str:
     if by_name is not None:
         return by_name
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:  # empty, or blank lines only: no record, in any format
+        return "jsonl"
     if text.startswith(b"{"):
         return "jsonl"
     if text.startswith(b"["):
