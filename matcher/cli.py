@@ -223,33 +223,30 @@ class _Progress:
             return
         if self.task is not None:
             self.p.remove_task(self.task)
-        self.unit = unit
+        self.unit, self.total, self.done = unit, total, 0.0
         self.t0 = time.perf_counter()
-        self.task = self.p.add_task("", total=total, step=step, count="")
-        self._count()
+        self.task = self.p.add_task("", total=total, step=step, count=self._count())
+        self.p.refresh()  # every step is seen, however short
 
-    def _count(self) -> None:
-        t = self.p.tasks[-1]
+    def _count(self) -> str:
         if self.unit == "bytes":
-            text = _size(t.completed) + (f"/{_size(t.total)}" if t.total is not None else "")
-        else:
-            text = f"{t.completed:,.0f}" + (f"/{t.total:,.0f}" if t.total is not None else "") + f" {self.unit}"
-        self.p.update(self.task, count=text)
+            return _size(self.done) + (f"/{_size(self.total)}" if self.total is not None else "")
+        return f"{self.done:,.0f}" + (f"/{self.total:,.0f}" if self.total is not None else "") + f" {self.unit}"
 
     def advance(self, n: float) -> None:
         if self.p is None or self.task is None:
             return
-        self.p.update(self.task, advance=n)
-        self._count()
+        self.done += n
+        self.p.update(self.task, completed=self.done, count=self._count())
 
     def scanned(self, st: "_Stats", done: int) -> None:
         """Scan step: ``done`` bytes of the inputs read so far."""
         if self.p is None or self.task is None:
             return
         rate = st.read / max(time.perf_counter() - self.t0, 1e-9)
-        self.p.update(self.task, completed=done,
+        self.done = done
+        self.p.update(self.task, completed=done, count=self._count(),
                       description=f"{st.read:,} records  {st.bad:,} bad  {st.matches:,} matches  {rate:,.0f} records/s")
-        self._count()
 
     def stop(self) -> None:
         if self.p is not None:

@@ -301,7 +301,8 @@ def _parse_value_query(query: str, where: str) -> Node:
 def _to_s1(node: Node, src: Profile) -> Node:
     if isinstance(node, Pred):
         name = src.to_s1(node.field)
-        return node if name == node.field else Pred(name, node.op, node.value)
+        value = src.to_s1(node.value) if node.op in _FIELDREF_OPS else node.value  # type: ignore[arg-type]
+        return node if (name, value) == (node.field, node.value) else Pred(name, node.op, value)
     if isinstance(node, Not):
         return Not(_to_s1(node.item, src))
     return type(node)(tuple(_to_s1(c, src) for c in node.items))
@@ -316,7 +317,8 @@ def _from_s1(node: Node, dst: Profile) -> Union[Node, bool]:
         if table is not None and node.op is Op.EQUALS and fold(node.value) in table:
             return _parse_value_query(table[fold(node.value)], f"profile {dst.name}: values.{node.field}")
         name = dst.from_s1(node.field)
-        return node if name == node.field else Pred(name, node.op, node.value)
+        value = dst.from_s1(node.value) if node.op in _FIELDREF_OPS else node.value  # type: ignore[arg-type]
+        return node if (name, value) == (node.field, node.value) else Pred(name, node.op, value)
     if isinstance(node, Not):
         item = _from_s1(node.item, dst)
         return (not item) if isinstance(item, bool) else Not(item)
