@@ -229,6 +229,8 @@ class _Progress:
         self.p.refresh()  # every step is seen, however short
 
     def _count(self) -> str:
+        if not self.unit:
+            return ""
         if self.unit == "bytes":
             return _size(self.done) + (f"/{_size(self.total)}" if self.total is not None else "")
         return f"{self.done:,.0f}" + (f"/{self.total:,.0f}" if self.total is not None else "") + f" {self.unit}"
@@ -303,7 +305,7 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
         _say("no rule to run")
         return 2
     try:
-        progress.start("compiling", None, "rules")
+        progress.start(f"compiling {len(rules):,} rule(s)", None, "")
         t_compile = time.perf_counter()
         ruleset = api.RuleSet(rules)
         t_compile = time.perf_counter() - t_compile
@@ -375,18 +377,20 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
                  "optionally .gz); name the file to read it")
     sizes = [_file_size(inp.path) for inp in todo]
     progress.start("scanning", None if None in sizes else sum(sizes), "bytes")  # type: ignore[arg-type]
-    formats: list[tuple[str, Optional[str]]] = []  # (input, format read) for --stats
+    formats: list[tuple[str, Optional[str], bool]] = []  # (input, format read, by field) for --stats
     code = 0
     try:
         if sample:
             evs = datasets.generate(SAMPLE_SIZE, SAMPLE_SEED)
             run_records("<sample>", inputs.Records("line", list(range(1, len(evs) + 1)), evs))
-            formats.append(("<sample>", None))
+            formats.append(("<sample>", None, False))
         before = 0
         for inp, size in zip(todo, sizes):
             pos = inputs.Position()
+            selected = False  # JSON lines decoded by field (Records.full set), as the reader decided
             for item in inputs.read(inp, fmt=args.input_format, fields=fields, position=pos):
                 if isinstance(item, inputs.Records):
+                    selected = selected or item.full is not None
                     run_records(inp.name, item)
                 elif isinstance(item, inputs.Columns):
                     run_columns(inp.name, item)
@@ -394,7 +398,7 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
                     bad(inp.name, item)
                 progress.scanned(stats, before + pos.done)
             before += size or 0
-            formats.append((inp.name, pos.format))
+            formats.append((inp.name, pos.format, selected))
             progress.scanned(stats, before)
     except _Strict:
         code = 1
@@ -420,8 +424,8 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     if args.stats:
         _say(f"stats: {len(ruleset)} rules compiled in {t_compile:.3f} s; {stats.read} records in {elapsed:.3f} s = "
              f"{stats.read / max(elapsed, 1e-9):,.0f} records/s; profile {dst.name}")
-        for name, kind in formats:
-            _say(f"stats: {name}: {_how_read(kind, fields is not None)}")
+        for name, kind, by_field in formats:
+            _say(f"stats: {name}: {_how_read(kind, by_field)}")
     return code
 
 
@@ -439,12 +443,13 @@ def _file_size(path: str) -> Optional[int]:
 
 
 def _how_read(kind: Optional[str], only_fields: bool) -> str:
-    """How one input was read, for ``--stats``."""
+    """How one input was read, for ``--stats`` (``only_fields``: JSON lines decoded by field)."""
     if kind is None:
         return "generated events (the built-in sample)"
     name = inputs.FORMAT_NAMES.get(kind, kind)
     if kind == "jsonl":
-        return f"{name}, " + ("decoding only the fields the rules read" if only_fields else "decoding whole records")
+        return f"{name}, " + ("decoding only the fields the rules read (wide records)" if only_fields
+                              else "decoding whole records")
     if kind == "parquet":
         return f"{name}, columnar (Arrow record batches)"
     return f"{name}, whole records"

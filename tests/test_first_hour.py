@@ -266,14 +266,16 @@ def test_stats_name_the_format_of_each_input(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     parquet = tmp_path / "e.parquet"
     pq.write_table(pa.Table.from_pylist([TP, TN]), parquet)
-    jsonl = write_jsonl(tmp_path / "e.jsonl", [TP])
-    proc = run("--stats", str(parquet), str(jsonl))
+    narrow = write_jsonl(tmp_path / "narrow.jsonl", [TP])
+    wide = write_jsonl(tmp_path / "wide.jsonl", [dict(TP, **{f"x{i}": i for i in range(40)})])
+    proc = run("--stats", str(parquet), str(narrow), str(wide))
     e = err(proc)
     assert f"stats: {parquet}: Parquet, columnar" in e
-    assert f"stats: {jsonl}: JSON lines, decoding only the fields the rules read" in e
+    assert f"stats: {narrow}: JSON lines, decoding whole records" in e  # few keys: whole is faster
+    assert f"stats: {wide}: JSON lines, decoding only the fields the rules read (wide records)" in e
     assert "JSON lines decoding auto" not in e
-    whole = err(run("--stats", "--decode", "whole", str(jsonl)))
-    assert f"stats: {jsonl}: JSON lines, decoding whole records" in whole
+    whole = err(run("--stats", "--decode", "whole", str(wide)))
+    assert f"stats: {wide}: JSON lines, decoding whole records" in whole
 
 
 def _on_a_terminal(*argv: str) -> str:
