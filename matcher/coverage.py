@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from . import inputs
-from .ir import EVENT_OPS, And, Node, Not, Op, Or, Pred, walk_preds
+from .ir import EVENT_OPS, Node, Not, Op, Or, Pred, walk_preds
 from .ops import scalar_text
 
 __all__ = ["Coverage", "event_fields", "rule_fields", "possible", "blocking_fields", "measure", "add_arguments", "run"]

@@ -234,11 +234,7 @@ def run(args: argparse.Namespace) -> int:
     outcomes: list[Outcome] = []
     untested = 0
     for rule in rules:
-        outcome = None
-        if rule.id in regression:
-            outcome = run_regression_tests(rule, regression[rule.id])
-        else:
-            outcome = run_card_tests(rule)
+        outcome = run_regression_tests(rule, regression[rule.id]) if rule.id in regression else run_card_tests(rule)
         if outcome is None:
             untested += 1
         else:
