@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import sys
 from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
@@ -14,7 +15,7 @@ import numpy as np
 
 from . import ir as _ir
 from . import rules as _rules
-from .errors import MatcherError, QuerySyntaxError, RuleError
+from .errors import ArgumentError, MatcherError, RuleError
 from . import _core
 from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE
@@ -80,15 +81,15 @@ class Rule:
 
     def match(self, event: Mapping) -> bool:
         """Whether this rule matches ``event`` (a mapping, as decoded from JSON)."""
-        return bool(self._ruleset().match(event))
+        return bool(self._ruleset().match(event, _method="Rule.match"))
 
     def match_many(self, events: Iterable[Mapping]):
         """A numpy bool array: the verdict on each event."""
-        return self._ruleset()._match_many_one(events)
+        return self._ruleset()._match_many_one(_events_arg(events, "Rule.match_many"))
 
     def match_arrow(self, data: Any):
         """A numpy bool array: the verdict on each row of a pyarrow Table or RecordBatch."""
-        return self._ruleset()._match_arrow_one(data)
+        return self._ruleset()._match_arrow_one(_arrow_arg(data, "Rule.match_arrow"))
 
 
 class RuleSet:
@@ -133,16 +134,28 @@ class RuleSet:
         return tuple(self._program.field_names)
 
     # -- matching (the compiled core) ----------------------------------------------------------
-    def match(self, event: Mapping) -> list[str]:
+    def match(self, event: Mapping, *, _method: str = "RuleSet.match") -> list[str]:
         """Ids of the rules that match ``event``, in the RuleSet's order."""
+        if not isinstance(event, Mapping):
+            hint = f"; for many events use {_method}_many" if _method == "Rule.match" else \
+                "; for many events use scan or match_arrays"
+            raise ArgumentError(f"{_method} takes one event (a mapping such as a dict), "
+                                f"but was given {_kind(event)}{hint if _iterable(event) else ''}")
         ids = self._ids
         return [ids[i] for i in self._program.match_one(event)]
 
     def scan(self, events: Iterable[Mapping], *, batch: int = 8192) -> Iterator[tuple[int, str]]:
         """``(event_index, rule_id)`` for every match, in event order then rule order.
 
-        Events are consumed ``batch`` at a time, so a generator of any length streams.
+        Events are consumed ``batch`` at a time, so a generator of any length streams. A wrong
+        argument raises :class:`~matcher.errors.ArgumentError` here, not when iterated.
         """
+        events = _events_arg(events, "RuleSet.scan")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ArgumentError(f"RuleSet.scan: batch must be a positive int, not {batch!r}")
+        return self._scan(events, batch)
+
+    def _scan(self, events: Iterable[Mapping], batch: int) -> Iterator[tuple[int, str]]:
         ids = self._ids
         it = iter(events)
         base = 0
@@ -150,13 +163,19 @@ class RuleSet:
             chunk = list(islice(it, batch))
             if not chunk:
                 return
-            rows, rules, _ = self._program.match_events(chunk)
+            rows, rules, _ = _events_call(self._program.match_events, chunk, "RuleSet.scan", base)
             for r, u in zip(rows.tolist(), rules.tolist()):
                 yield base + r, ids[u]
             base += len(chunk)
 
     def scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
-        """``(row_index, rule_id)`` for every match in a pyarrow Table or RecordBatch."""
+        """``(row_index, rule_id)`` for every match in a pyarrow Table or RecordBatch.
+
+        The argument is checked at the call (:class:`~matcher.errors.ArgumentError`), not when
+        the iterator is first read."""
+        return self._scan_arrow(_arrow_arg(data, "RuleSet.scan_arrow"))
+
+    def _scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
         ids = self._ids
         for rows, rules in self._arrow_pairs(data):
             for r, u in zip(rows.tolist(), rules.tolist()):
@@ -164,7 +183,8 @@ class RuleSet:
 
     def match_arrays(self, events: Iterable[Mapping]):
         """All matches as two numpy arrays: event indices (int64) and rule indices (int32)."""
-        rows, rules, _ = self._program.match_events(events)
+        events = _events_arg(events, "RuleSet.match_arrays")
+        rows, rules, _ = _events_call(self._program.match_events, events, "RuleSet.match_arrays")
         return rows, rules
 
     # -- correlation ----------------------------------------------------------------------------
@@ -182,6 +202,9 @@ class RuleSet:
         """
         from .correlation import Correlator
 
+        events = _events_arg(events, "RuleSet.correlate")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ArgumentError(f"RuleSet.correlate: batch must be a positive int, not {batch!r}")
         return Correlator(self, timestamp, lateness, max_groups, action, dicts=(events, batch))
 
     def correlate_arrow(self, data: Any, *, timestamp: str, lateness: Any = 0, max_groups: int = 1_000_000,
@@ -225,7 +248,7 @@ class RuleSet:
             base += batch.num_rows
 
     def _match_many_one(self, events: Iterable[Mapping]):
-        rows, _, n = self._program.match_events(events)
+        rows, _, n = _events_call(self._program.match_events, events, "Rule.match_many")
         out = np.zeros(n, dtype=bool)
         out[rows] = True
         return out
@@ -258,6 +281,68 @@ class RuleSet:
 
         self._plan = plan
         return _core.Program(plan, py_eval)
+
+
+def _kind(x: Any) -> str:
+    """How an argument is described in messages: its type, and its size when it has one."""
+    name = type(x).__name__
+    if isinstance(x, (str, bytes, bytearray)):
+        return f"{name} {x[:40]!r}"
+    try:
+        return f"{name} ({len(x)} item{'s' if len(x) != 1 else ''})"
+    except TypeError:
+        return name
+
+
+def _iterable(x: Any) -> bool:
+    try:
+        iter(x)
+    except TypeError:
+        return False
+    return not isinstance(x, (str, bytes, bytearray, Mapping))
+
+
+def _events_arg(events: Any, method: str) -> Iterable[Mapping]:
+    """``events`` if it can be an iterable of events; :class:`ArgumentError` saying what it is otherwise."""
+    if isinstance(events, Mapping):
+        raise ArgumentError(f"{method} takes an iterable of events (mappings), but was given one event "
+                            f"({_kind(events)}): pass [event], or use match(event)")
+    if isinstance(events, (str, bytes, bytearray)) or not _iterable(events):
+        hint = " (a pyarrow Table or RecordBatch goes to match_arrow / scan_arrow)" if _is_arrow(events) else ""
+        raise ArgumentError(f"{method} takes an iterable of events (mappings such as dicts), "
+                            f"not {_kind(events)}{hint}")
+    if _is_arrow(events):
+        raise ArgumentError(f"{method} takes an iterable of events (mappings), not {_kind(events)}: "
+                            "a pyarrow Table or RecordBatch goes to match_arrow / scan_arrow")
+    return events
+
+
+def _events_call(fn: Any, events: Any, method: str, base: int = 0):
+    """``fn(events)`` (the core's event loop); its error on an item that is not a mapping becomes an
+    :class:`ArgumentError` naming the item's index when ``events`` is a list or tuple."""
+    try:
+        return fn(events)
+    except TypeError as e:
+        where = ""
+        if isinstance(events, (list, tuple)):
+            bad = next((i for i, ev in enumerate(events) if not isinstance(ev, Mapping)), None)
+            if bad is not None:
+                where = f" (event {base + bad}, {_kind(events[bad])})"
+        raise ArgumentError(f"{method}: {e}{where}; every event must be a mapping such as a dict") from None
+
+
+def _is_arrow(data: Any) -> bool:
+    pa = sys.modules.get("pyarrow")  # not imported: data cannot be a pyarrow object
+    return pa is not None and isinstance(data, (pa.Table, pa.RecordBatch))
+
+
+def _arrow_arg(data: Any, method: str) -> Any:
+    if _is_arrow(data):
+        return data
+    hint = ""
+    if isinstance(data, Mapping) or _iterable(data):
+        hint = " (for mappings such as dicts use match / match_many / scan)"
+    raise ArgumentError(f"{method} takes a pyarrow Table or RecordBatch, not {_kind(data)}{hint}")
 
 
 @contextlib.contextmanager
@@ -419,39 +504,18 @@ def _rules_from_text(source: str, text: str, profile: Any, logsource: Any, failu
 
 
 def _corpus_rules(source: str, text: str, profile: Any, failures: Optional[list]) -> list:
-    """JSON lines records ``{"id", "title", "query", ...}`` (as ``../shared/corpus``); a record
-    without a query (``"query": null``, its ``"error"`` says why) is a failure like any other."""
-    import json
+    """JSON lines records ``{"id", "title", "query", ...}`` (:func:`matcher.rules.parse_rule_lines`);
+    a bad line, and a record without a query (``"query": null``), is a failure like any other."""
+    found, errors, no_query = _rules.parse_rule_lines(text.encode("utf-8", "surrogatepass"), source=source)
+    import re
 
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{source}:{n}"
-        try:
-            try:
-                rec = json.loads(line)
-            except ValueError as e:
-                raise RuleError(f"{where}: not a JSON record: {e}") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("query"), str):
-                why = rec.get("error") if isinstance(rec, dict) else None
-                raise RuleError(f"{where}: record {rec.get('id') if isinstance(rec, dict) else ''!s} has no query"
-                                + (f" ({why})" if why else ""))
-            query = rec["query"]
-            try:
-                node = parse(query)
-            except QuerySyntaxError as e:
-                raise QuerySyntaxError(e.message, query, e.offset, source=where) from None
-            rid = str(rec.get("id") or _rules.default_id(query))
-            info = _rules.RuleInfo(id=rid, title=str(rec.get("title") or rid), author=str(rec.get("author") or ""),
-                                   level=str(rec.get("level") or ""), source=where,
-                                   extra={k: rec[k] for k in ("path", "logsource") if k in rec})
-            out.append(Rule(_in_profile(node, profile), info, query))
-        except MatcherError as e:
-            if failures is None:
-                raise
-            failures.append((where, e))
-    return out
+    line = re.compile(re.escape(source) + r":(\d+)")
+    problems = sorted((int(line.search(m).group(1)), m) for m in errors + no_query)  # each names its line
+    if problems and failures is None:
+        raise RuleError(problems[0][1])
+    for n, msg in problems:
+        failures.append((f"{source}:{n}", RuleError(msg)))
+    return [Rule(_in_profile(node, profile), info, query) for info, node, query in found]
 
 
 _BUILTIN_ALIASES = {"flagship": "proc_creation_win_webshell_susp_process_spawned_from_webserver"}

@@ -310,7 +310,7 @@ def test_load_rules_corpus_records(tmp_path):
     p.write_text('{"id": "x1", "title": "one", "query": "kind = \\"a\\""}\n'
                  '{"id": "x2", "title": "two", "query": null, "error": "unsupported"}\n'
                  '{"id": "x3", "title": "three", "query": "kind = "}\n')
-    with pytest.raises(RuleError, match=r"c.jsonl:2: record x2 has no query \(unsupported\)"):
+    with pytest.raises(RuleError, match=r"c.jsonl:2: rule x2 has no query \(unsupported\)"):
         matcher.load_rules(p)
     failures: list = []
     rules = matcher.load_rules(p, failures=failures)

@@ -91,6 +91,8 @@ class Correlator:
     def __iter__(self) -> Iterator[Alert]:
         engine = self.engine
         if self._dicts is not None:
+            from ..api import _events_call
+
             events, batch = self._dicts
             prog = self.ruleset._program
             it = iter(events)
@@ -99,7 +101,7 @@ class Correlator:
                 chunk = list(islice(it, batch))
                 if not chunk:
                     break
-                rows, rules, _ = prog.match_events(chunk)
+                rows, rules, _ = _events_call(prog.match_events, chunk, "RuleSet.correlate", base)
                 yield from engine.feed(base, rows, rules, len(chunk), chunk.__getitem__)
                 base += len(chunk)
         else:
