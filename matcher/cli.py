@@ -344,7 +344,7 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
             stats.matches += 1
             stats.per_rule[rid] = stats.per_rule.get(rid, 0) + 1
             if corr is not None and rid in corr.hidden:
-                continue  # named only by generate: false correlations
+                continue  # named by a generate: false correlation
             rule = by_id[rid]
             writer.write({**({"kind": "match"} if corr is not None else {}), "rule_id": rid, "rule_title": rule.title,
                           "level": rule.level or None, "author": rule.author or None, "source": source, unit: where,

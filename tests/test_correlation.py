@@ -418,3 +418,13 @@ def test_time_reader_equals_timestamp_ms(text):
     assert reader(text) == timestamp_ms(text)
     assert reader("2000-01-01T00:00:00.000Z") == timestamp_ms("2000-01-01T00:00:00.000Z")
     assert reader(text) == timestamp_ms(text)  # after another second was cached
+
+
+@pytest.mark.parametrize("kw", [{"timestamp": 3}, {"timestamp": "t", "lateness": -1}, {"timestamp": "t", "lateness": "soon"},
+                                {"timestamp": "t", "max_groups": 0}, {"timestamp": "t", "action": "page"},
+                                {"timestamp": "t", "batch": 0}])
+def test_bad_arguments_are_argument_errors(kw):
+    from matcher.errors import ArgumentError
+
+    with pytest.raises(ArgumentError):
+        matcher.RuleSet(R).correlate([], **kw)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import RuleError
+from ..errors import ArgumentError, RuleError
 from .engine import Engine
 from .results import Alert, Stats
 from .rule import TYPES, Correlation, parse_correlation, parse_timespan
@@ -27,15 +27,15 @@ __all__ = ["Correlation", "Alert", "Stats", "Correlator", "parse_correlation", "
 def lateness_ms(value: Any) -> int:
     """Allowed lateness: seconds (a number) or a timespan (``"30s"``, ``"5m"``) -> milliseconds."""
     if isinstance(value, bool):
-        raise RuleError(f"lateness must be seconds or a timespan such as '5m', not {value!r}")
+        raise ArgumentError(f"lateness must be seconds or a timespan such as '5m', not {value!r}")
     if isinstance(value, (int, float)):
-        if not value >= 0:
-            raise RuleError(f"lateness must not be negative: {value!r}")
+        if not 0 <= value < 1e12:
+            raise ArgumentError(f"lateness must be a non-negative number of seconds: {value!r}")
         return int(value * 1000)
     try:
         return parse_timespan(value, allow_zero=True)
     except ValueError as e:
-        raise RuleError(f"lateness: {e}") from None
+        raise ArgumentError(f"lateness: {e}") from None
 
 
 def order_correlations(corrs: list[Correlation], rules: list) -> list[Correlation]:

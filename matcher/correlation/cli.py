@@ -31,7 +31,7 @@ class ScanCorrelator:
         self.starts: list[int] = []  # first stream index of each chunk
         self.chunks: list[tuple] = []  # (source, unit, where: int array, or first row)
         ids = [r.id for r in ruleset.rules]
-        #: rules whose single matches are not written (named only by generate: false correlations)
+        #: rules whose single matches are not written (named by a generate: false correlation)
         self.hidden = {ids[u] for u in np.flatnonzero(~self.engine.emit).tolist()}
         self.shown = 0
         #: the event fields correlating reads (time, group-by, aliases, values)

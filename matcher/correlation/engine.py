@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..errors import ArgumentError
 from ..ops import lookup
 from .results import Alert, Stats
 from .rule import Correlation
@@ -65,10 +66,12 @@ class Engine:
 
     def __init__(self, ruleset: Any, timestamp: str, *, lateness_ms: int = 0, max_groups: int = 1_000_000,
                  action: str = "alert", stats: Optional[Stats] = None):
+        if not isinstance(timestamp, str) or not timestamp:
+            raise ArgumentError(f"correlate: timestamp must name the time field (a str), not {timestamp!r}")
         if action not in ("alert", "reset"):
-            raise ValueError(f"action must be 'alert' or 'reset', not {action!r}")
-        if max_groups < 1:
-            raise ValueError("max_groups must be at least 1")
+            raise ArgumentError(f"correlate: action must be 'alert' or 'reset', not {action!r}")
+        if isinstance(max_groups, bool) or not isinstance(max_groups, int) or max_groups < 1:
+            raise ArgumentError(f"correlate: max_groups must be a positive int, not {max_groups!r}")
         self.ts_field = timestamp
         self.lateness = int(lateness_ms)
         self.max_groups = max_groups
