@@ -19,56 +19,53 @@ from matcher.correlation.values import TimeReader, timestamp_ms
 from hypothesis import given, strategies as st
 from matcher.errors import RuleError
 
+# The specification's worked example (failed logons, then a success, for one user), in our words.
 SPEC_EXAMPLE = """\
-title: Correlation - Multiple Failed Logins Followed by Successful Login
-id: b180ead8-d58f-40b2-ae54-c8940995b9b6
+title: Many logon failures then a logon, same user
+id: 5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a01
 correlation:
     type: temporal_ordered
     rules:
-        - multiple_failed_login
-        - successful_login
+        - many_failures
+        - logon_ok
     group-by:
         - User
     timespan: 10m
 level: high
 ---
-title: Multiple failed logons
-id: a8418a5a-5fc4-46b5-b23b-6c73beb19d41
-name: multiple_failed_login
+title: Ten logon failures in ten minutes
+id: 5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a02
+name: many_failures
 correlation:
     type: event_count
     rules:
-        - failed_login
+        - logon_failed
     group-by:
         - User
     timespan: 10m
     condition:
         gte: 10
 ---
-title: Single failed login
-id: 53ba33fd-3a50-4468-a5ef-c583635cfa92
-name: failed_login
+title: Logon failed
+id: 5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a03
+name: logon_failed
 logsource:
     product: windows
     service: security
 detection:
     selection:
-        EventID:
-            - 529
-            - 4625
+        EventID: [529, 4625]
     condition: selection
 ---
-title: Successful login
-id: 4d0a2c83-c62c-4ed4-b475-c7e23a9269b8
-name: successful_login
+title: Logon succeeded
+id: 5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a04
+name: logon_ok
 logsource:
     product: windows
     service: security
 detection:
     selection:
-        EventID:
-            - 528
-            - 4624
+        EventID: [528, 4624]
     condition: selection
 """
 
@@ -81,7 +78,7 @@ def iso(seconds: float) -> str:
 
 @pytest.fixture
 def spec_file(tmp_path: Path) -> Path:
-    p = tmp_path / "mr_failed_then_success.yml"
+    p = tmp_path / "mr_failures_then_logon.yml"
     p.write_text(SPEC_EXAMPLE)
     return p
 
@@ -111,7 +108,7 @@ def test_spec_example_chain_fires_on_tenth_failure_then_success(spec_file):
     assert count.events == tuple(range(10)) and count.group == {"User": "bob"}
     assert count.start == T0 and count.end == T0 + timedelta(seconds=9)
     assert ordered.events == (9, 10) and ordered.level == "high"
-    assert ordered.rule_id == "b180ead8-d58f-40b2-ae54-c8940995b9b6"
+    assert ordered.rule_id == "5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a01"
 
 
 def test_spec_example_nine_failures_do_not_fire(spec_file):
@@ -134,9 +131,9 @@ def test_generate_true_yields_named_rules_matches(tmp_path):
     p = tmp_path / "g.yml"
     p.write_text(SPEC_EXAMPLE.replace("level: high", "level: high\ngenerate: true", 1))
     results = list(matcher.RuleSet(matcher.load_rules(p, profile="sysmon")).correlate(brute_force(3), timestamp="t"))
-    # the outer correlation names the inner one and successful_login: its own matches come out
+    # the outer correlation names the inner one and logon_ok: its own matches come out
     assert [(a.rule_id, a.events) for a in results if a.kind == "match"] == [
-        ("4d0a2c83-c62c-4ed4-b475-c7e23a9269b8", (3,))]
+        ("5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a04", (3,))]
 
 
 # -- semantics --------------------------------------------------------------------------------
@@ -376,7 +373,7 @@ def test_cli_check_and_scan_without_timestamp(spec_file, tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text(SPEC_EXAMPLE.split("---")[0])  # the outer correlation alone: its rules are missing
     chk = subprocess.run([sys.executable, "-m", "matcher", "check", str(bad)], capture_output=True, text=True)
-    assert chk.returncode == 1 and "multiple_failed_login" in chk.stderr
+    assert chk.returncode == 1 and "many_failures" in chk.stderr
     log = tmp_path / "log.jsonl"
     log.write_text("".join(json.dumps(e) + "\n" for e in brute_force(10)))
     out = subprocess.run([sys.executable, "-m", "matcher", "scan", "-r", str(spec_file), "-p", "sysmon", str(log)],
@@ -388,7 +385,7 @@ def test_load_single_correlation_document(tmp_path):
     p = tmp_path / "c.yml"
     p.write_text(SPEC_EXAMPLE.split("---")[1])
     c = matcher.load(p)
-    assert isinstance(c, matcher.Correlation) and c.name == "multiple_failed_login" and c.timespan == 600_000
+    assert isinstance(c, matcher.Correlation) and c.name == "many_failures" and c.timespan == 600_000
     assert matcher.load_rules(p) == [c] or len(matcher.load_rules(p)) == 1
 
 
