@@ -40,7 +40,7 @@ class _Corr:
     """One correlation's compiled form and its live groups."""
 
     __slots__ = ("c", "type", "span", "groups", "fields_by_rank", "value_field_by_rank", "nrules", "parents",
-                 "holds", "update", "counting")
+                 "holds", "update", "counting", "single")
 
     def __init__(self, c: Correlation):
         self.c = c
@@ -58,6 +58,7 @@ class _Corr:
         self.parents: list[tuple[int, int]] = []  # (parent correlation index, rank of this one in its rules)
         self.holds = _condition(c)
         self.update = _updater(c)
+        self.single = _single(c)
         self.counting = c.type in _COUNTING
 
 
@@ -205,27 +206,42 @@ class Engine:
             else:
                 key = tuple([group_value(ev, f) for f in fields])
             groups = cc.groups
+            cutoff = ts - cc.span
             g = groups.pop(key, None)
-            if g is None:
-                g = self._fresh(cc)
-                st.live_groups += 1
-                if st.live_groups > st.peak_groups:
-                    st.peak_groups = st.live_groups
-            groups[key] = g  # now the most recently updated
-            agg = cc.update(g, ts - cc.span, ts, idx, mask, value)
+            if g is None or g.__class__ is tuple and g[0] < cutoff:
+                # a window of one entry: kept as the tuple (time, index, mask or value) until a
+                # second entry comes (most groups of a sparse key never get one)
+                if g is None:
+                    st.live_groups += 1
+                    if st.live_groups > st.peak_groups:
+                        st.peak_groups = st.live_groups
+                groups[key] = g = (ts, idx, mask if value is None else value)
+                agg = cc.single(mask, value)
+                start, members = ts, (idx,)
+            else:
+                if g.__class__ is tuple:  # the second entry: now arrays
+                    one = g
+                    g = self._fresh(cc)
+                    cc.update(g, one[0], one[0], one[1], one[2], one[2])
+                groups[key] = g  # now the most recently updated
+                agg = cc.update(g, cutoff, ts, idx, mask, value)
+                start, members = g[0][0], None
             if cc.holds(agg):
                 c = cc.c
                 group = {gn: gv for gn, gv in zip(c.group_by, key) if gv is not None}
-                out.append(Alert("correlation", c.id, c.title, c.level, t, group, g[0][0], ts, agg, tuple(g[1])))
+                out.append(Alert("correlation", c.id, c.title, c.level, t, group, start, ts, agg,
+                                 members or tuple(g[1])))
                 st.alerts += 1
-                if self.reset:
-                    groups[key] = self._fresh(cc)
+                if self.reset:  # an empty window: no group
+                    del groups[key]
+                    st.live_groups -= 1
                 for pci, prank in cc.parents:
                     p = pending.get(pci)
                     pending[pci] = [prank, 1 << prank] if p is None else [min(p[0], prank), p[1] | 1 << prank]
-            old = groups[next(iter(groups))][0]
-            if not old or old[-1] < ts - cc.span or len(groups) > self.max_groups:
-                self._expire(cc, ts)
+            if groups:
+                old = groups[next(iter(groups))]
+                if (old[0] if old.__class__ is tuple else old[0][-1]) < cutoff or len(groups) > self.max_groups:
+                    self._expire(cc, ts)
 
     @staticmethod
     def _fresh(cc: _Corr) -> list:
@@ -248,7 +264,7 @@ class Engine:
         while groups:
             key = next(iter(groups))
             g = groups[key]
-            if g[0] and g[0][-1] >= cutoff:
+            if (g[0] if g.__class__ is tuple else g[0][-1]) >= cutoff:
                 break
             del groups[key]
             st.live_groups -= 1
@@ -360,6 +376,19 @@ def _updater(c: Correlation) -> Callable[..., float]:
     p = 50.0 if t == "value_median" else c.percentile
     return _numeric({"value_sum": fsum, "value_avg": lambda v: fsum(v) / len(v), "value_min": min,
                      "value_max": max}.get(t, lambda v: percentile(sorted(v), p)))
+
+
+def _single(c: Correlation) -> Callable[[int, Any], float]:
+    """The aggregate of a window holding one entry (with rule bitmask ``mask`` or ``value``)."""
+    t = c.type
+    if t in ("event_count", "value_count"):
+        return lambda mask, value: 1.0
+    if t == "temporal":
+        return lambda mask, value: float(len(_BITS.get(mask) or _bits(mask)))
+    if t == "temporal_ordered":
+        n = len(c.rules)  # one event matching every named rule: ties satisfy the order
+        return lambda mask, value: float(n) if len(_BITS.get(mask) or _bits(mask)) == n else 0.0
+    return lambda mask, value: value  # sum, mean, min, max, any percentile of one number
 
 
 def _condition(c: Correlation) -> Callable[[float], bool]:
