@@ -59,31 +59,51 @@ def timestamp_ms(value: Any) -> Union[int, str]:
 
 class TimeReader:
     """:func:`timestamp_ms` with a shortcut for a stream's usual ISO 8601 form
-    (``YYYY-MM-DDTHH:MM:SS``, then ``.fff`` or ``.ffffff``, then ``Z`` or nothing): the whole
-    second is parsed once and reused while the next strings share it. Same results as
-    :func:`timestamp_ms` (``tests/test_correlation.py`` checks it)."""
+    (``YYYY-MM-DDTHH:MM:SS``, then ``.fff`` or ``.ffffff`` or nothing, then ``Z`` or nothing):
+    the whole second is parsed once and reused while the next strings share it, and the
+    fraction's milliseconds are remembered per distinct tail (at most :data:`TAILS` of them).
+    Same results as :func:`timestamp_ms` (``tests/test_correlation.py`` checks it)."""
 
-    __slots__ = ("head", "second")
+    TAILS = 4096
+    __slots__ = ("head", "second", "tails")
 
     def __init__(self) -> None:
-        self.head = ""
+        self.head = None
         self.second = 0
+        self.tails: dict[str, int] = {}
 
     def __call__(self, value: Any) -> Union[int, str]:
-        if value.__class__ is str and len(value) in (19, 20, 23, 24, 26, 27):
-            head = value[:19]
-            tail = value[19:]
-            if tail.endswith("Z"):
-                tail = tail[:-1]
-            frac = tail[1:]
-            if (tail == "" or tail[0] == "." and len(frac) in (3, 6) and frac.isdigit() and frac.isascii()):
-                if head != self.head:
-                    second = timestamp_ms(head)
-                    if second.__class__ is not int or head[10] != "T":
-                        return timestamp_ms(value)
-                    self.head, self.second = head, second
-                return self.second + (int(frac[:3]) if frac else 0)
-        return timestamp_ms(value)
+        if value.__class__ is not str:
+            return timestamp_ms(value)
+        head = value[:19]
+        if head != self.head:
+            if len(head) != 19 or head[10] != "T":
+                return timestamp_ms(value)
+            second = timestamp_ms(head)
+            if second.__class__ is not int:
+                return timestamp_ms(value)
+            self.head, self.second = head, second
+        tail = value[19:]
+        ms = self.tails.get(tail)
+        if ms is None:
+            ms = _tail_ms(tail)
+            if ms is None:
+                return timestamp_ms(value)
+            if len(self.tails) < self.TAILS:
+                self.tails[tail] = ms
+        return self.second + ms
+
+
+def _tail_ms(tail: str) -> Optional[int]:
+    """Milliseconds of ``""``, ``"Z"``, ``".fff"``, ``".ffffff"`` (each optionally with ``Z``); else None."""
+    if tail.endswith("Z"):
+        tail = tail[:-1]
+    if tail == "":
+        return 0
+    frac = tail[1:]
+    if tail[0] == "." and len(frac) in (3, 6) and frac.isdigit() and frac.isascii():
+        return int(frac[:3])
+    return None
 
 
 def to_datetime(ms: int) -> datetime:
