@@ -126,10 +126,11 @@ def _key(s: str, i: int) -> tuple[str, int]:
     return key, _WS.match(s, i + 1).end()
 
 
-def dumps(value: Any) -> bytes:
-    """``value`` as JSON text (see the module docstring); never raises."""
+def dumps(value: Any, *, indent: bool = False) -> bytes:
+    """``value`` as JSON text (see the module docstring), indented by two spaces if ``indent``
+    and orjson can (not deeper than 254); never raises."""
     try:
-        out = orjson.dumps(value, default=str)
+        out = orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2 if indent else None)
     except (TypeError, orjson.JSONEncodeError):  # deeper than 254, an integer over 64 bits, a surrogate, ...
         return _dumps_flat(value)
     if b"null" in out and _has_nonfinite(value):  # orjson writes inf and nan as null
