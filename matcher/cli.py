@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterable
@@ -164,24 +165,37 @@ class _Writer:
         line.append(text)
         line.truncate(width, overflow="ellipsis")
         self.console.print(line)
+        self.console.file.flush()  # a line a match, as it comes
+
+    def flush(self) -> None:
+        if self.fmt == "csv":
+            self.text.flush()
+        elif self.fmt == "table":
+            self.console.file.flush()
+        self.out.flush()
 
     def close(self) -> None:
         if self.fmt == "json":
             self.out.write(b"[]\n" if self.n == 0 else b"\n]\n")
-        elif self.fmt == "csv":
-            self.text.flush()
-            self.text.detach()
         elif self.fmt == "table":
             from rich.text import Text
 
             self.console.print(Text(f"{self.n} matches", style="dim"))
-            self.console.file.flush()
-        self.out.flush()
+        self.flush()
+        if self.fmt == "csv":
+            self.text.detach()
 
 
 # --------------------------------------------------------------------------------------------
 # scan
 # --------------------------------------------------------------------------------------------
+
+
+def _regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(sys.stdin.fileno() if path == "-" else path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _row_of(batch: Any, i: int) -> Any:
@@ -341,6 +355,7 @@ def _scan(args: argparse.Namespace) -> int:
             evs = datasets.generate(SAMPLE_SIZE, SAMPLE_SEED)
             run_records("<sample>", inputs.Records("line", list(range(1, len(evs) + 1)), evs))
         for inp in todo:
+            live = not _regular_file(inp.path)  # a pipe or a terminal: matches go out as they are found
             for item in inputs.read(inp, fmt=args.input_format, fields=fields, max_record=args.max_record_bytes):
                 if isinstance(item, inputs.Records):
                     run_records(inp.name, item)
@@ -348,6 +363,8 @@ def _scan(args: argparse.Namespace) -> int:
                     run_columns(inp.name, item)
                 else:
                     bad(inp.name, item)
+                if live:
+                    writer.flush()
                 progress.update(stats)
             progress.update(stats, advance=1)
     except _Strict:

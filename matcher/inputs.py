@@ -249,7 +249,8 @@ class _Gunzip(io.RawIOBase):
     (a truncated member, a corrupt member, or bytes after the last member that are not gzip).
     """
 
-    STEP = 1 << 16
+    STEP = 1 << 16  # compressed bytes read at a time
+    OUT = 1 << 20  # most decompressed bytes made at a time
 
     def __init__(self, raw: IO[bytes]):
         self.raw = raw
@@ -310,7 +311,7 @@ class _Gunzip(io.RawIOBase):
             return self._stop(f"truncated: the file ends at byte {self.offset} inside the gzip member that starts at "
                               f"byte {self.member_start}; what was decompressed before that was read")
         try:
-            data = self.member.decompress(self.pending, self.STEP)
+            data = self.member.decompress(self.pending, self.OUT)
         except zlib.error as e:
             return self._stop(f"corrupt gzip data ({e}) in bytes {self.offset}..{self.offset + len(self.pending)} "
                               f"(member from byte {self.member_start}); the rest of the file is not read")
@@ -432,8 +433,9 @@ def _lines(stream: IO[bytes], limit: int, block: int = 1 << 22) -> Iterator[list
     pending: list[bytes] = []  # the start of a line that continues in the next block
     size = 0  # its length
     skipping = False  # it is over the limit: count it, keep nothing
+    read = getattr(stream, "read1", stream.read)  # what is there: a pipe's lines go on as they come
     while True:
-        data = stream.read(block)
+        data = read(block)
         if not data:
             break
         parts = data.split(b"\n")
@@ -637,6 +639,16 @@ def _undecodable(row: list[str]) -> bool:
     return any("\udc80" <= ch <= "\udcff" for cell in row for ch in cell)
 
 
+def _one_strict_record(lines: list[str]) -> bool:
+    """Whether ``lines`` are one well-formed record: every quote closed, and followed by a
+    delimiter or the end of the line (a record over several lines that is not was made by stray
+    quotes)."""
+    try:
+        return len(list(csv.reader(lines, strict=True))) == 1
+    except csv.Error:
+        return False
+
+
 def _csv_rows(lines: _CsvLines, chunk: int) -> Iterator[Item]:
     where: list[int] = []
     events: list[dict] = []
@@ -678,7 +690,7 @@ def _csv_rows(lines: _CsvLines, chunk: int) -> Iterator[Item]:
                 continue
             if not row:
                 continue
-            if len(lines.record) > 1 and (len(row) != len(header) or "".join(lines.record).count('"') % 2):
+            if len(lines.record) > 1 and (len(row) != len(header) or not _one_strict_record(lines.record)):
                 problem = (f"an unbalanced quote: the record would run over lines {start}..{start + len(lines.record) - 1} "
                            f"with {len(row)} cells; the next line is read as a record")
                 lines.retry()
