@@ -3,7 +3,8 @@
 The manual is ``docs/cli.md``. Exit codes:
 
 - ``scan``: 0 the scan ran (bad records, if any, were reported and counted); 1 ``--strict``
-  stopped at a bad record; 2 a usage error, or a rule that does not load.
+  stopped at a bad record; 2 a usage error, or a rule that does not load; 130 Ctrl-C (the matches
+  found so far written, the summary printed).
 - ``check``: 0 every rule parses and compiles; 1 one or more do not (each reported); 2 usage.
 - ``explain``: 0 explained (whatever the verdict); 2 usage, a bad rule or no such event.
 - ``generate``: 0 written; 1 an I/O error; 2 usage.
