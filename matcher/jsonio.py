@@ -25,6 +25,7 @@ JSONDecodeError = json.JSONDecodeError
 
 # orjson reads integers outside the 64-bit range as floats: such text takes the exact path.
 _LONG_DIGITS = re.compile(rb"-?[0-9]{19,}")
+_DIGITS_AS_0 = bytes.maketrans(b"123456789", b"000000000")
 _WS = re.compile(r"[ \t\n\r]*")
 _CONSTANTS = (("null", None), ("true", True), ("false", False), ("NaN", math.nan),
               ("Infinity", math.inf), ("-Infinity", -math.inf))
@@ -32,7 +33,7 @@ _CONSTANTS = (("null", None), ("true", True), ("false", False), ("NaN", math.nan
 
 def needs_exact(data: bytes) -> bool:
     """Whether orjson might read ``data`` differently from ``json.loads`` (a long integer)."""
-    if _LONG_DIGITS.search(data) is None:
+    if data.translate(_DIGITS_AS_0).find(b"0" * 19) < 0:  # memchr-fast; the regex is 50x slower on digits
         return False
     return any(len(run) > 21 or not -(2**63) <= int(run) < 2**64 for run in _LONG_DIGITS.findall(data))
 
