@@ -278,6 +278,20 @@ class _Gunzip(io.RawIOBase):
         self.pending += data
         return bool(data)
 
+    SALVAGE = 256  # compressed bytes a step when decompressing up to damage
+
+    def _salvage(self, member: Any) -> tuple[bytes, int]:
+        """The output of ``pending`` up to the step of :data:`SALVAGE` bytes that holds the damage,
+        and where that step starts."""
+        out, at = [], 0
+        while at < len(self.pending):
+            try:
+                out.append(member.decompress(self.pending[at : at + self.SALVAGE]))
+            except zlib.error:
+                break
+            at += self.SALVAGE
+        return b"".join(out), self.offset + at
+
     def _stop(self, damage: Optional[str]) -> None:
         self.done = True
         self.damage = damage
@@ -288,6 +302,9 @@ class _Gunzip(io.RawIOBase):
                 pass
             if not self.pending:
                 return self._stop(None)
+            if self.pending == b"\x1f":  # the file ends one byte into a member
+                return self._stop(f"truncated: the file ends at byte {self.offset + 1} inside the gzip member that "
+                                  f"starts at byte {self.offset}")
             if self.pending[:2] == b"\x1f\x8b":
                 self.member = zlib.decompressobj(31)
                 self.member_start = self.offset
@@ -310,11 +327,15 @@ class _Gunzip(io.RawIOBase):
             self.out = memoryview(rest)
             return self._stop(f"truncated: the file ends at byte {self.offset} inside the gzip member that starts at "
                               f"byte {self.member_start}; what was decompressed before that was read")
+        before = self.member.copy()
         try:
             data = self.member.decompress(self.pending, self.OUT)
-        except zlib.error as e:
-            return self._stop(f"corrupt gzip data ({e}) in bytes {self.offset}..{self.offset + len(self.pending)} "
-                              f"(member from byte {self.member_start}); the rest of the file is not read")
+        except zlib.error as e:  # zlib drops that call's output: decompress it again in small steps
+            data, at = self._salvage(before)
+            self.out = memoryview(data)
+            return self._stop(f"corrupt gzip data ({e}) in bytes {at}..{min(at + self.SALVAGE, self.offset + len(self.pending))} "
+                              f"(member from byte {self.member_start}); what came before was read, the rest of the "
+                              "file is not")
         if self.member.eof:
             used = len(self.pending) - len(self.member.unused_data)
             self.pending = self.member.unused_data

@@ -642,3 +642,64 @@ def test_jsonio_dumps_any_depth_and_value():
     v = {"i": 2**80, "n": -(2**70), "f": [math.inf, -math.inf, math.nan, -0.0], "s": "\ud800", 3: b"x"}
     assert jsonio.loads(jsonio.dumps(v)) == {"i": 2**80, "n": -(2**70), "f": ["Infinity", "-Infinity", "NaN", -0.0],
                                             "s": "\ud800", "3": "b'x'"}
+
+
+# ------------------------------------------------------------------------------------------------
+# properties of the pieces the readers stand on
+# ------------------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(deadline=None)
+@given(st.lists(st.integers(0, 120), max_size=12), st.integers(1, 100), st.integers(1, 50), st.booleans())
+def test_lines_split_like_bytes_split(lengths, limit, block, newline_at_end):
+    lines = [bytes([97 + i % 26]) * n for i, n in enumerate(lengths)]
+    data = b"\n".join(lines) + (b"\n" if newline_at_end and lines else b"")
+    got = [x for part in inputs._lines(io.BufferedReader(io.BytesIO(data), 8), limit, block=block) for x in part]
+    want = data.split(b"\n")
+    if want and want[-1] == b"":
+        want.pop()  # a last line ends with its newline
+    assert [(x.size, "long") if type(x) is inputs._TooLong else x for x in got] == [
+        (len(w), "long") if len(w) > limit else w for w in want]
+
+
+@settings(deadline=None)
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=3), st.integers(0, 100), st.sampled_from([0, 1, 9]))
+def test_gunzip_gives_every_byte_before_the_damage(members, cut_percent, level):
+    packed = [gzip.compress(m, compresslevel=level) for m in members]
+    whole = b"".join(packed)
+    cut = whole[: len(whole) * cut_percent // 100]
+    gz = inputs._Gunzip(io.BytesIO(cut))
+    got = io.BufferedReader(gz).read()
+    # what can be known from the cut file: the whole members in it, and what zlib makes of the rest
+    want, at = b"", 0
+    for m, p in zip(members, packed):
+        if at + len(p) <= len(cut):
+            want += m
+        elif at < len(cut):
+            want += zlib.decompressobj(31).decompress(cut[at:])
+        at += len(p)
+    assert got == want
+    ends = {sum(len(p) for p in packed[:k]) for k in range(len(packed) + 1)}
+    if len(cut) in ends:  # a cut between members leaves a whole gzip file
+        assert gz.damage is None
+    else:
+        assert gz.damage is not None and f"ends at byte {len(cut)}" in gz.damage
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**90), 2**90) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=20,
+)
+
+
+@settings(deadline=None)
+@given(JSON)
+def test_jsonio_loads_reads_what_json_dumps_wrote(value):
+    text = json.dumps(value)  # NaN, Infinity, big integers, lone surrogates escaped
+    want = repr(json.loads(text))
+    assert repr(jsonio.loads(text.encode())) == repr(jsonio._loads_flat(text)) == want
