@@ -20,6 +20,7 @@ import stat
 import sys
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -199,11 +200,6 @@ def _regular_file(path: str) -> bool:
         return False
 
 
-def _row_of(batch: Any, i: int) -> Any:
-    """A getter of row ``i`` of an Arrow batch as a dict."""
-    return lambda: batch.slice(i, 1).to_pylist()[0]
-
-
 class _Stats:
     def __init__(self) -> None:
         self.read = 0
@@ -322,12 +318,12 @@ def _scan(args: argparse.Namespace) -> int:
         rids: list[str] = []
         for r, rid in ruleset.scan_arrow(batch):
             if r != pending and pending is not None:
-                emit(source, "row", item.first_row + pending, _row_of(batch, pending), rids)
+                emit(source, "row", item.first_row + pending, partial(item.row, pending), rids)
                 rids = []
             pending = r
             rids.append(rid)
         if pending is not None:
-            emit(source, "row", item.first_row + pending, _row_of(batch, pending), rids)
+            emit(source, "row", item.first_row + pending, partial(item.row, pending), rids)
 
     def bad(source: str, item: inputs.Bad) -> None:
         stats.read += item.records
@@ -479,7 +475,7 @@ def _explain(args: argparse.Namespace) -> int:
                 if isinstance(item, inputs.Columns):
                     lo = item.first_row
                     if lo <= args.line < lo + item.batch.num_rows:
-                        event = item.batch.slice(args.line - lo, 1).to_pylist()[0]
+                        event = item.row(args.line - lo)
                 elif args.line in item.where:
                     event = item.event(item.where.index(args.line))
                 if event is not None:

@@ -81,6 +81,23 @@ class Columns:
     first_row: int
     batch: Any
 
+    def row(self, i: int) -> dict:
+        """Row ``i`` (0-based) as a dict; a value Python cannot hold (a timestamp past year 9999)
+        as the text Arrow gives it."""
+        one = self.batch.slice(i, 1)
+        try:
+            return one.to_pylist()[0]
+        except (ValueError, OverflowError, ArithmeticError):
+            import pyarrow as pa
+
+            out = {}
+            for name, col in zip(one.schema.names, one.columns):
+                try:
+                    out[name] = col.to_pylist()[0]
+                except (ValueError, OverflowError, ArithmeticError):
+                    out[name] = col.cast(pa.string()).to_pylist()[0]
+            return out
+
 
 @dataclass
 class Bad:

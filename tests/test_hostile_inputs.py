@@ -375,6 +375,44 @@ def run_env(extra: dict, *args: str, **kw) -> subprocess.CompletedProcess:
                 os.environ[k] = v
 
 
+def test_parquet_values_python_cannot_hold_are_written_as_arrow_text(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    t = pa.table({"k": ["hit", "no", "hit"], "t": pa.array([10**15, 0, 1], pa.timestamp("s"))})
+    path = tmp_path / "far.parquet"
+    pq.write_table(t, path)
+    (cols,) = items(path)
+    with pytest.raises(OverflowError):
+        cols.batch.slice(0, 1).to_pylist()
+    assert cols.row(0)["k"] == "hit" and cols.row(0)["t"].startswith("<value out of range: 1000000000000000")
+    proc = run("-q", 'k = "hit"', str(path))
+    assert proc.returncode == 0, err(proc)
+    recs = out_lines(proc)
+    assert [r["row"] for r in recs] == [1, 3] and recs[1]["event"]["t"] == "1970-01-01T00:00:01"
+    assert recs[0]["event"]["t"].startswith("<value out of range")
+
+
+def test_a_match_the_writer_cannot_write_raises_value_error_and_writes_nothing(capfd):
+    from matcher import cli
+
+    class Hostile:
+        def __str__(self):
+            raise RuntimeError("no text")
+
+    for fmt in ("jsonl", "json", "csv", "table"):
+        w = cli._Writer(fmt)
+        w.flush()
+        capfd.readouterr()
+        with pytest.raises(ValueError, match="no text"):
+            w.write({"rule_id": "r", "rule_title": "t", "level": None, "author": None, "source": "s", "line": 1,
+                     "event": {"x": Hostile()}})
+        assert w.n == 0
+        w.flush()
+        assert capfd.readouterr().out == "", fmt  # nothing of the match was written
+        if fmt == "csv":
+            w.text.detach()
+
+
 def test_table_output_streams_as_matches_come():
     with _spawn("-f", "table", "-") as proc:
         proc.stdin.write(jsonl(TN, TP))
