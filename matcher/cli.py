@@ -202,7 +202,7 @@ class _Writer:
         elif self.fmt == "table":
             from rich.text import Text
 
-            self.console.print(Text(f"{self.n} matches", style="dim"))
+            self.console.print(Text(f"{self.n} match{'' if self.n == 1 else 'es'}", style="dim"))
         self.flush()
         if self.fmt == "csv":
             self.text.detach()
