@@ -425,3 +425,13 @@ def test_bad_arguments_are_argument_errors(kw):
 
     with pytest.raises(ArgumentError):
         matcher.RuleSet(R).correlate([], **kw)
+
+
+def test_arrow_times_past_year_9999_are_reported_not_fatal():
+    import pyarrow as pa
+
+    c = corr("event_count", condition={"gte": 1})
+    table = pa.table({"kind": ["a", "a"], "t": pa.array([1_704_067_200_000, 253_402_300_800_000], pa.timestamp("ms"))})
+    run_ = matcher.RuleSet(R + [c]).correlate_arrow(table, timestamp="t")
+    assert [a.events for a in alerts_of(run_)] == [(0,)]
+    assert run_.stats.no_timestamp == 1 and run_.stats.problems[0][0] == 1

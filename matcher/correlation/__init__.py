@@ -115,5 +115,12 @@ def arrow_rows(batch: Any, rows: np.ndarray):
     uniq = np.unique(rows)
     if len(uniq) == 0:
         return {}.__getitem__
-    dicts = batch.take(uniq).to_pylist()
-    return dict(zip(uniq.tolist(), dicts)).__getitem__
+    rows_l = uniq.tolist()
+    try:
+        dicts = batch.take(uniq).to_pylist()
+    except (ValueError, OverflowError, ArithmeticError):  # a value Python cannot hold: row by row, as text
+        from ..inputs import Columns
+
+        whole = Columns(0, batch)
+        dicts = [whole.row(i) for i in rows_l]
+    return dict(zip(rows_l, dicts)).__getitem__
