@@ -7,6 +7,7 @@ so callers that already catch ``ValueError`` around rule loading keep working.
 from __future__ import annotations
 
 __all__ = [
+    "ArrowDataError",
     "MatcherError",
     "QuerySyntaxError",
     "RuleError",
@@ -62,6 +63,16 @@ class QuerySyntaxError(MatcherError):
             f"  {shown}\n"
             f"  {' ' * caret_col}^"
         )
+
+
+class ArrowDataError(MatcherError):
+    """Arrow data whose buffers contradict its own metadata (string offsets or dictionary
+    indices out of range, a buffer too short for the array's length), or a field name that
+    two columns share. ``column`` names the column."""
+
+    def __init__(self, message: str, column: str):
+        self.column = column
+        super().__init__(f"column {column!r}: {message}")
 
 
 class RuleError(MatcherError):

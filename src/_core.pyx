@@ -121,7 +121,7 @@ ctypedef struct Val:
     const void* data   # first code unit / byte
     Py_ssize_t n       # number of code units / bytes
     int kind           # V_*
-    PyObject* raw      # the str it came from (borrowed, kept alive by the chunk), or NULL
+    PyObject* raw      # the str it came from (a reference the chunk owns), or NULL
 
 
 ctypedef struct Field:
@@ -636,8 +636,12 @@ cdef class State:
     cdef int32_t* vcount       # [row * nfields + f]: number of values
     cdef Val* vals
     cdef Py_ssize_t nvals, vals_cap
-    cdef list keep             # objects the gathered Vals point into
-    cdef PyObject** rowobj     # [row]: the mapping of each gathered row (kept alive by keep)
+    # Ownership: every Val with raw != NULL and every rowobj[0:nrows] is a reference the
+    # chunk owns (taken when gathered, dropped by release_chunk), so Python code that runs
+    # between gathering and reading (a Mapping's methods, a dict key's __eq__, an iterator,
+    # a callback, another thread while the GIL is released) cannot free what the core reads.
+    cdef PyObject** rowobj     # [row]: the mapping of each gathered row (owned)
+    cdef int nrows             # rows of rowobj that hold a reference
     cdef object row_event      # columnar calls: callable(row index) -> the row as a mapping
     cdef int64_t base          # index of the first row of the rows being matched
     # Row source 2, columns read in place (Arrow string columns).
@@ -680,7 +684,7 @@ cdef class State:
         self.out_cap = 1024
         self.out_row = <int64_t*>malloc(self.out_cap * sizeof(int64_t))
         self.out_rule = <int32_t*>malloc(self.out_cap * sizeof(int32_t))
-        self.keep = []
+        self.nrows = 0
         if not (self.group_ep and self.pred_ep and self.unit_ep and self.fold_ep and self.rule_ep and self.lazy_ep
                 and self.lazy_val and self.fired and self.cand and self.hits and self.ffirst
                 and self.fv_off and self.fv_len and self.buf and self.vstart and self.vcount
@@ -688,6 +692,7 @@ cdef class State:
             raise MemoryError()
 
     def __dealloc__(self):
+        self.release_chunk()
         free(self.pred_ep); free(self.unit_ep); free(self.fold_ep); free(self.rule_ep)
         free(self.lazy_ep); free(self.group_ep); free(self.lazy_val); free(self.fired); free(self.cand); free(self.hits)
         free(self.ffirst); free(self.fv_off); free(self.fv_len); free(self.buf); free(self.vstart)
@@ -721,7 +726,31 @@ cdef class State:
         self.vals[self.nvals].kind = kind
         self.vals[self.nvals].raw = raw
         self.nvals += 1
+        if raw != NULL:
+            Py_INCREF(<object>raw)
         return 0
+
+    cdef int add_row(self, int row, object ev) except -1:
+        """Hold a reference to the mapping of a gathered row (rows come in order from 0)."""
+        Py_INCREF(ev)
+        self.rowobj[row] = <PyObject*>ev
+        self.nrows = row + 1
+        return 0
+
+    cdef void release_chunk(self) noexcept:
+        """Drop the chunk's references (its values and row mappings); forget its values.
+
+        The counts are cleared before the drops: a drop may run a finalizer."""
+        cdef Py_ssize_t i, n = self.nvals, m = self.nrows
+        cdef Val* vals = self.vals
+        cdef PyObject** rows = self.rowobj
+        self.nvals = 0
+        self.nrows = 0
+        for i in range(n):
+            if vals[i].raw != NULL:
+                Py_DECREF(<object>vals[i].raw)
+        for i in range(m):
+            Py_DECREF(<object>rows[i])
 
     cdef int add_out(self, int64_t row, int32_t rule) except -1 nogil:
         cdef int64_t* r2
@@ -777,10 +806,9 @@ cdef class State:
             if b2:
                 self.buf = b2
                 self.buf_cap = 4096
-        self.keep = []
+        self.release_chunk()
         self.row_event = None
         self.nout = 0
-        self.nvals = 0
         self.direct = False
         memset(self.cols, 0, self.nfields_cap * sizeof(Col))  # never read a past call's buffers
 
@@ -1030,7 +1058,6 @@ cdef class Program:
         if PyUnicode_Check(v):
             if not PyUnicode_CheckExact(v):  # a subclass counts as its str value (ops.scalar_text)
                 v = str.__str__(v)
-                st.keep.append(v)
             kind = PyUnicode_KIND(v)
             if PyUnicode_IS_ASCII(v):
                 st.add_val(PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), V_ASCII, <PyObject*>v)
@@ -1049,7 +1076,6 @@ cdef class Program:
             t = float.__repr__(v)
         else:
             return 0
-        st.keep.append(t)
         st.add_val(PyUnicode_DATA(t), PyUnicode_GET_LENGTH(t), V_ASCII, <PyObject*>t)
         return 0
 
@@ -1059,7 +1085,8 @@ cdef class Program:
         if v is None:
             return 0
         if PyList_Check(v):
-            st.keep.append(v)
+            # No Python code runs in this loop (add_scalar calls none), so the list cannot
+            # change under it; each element's str is owned by the chunk once added.
             for k in range(PyList_GET_SIZE(v)):
                 self.add_scalar(st, <object>PyList_GET_ITEM(v, k))
             return 0
@@ -1124,19 +1151,18 @@ cdef class Program:
                 Py_DECREF(<object>ev)
         return 0
 
-    cdef int gather_event(self, State st, object ev, int row, bint keep) except -1:
+    cdef int gather_event(self, State st, object ev, int row) except -1:
         """Gather the fields that every row reads; the others are read when needed.
 
-        keep: hold a reference to ev (the caller's container does not keep it alive)."""
+        The chunk owns ev and each gathered str (State.add_row, State.add_val): a lookup may
+        run Python code (a key's __eq__, a Mapping's get) that frees earlier rows' values."""
         cdef int f, i, nf = self.nfields
         cdef int32_t start
         cdef PyObject* hit
         cdef bint exact = PyDict_CheckExact(ev)
         if not (exact or isinstance(ev, _Mapping)):
             raise TypeError(f"an event must be a mapping, not {type(ev).__name__}")
-        if keep:
-            st.keep.append(ev)
-        st.rowobj[row] = <PyObject*>ev
+        st.add_row(row, ev)
         for f in range(nf):
             st.vcount[row * nf + f] = -1
         for i in range(self.ngather):
@@ -1539,19 +1565,17 @@ cdef class Program:
         cdef int row = 0
         cdef int64_t base = 0
         try:
-            keep = not isinstance(events, (list, tuple))  # else the container keeps them
             seq = events if type(events) is list or type(events) is tuple else None  # read ahead
             for ev in events:
                 if row == 0 and seq is not None:
                     self.prefetch_events(seq, base)
-                self.gather_event(st, ev, row, keep)
+                self.gather_event(st, ev, row)
                 row += 1
                 if row == CHUNK:
                     self.match_rows(st, row, base)
                     base += row
                     row = 0
-                    st.nvals = 0
-                    st.keep = []
+                    st.release_chunk()
             if row:
                 self.match_rows(st, row, base)
             rows, rules = _outputs(st)
@@ -1564,7 +1588,7 @@ cdef class Program:
         cdef State st = self.acquire()
         cdef Py_ssize_t i
         try:
-            self.gather_event(st, event, 0, True)
+            self.gather_event(st, event, 0)
             self.match_row(st, 0, 0)  # one row: not worth releasing the GIL
             return [st.out_rule[i] for i in range(st.nout)]
         finally:
@@ -1587,6 +1611,7 @@ cdef class Program:
         cdef Py_ssize_t r0, r, nr
         cdef int32_t start
         cdef bint any_py = False
+        columns = list(columns)  # ours: the buffers it holds stay alive until we return
         if len(columns) != nf:
             raise ValueError("one column descriptor per field is needed")
         if row_event is None and self.has_event:
@@ -1608,8 +1633,7 @@ cdef class Program:
             r0 = 0
             while r0 < nrows:
                 nr = min(CHUNK, nrows - r0)
-                st.nvals = 0
-                st.keep = []
+                st.release_chunk()
                 for f in range(nf):
                     col = columns[f]
                     for r in range(nr):
@@ -1624,7 +1648,6 @@ cdef class Program:
                             st.add_val(st.one[f].data, st.one[f].n, V_UTF8, NULL)
                         st.vstart[r * nf + f] = start
                         st.vcount[r * nf + f] = st.nvals - start
-                st.keep.append(columns)
                 self.match_rows(st, nr, r0)
                 r0 += nr
             return _outputs(st)
