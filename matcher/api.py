@@ -13,7 +13,7 @@ import numpy as np
 
 from . import ir as _ir
 from . import rules as _rules
-from .errors import MatcherError, RuleError
+from .errors import ArrowDataError, MatcherError, RuleError
 from . import _core
 from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE
@@ -134,22 +134,38 @@ class RuleSet:
     def scan(self, events: Iterable[Mapping], *, batch: int = 8192) -> Iterator[tuple[int, str]]:
         """``(event_index, rule_id)`` for every match, in event order then rule order.
 
-        Events are consumed ``batch`` at a time, so a generator of any length streams.
+        Events are consumed ``batch`` at a time, so a generator of any length streams. If the
+        iterable raises, the matches of every event read before the failure are yielded
+        first, then the error propagates.
         """
         ids = self._ids
         it = iter(events)
         base = 0
         while True:
-            chunk = list(islice(it, batch))
-            if not chunk:
+            chunk: list = []
+            failure: Optional[BaseException] = None
+            try:
+                chunk.extend(islice(it, batch))  # keeps what was read if the iterator raises
+            except Exception as exc:
+                failure = exc
+            if chunk:
+                rows, rules, _ = self._program.match_events(chunk)
+                for r, u in zip(rows.tolist(), rules.tolist()):
+                    yield base + r, ids[u]
+                base += len(chunk)
+            if failure is not None:
+                raise failure
+            if len(chunk) < batch:
                 return
-            rows, rules, _ = self._program.match_events(chunk)
-            for r, u in zip(rows.tolist(), rules.tolist()):
-                yield base + r, ids[u]
-            base += len(chunk)
 
     def scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
-        """``(row_index, rule_id)`` for every match in a pyarrow Table or RecordBatch."""
+        """``(row_index, rule_id)`` for every match in a pyarrow Table, RecordBatch, or an
+        iterable of them (a ``RecordBatchReader``), rows numbered across batches.
+
+        Each batch's matches are yielded before the next batch is read, so if reading fails
+        every match before the failure has reached the caller. Buffers that contradict their
+        metadata, and field names two columns share, raise :class:`~matcher.ArrowDataError`.
+        """
         ids = self._ids
         for rows, rules in self._arrow_pairs(data):
             for r, u in zip(rows.tolist(), rules.tolist()):
@@ -205,7 +221,7 @@ class RuleSet:
             return any(test(t, value) for t in texts)
 
         self._plan = plan
-        return _core.Program(plan, py_eval)
+        return _core.Program(plan, py_eval, ArrowDataError)
 
 
 @contextlib.contextmanager
@@ -238,6 +254,12 @@ class _RowMappings:
         self.rows: Optional[list] = None
 
     def __call__(self, i: int) -> dict:
+        if self.asked == 0:  # every column is read: check them all, once
+            from ._arrow import duplicate_names, validated
+
+            duplicate_names(self.batch)
+            for name, col in zip(self.batch.schema.names, self.batch.columns):
+                validated(col, name, full=True)
         if self.rows is None:
             self.asked += 1
             if self.asked <= self.ONE_BY_ONE:

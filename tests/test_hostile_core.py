@@ -254,3 +254,204 @@ def test_other_thread_replaces_values_while_the_gil_is_released():
             stop = True
             t.join()
     """)
+
+
+# -- class 2: Arrow buffers that contradict their metadata -------------------------------------
+
+ARROW = """
+import struct
+import pyarrow as pa
+from matcher.errors import ArrowDataError
+RSA = matcher.RuleSet([matcher.compile('TgtProcName = "opqrstu"', id="x")])
+
+def i32(*xs): return pa.py_buffer(struct.pack("<%di" % len(xs), *xs))
+def i64(*xs): return pa.py_buffer(struct.pack("<%dq" % len(xs), *xs))
+DATA = pa.py_buffer(b"abcdefghijklmnopqrstu")
+
+def strings(offsets, n=3, data=DATA, typ=pa.string(), offset=0, validity=None):
+    return pa.Array.from_buffers(typ, n, [validity, offsets, data], offset=offset)
+
+def dictionary(indices, n=3, itype=pa.int8(), dict_offsets=None):
+    d = strings(dict_offsets or i32(0, 7, 14, 21))
+    idx = pa.Array.from_buffers(itype, n, [None, indices])
+    return pa.DictionaryArray.from_arrays(idx, d, safe=False)
+
+def expect_error(arr, column="TgtProcName"):
+    batch = pa.RecordBatch.from_arrays([arr], [column])
+    try:
+        found = list(RSA.scan_arrow(batch))
+    except ArrowDataError as exc:
+        assert exc.column == "TgtProcName", exc.column
+        print("OK", exc)
+        return
+    print("WRONG: no error", found)
+    sys.exit(3)
+"""
+
+# What pyarrow's construction (which runs its cheap validation) lets through: offsets and
+# indices only its full validation looks at. Buffers too short, offsets past the data and
+# slice offsets past the buffers are refused by Array.from_buffers, so they come from an IPC
+# file below, and straight to the core in test_core_checks_column_buffers_itself.
+HOSTILE_ARROW = {
+    "offsets_not_monotonic": "strings(i32(0, 14, 7, 21))",
+    "offset_negative_middle": "strings(i32(0, -(1 << 30), 14, 21))",
+    "large_string_not_monotonic": "strings(i64(0, 14, 7, 21), typ=pa.large_string())",
+    "dict_index_past_end": "dictionary(pa.py_buffer(bytes([0, 1, 100])))",
+    "dict_index_negative": "dictionary(pa.py_buffer(bytes([0, 0xff, 2])))",
+    "dict_index_int32_huge": "dictionary(i32(0, 1, 1 << 30), itype=pa.int32())",
+    "dict_offsets_not_monotonic": "dictionary(pa.py_buffer(bytes([0, 1, 2])), dict_offsets=i32(0, 14, 7, 21))",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_ARROW))
+def test_hostile_arrow_buffers_raise_naming_the_column(case):
+    pytest.importorskip("pyarrow")
+    assert_ok(ARROW + f"expect_error({HOSTILE_ARROW[case]})\n")
+
+
+def test_hostile_ipc_file_raises_naming_the_column(tmp_path):
+    # A Feather/IPC file written by pyarrow, then one string offset overwritten on disk.
+    pytest.importorskip("pyarrow")
+    assert_ok(ARROW + f"""
+import io, pyarrow.feather as feather
+path = {str(tmp_path / "bad.arrow")!r}
+table = pa.table({{"TgtProcName": pa.array(["abcdefg", "hijklmn", "opqrstu"])}})
+feather.write_feather(table, path, compression="uncompressed")
+raw = bytearray(open(path, "rb").read())
+at = raw.index(struct.pack("<4i", 0, 7, 14, 21))
+good = bytes(raw[at:at + 16])
+for bad in ((0, 7, 14, 1 << 20), (0, 7, 14, -1), (-(1 << 20), 7, 14, 21), (0, 15, 14, 21), (0, -7, 14, 21)):
+    raw[at:at + 16] = struct.pack("<4i", *bad)
+    open(path, "wb").write(raw)
+    expect_error(feather.read_table(path).column(0).chunk(0))
+    with pa.ipc.open_file(path) as reader:  # the same through a batch reader
+        try:
+            list(RSA.scan_arrow(reader.get_batch(i) for i in range(reader.num_record_batches)))
+            print("WRONG: no error"); sys.exit(3)
+        except ArrowDataError:
+            pass
+raw[at:at + 16] = good
+open(path, "wb").write(raw)
+print(list(RSA.scan_arrow(feather.read_table(path))))
+""")
+
+
+def _core_program():
+    return matcher.RuleSet([matcher.compile('TgtProcName = "opqrstu"', id="x")])._program
+
+
+def _mv(b: bytes) -> memoryview:
+    return memoryview(b).cast("B")
+
+
+def _i32(*xs: int) -> memoryview:
+    import struct
+
+    return _mv(struct.pack(f"<{len(xs)}i", *xs))
+
+
+@pytest.mark.parametrize(
+    "column, nrows",
+    [
+        (("utf8", None, 0, _i32(0, 7, 14, 99), 4, 0, _mv(b"abcdefghijklmnopqrstu")), 3),
+        (("utf8", None, 0, _i32(0, 14, 7, 21), 4, 0, _mv(b"abcdefghijklmnopqrstu")), 3),
+        (("utf8", None, 0, _i32(0, 7, 14, 21), 4, 1, _mv(b"abcdefghijklmnopqrstu")), 3),
+        (("utf8", _mv(b"\xff"), 0, _i32(*range(0, 7 * 41, 7)), 4, 0, _mv(b"x" * 287)), 40),
+        (("dict", None, 0, _mv(bytes([0, 1, 3])), 1, 0, 3, _i32(0, 7, 14, 21), 4, 0,
+          _mv(b"abcdefghijklmnopqrstu")), 3),
+        (("dict", None, 0, _mv(bytes([0, 1, 2])), 1, 1, 3, _i32(0, 7, 14, 21), 4, 0,
+          _mv(b"abcdefghijklmnopqrstu")), 3),
+        (("dict", None, 0, _mv(bytes([0, 1, 2])), 1, 0, 4, _i32(0, 7, 14, 21), 4, 0,
+          _mv(b"abcdefghijklmnopqrstu")), 3),
+    ],
+    ids=["past_data", "not_monotonic", "offsets_short", "validity_short", "index_past_end",
+         "indices_short", "dictionary_longer_than_offsets"],
+)
+def test_core_checks_column_buffers_itself(column, nrows):
+    # The core's own check, under pyarrow's: descriptors straight into Program.match_columns.
+    with pytest.raises(ArrowDataError) as info:
+        _core_program().match_columns([column], nrows)
+    assert info.value.column == "TgtProcName"
+
+
+def test_core_accepts_null_rows_with_garbage_indices():
+    # A null row's index is never read, so it is not checked either (Arrow leaves it undefined).
+    column = ("dict", _mv(b"\x05"), 0, _mv(bytes([2, 200, 2])), 1, 0, 3, _i32(0, 7, 14, 21), 4, 0,
+              _mv(b"abcdefghijklmnopqrstu"))
+    rows, rules = _core_program().match_columns([column], 3)
+    assert rows.tolist() == [0, 2]
+
+
+def test_duplicate_column_names_are_an_error_naming_the_column():
+    pa = pytest.importorskip("pyarrow")
+    rs = matcher.RuleSet([matcher.compile('TgtProcName = "a"', id="x")])
+    batch = pa.RecordBatch.from_arrays([pa.array(["a"]), pa.array(["b"])], ["TgtProcName", "TgtProcName"])
+    with pytest.raises(ArrowDataError, match="TgtProcName") as info:
+        list(rs.scan_arrow(batch))
+    assert info.value.column == "TgtProcName"
+    # A duplicate the rules never read changes nothing.
+    other = pa.RecordBatch.from_arrays([pa.array(["a"]), pa.array(["b"]), pa.array(["c"])],
+                                       ["TgtProcName", "X", "X"])
+    assert list(rs.scan_arrow(other)) == [(0, "x")]
+    # Inside a struct, on the path of a dotted field.
+    st = pa.StructArray.from_arrays([pa.array(["a"]), pa.array(["b"])], ["n", "n"])
+    rs2 = matcher.RuleSet([matcher.compile('p.n = "a"', id="y")])
+    with pytest.raises(ArrowDataError, match="'n'"):
+        list(rs2.scan_arrow(pa.RecordBatch.from_arrays([st], ["p"])))
+
+
+# -- class 7 (API half): a stream that fails in the middle --------------------------------------
+
+
+class StreamBroke(Exception):
+    pass
+
+
+def _failing(items, at):
+    for i, item in enumerate(items):
+        if i == at:
+            raise StreamBroke(f"broken at {i}")
+        yield item
+
+
+@pytest.mark.parametrize("batch, at", [(8192, 1000), (100, 250), (100, 300), (1, 5), (100, 0)])
+def test_scan_yields_every_match_before_the_iterator_fails(batch, at):
+    rs = matcher.RuleSet([matcher.compile('TgtProcName = "hit.exe"', id="r")])
+    events = [{"TgtProcName": "hit.exe" if i % 3 == 0 else "miss.exe"} for i in range(2000)]
+    got = []
+    with pytest.raises(StreamBroke):
+        for pair in rs.scan(_failing(events, at), batch=batch):
+            got.append(pair)
+    assert got == [(i, "r") for i in range(at) if i % 3 == 0]
+
+
+def test_scan_arrow_yields_every_match_before_the_batch_stream_fails():
+    pa = pytest.importorskip("pyarrow")
+    rs = matcher.RuleSet([matcher.compile('TgtProcName = "hit.exe"', id="r")])
+    batches = [pa.RecordBatch.from_pydict({"TgtProcName": ["hit.exe", "miss.exe", "hit.exe"]})
+               for _ in range(4)]
+    got = []
+    with pytest.raises(StreamBroke):
+        for pair in rs.scan_arrow(_failing(batches, 3)):
+            got.append(pair)
+    assert got == [(0, "r"), (2, "r"), (3, "r"), (5, "r"), (6, "r"), (8, "r")]
+    # A reader over an IPC stream whose last batch is cut off: the whole batches are matched.
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batches[0].schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    data = sink.getvalue().to_pybytes()
+    reader = pa.ipc.open_stream(data[: len(data) - 40])
+    got = []
+    with pytest.raises((pa.ArrowInvalid, OSError)):
+        for pair in rs.scan_arrow(reader):
+            got.append(pair)
+    assert got == [(i, "r") for i in range(9) if i % 3 != 1]
+
+
+def test_scan_arrow_rejects_what_is_not_arrow():
+    rs = matcher.RuleSet([matcher.compile('TgtProcName = "hit.exe"', id="r")])
+    with pytest.raises(TypeError, match="RecordBatch"):
+        list(rs.scan_arrow([{"TgtProcName": "hit.exe"}]))
+    with pytest.raises(TypeError, match="RecordBatch"):
+        list(rs.scan_arrow("not arrow"))
