@@ -164,7 +164,7 @@ class RuleSet:
 
         Each batch's matches are yielded before the next batch is read, so if reading fails
         every match before the failure has reached the caller. Buffers that contradict their
-        metadata, and field names two columns share, raise :class:`~matcher.ArrowDataError`.
+        metadata, and field names two columns share, raise :class:`~matcher.errors.ArrowDataError`.
         """
         ids = self._ids
         for rows, rules in self._arrow_pairs(data):

@@ -455,3 +455,29 @@ def test_scan_arrow_rejects_what_is_not_arrow():
         list(rs.scan_arrow([{"TgtProcName": "hit.exe"}]))
     with pytest.raises(TypeError, match="RecordBatch"):
         list(rs.scan_arrow("not arrow"))
+
+
+def test_whole_event_rows_of_a_hostile_batch_raise_naming_the_column():
+    # Whole-event predicates convert every column of the row: a corrupt column the rules do
+    # not name is checked before that conversion reads it.
+    pytest.importorskip("pyarrow")
+    assert_ok(ARROW + """
+pred = And((Pred("TgtProcName", Op.EQUALS, "a"), Pred("TgtProcName", Op.FIELDREF, "Other")))
+rs = matcher.RuleSet([matcher.Rule(pred, RuleInfo(id="w", title="w"))])
+good = pa.array(["a", "a", "b"])
+bad = strings(i32(0, 14, 7, 21))
+batch = pa.RecordBatch.from_arrays([good, good, bad], ["TgtProcName", "Other", "Z"])
+try:
+    list(rs.scan_arrow(batch))
+    print("WRONG: no error"); sys.exit(3)
+except ArrowDataError as exc:
+    assert exc.column == "Z", exc.column
+dup = pa.RecordBatch.from_arrays([good, good, good], ["TgtProcName", "Other", "Other"])
+try:
+    list(rs.scan_arrow(dup))
+    print("WRONG: no error"); sys.exit(3)
+except ArrowDataError as exc:
+    assert exc.column == "Other", exc.column
+ok = pa.RecordBatch.from_arrays([good, good], ["TgtProcName", "Other"])
+check([i for i, _ in rs.scan_arrow(ok)], {0, 1})
+""")
