@@ -4,7 +4,8 @@
 # hostile-input tests (their subprocesses run under the sanitizers too) and the thread tests.
 # Any sanitizer report stops the process with a nonzero status, which fails the run.
 #
-#   .ci/sanitize.sh            # from the repository root; ~5-8 minutes on 2 shared cores
+#   .ci/sanitize.sh                  # from the repository root
+#   .ci/sanitize.sh tests/x.py -k y  # other pytest arguments instead of the default set
 #
 # The build happens in a scratch copy of the tree (never over the tree's own matcher/_core*.so),
 # in a fresh virtual environment that sees the interpreter's installed packages (pytest,
@@ -45,9 +46,13 @@ export MATCHER_SHARED=${MATCHER_SHARED:-$ROOT/../shared}
 # The core must be the sanitized build.
 "$VPY" -c "import matcher._core as c, sys; assert c.__file__.startswith('$PWD'), c.__file__; print('core:', c.__file__)"
 
-"$VPY" -m pytest -q -p no:cacheprovider -x \
-    tests/test_hostile_core.py \
-    "tests/test_differential.py" -m "not slow" \
-    tests/test_core_limits.py::test_threads_share_one_ruleset \
-    tests/test_core_limits.py::test_threads_with_lazy_predicates_and_callbacks
+if [ $# -gt 0 ]; then  # other tests (pytest arguments), e.g. to try one test under the sanitizers
+    "$VPY" -m pytest -q -p no:cacheprovider -x "$@"
+else
+    "$VPY" -m pytest -q -p no:cacheprovider -x -m "not slow" \
+        tests/test_hostile_core.py \
+        tests/test_differential.py \
+        tests/test_core_limits.py::test_threads_share_one_ruleset \
+        tests/test_core_limits.py::test_threads_with_lazy_predicates_and_callbacks
+fi
 echo "sanitize: no sanitizer report"
