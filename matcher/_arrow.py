@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
-from .errors import ArrowDataError
+from .errors import ArgumentError, ArrowDataError
 
 
 def record_batches(data: Any) -> Iterator[Any]:
@@ -27,7 +27,7 @@ def record_batches(data: Any) -> Iterator[Any]:
     elif isinstance(data, pa.Table):
         yield from data.to_batches()
     elif isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
-        raise TypeError(f"expected a pyarrow Table or RecordBatch, not {type(data).__name__}")
+        raise ArgumentError(f"expected a pyarrow Table or RecordBatch, not {type(data).__name__}")
     else:
         for item in data:
             if isinstance(item, pa.Table):
@@ -35,7 +35,7 @@ def record_batches(data: Any) -> Iterator[Any]:
             elif isinstance(item, pa.RecordBatch):
                 yield item
             else:
-                raise TypeError(f"expected pyarrow RecordBatches, not {type(item).__name__}")
+                raise ArgumentError(f"expected pyarrow RecordBatches, not {type(item).__name__}")
 
 
 def validated(arr: Any, name: str, full: bool = False) -> Any:
