@@ -307,8 +307,7 @@ def _arrow_arg(data: Any, method: str, batches: bool = False) -> Any:
     hint = ""
     if isinstance(data, Mapping) or _iterable(data):
         hint = " (for mappings such as dicts use match / match_many / scan)"
-    what = "a pyarrow Table or RecordBatch" + (" or an iterable of them" if batches else "")
-    raise ArgumentError(f"{method} takes {what}, not {_kind(data)}{hint}")
+    raise ArgumentError(f"{method} takes a pyarrow Table or RecordBatch, not {_kind(data)}{hint}")
 
 
 @contextlib.contextmanager
