@@ -12,6 +12,7 @@ __all__ = [
     "RuleError",
     "UnprintableQueryError",
     "UnsupportedFeature",
+    "MissingDependency",
 ]
 
 
@@ -85,3 +86,8 @@ class UnsupportedFeature(RuleError):
         self.detail = detail
         where = f" ({detail})" if detail else ""
         super().__init__(f"{rule}: unsupported feature: {feature}{where}")
+
+
+class MissingDependency(MatcherError):
+    """An optional part of matcher whose package or runtime is not installed (pyspark, Java);
+    the message says what to install."""
