@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import orjson
 
-from . import api, datasets, inputs, mapping
+from . import api, datasets, inputs, mapping, parallel
 from .errors import MatcherError
 from .rules import rule_files
 
@@ -247,32 +247,10 @@ def _scan(args: argparse.Namespace) -> int:
             writer.write({"rule_id": rid, "rule_title": rule.title, "level": rule.level or None,
                           "author": rule.author or None, "source": source, unit: where, "event": event})
 
-    def run_records(source: str, item: inputs.Records) -> None:
-        stats.read += len(item.events)
-        rows, ridx = ruleset.match_arrays(item.events)
-        i = 0
-        rows_l, ridx_l = rows.tolist(), ridx.tolist()
-        while i < len(rows_l):
-            r = rows_l[i]
-            j = i
-            while j < len(rows_l) and rows_l[j] == r:
-                j += 1
-            emit(source, item.unit, item.where[r], item.event(r), [ids[u] for u in ridx_l[i:j]])
-            i = j
-
-    def run_columns(source: str, item: inputs.Columns) -> None:
-        batch = item.batch
-        stats.read += batch.num_rows
-        pending: Optional[int] = None
-        rids: list[str] = []
-        for r, rid in ruleset.scan_arrow(batch):
-            if r != pending and pending is not None:
-                emit(source, "row", item.first_row + pending, batch.slice(pending, 1).to_pylist()[0], rids)
-                rids = []
-            pending = r
-            rids.append(rid)
-        if pending is not None:
-            emit(source, "row", item.first_row + pending, batch.slice(pending, 1).to_pylist()[0], rids)
+    def run(source: str, done: parallel.Matched) -> None:
+        stats.read += done.read
+        for where, event, rules in done.hits:
+            emit(source, done.unit, where, event, [ids[u] for u in rules])
 
     def bad(source: str, item: inputs.Bad) -> None:
         stats.read += 1
@@ -298,17 +276,16 @@ def _scan(args: argparse.Namespace) -> int:
     try:
         if not specs:
             evs = datasets.generate(SAMPLE_SIZE, SAMPLE_SEED)
-            run_records("<sample>", inputs.Records("line", list(range(1, len(evs) + 1)), evs))
-        for inp in todo:
-            for item in inputs.read(inp, fmt=args.input_format, fields=fields):
-                if isinstance(item, inputs.Records):
-                    run_records(inp.name, item)
-                elif isinstance(item, inputs.Columns):
-                    run_columns(inp.name, item)
-                else:
-                    bad(inp.name, item)
+            run("<sample>", parallel.match_item(ruleset, inputs.Records("line", list(range(1, len(evs) + 1)), evs)))
+        # one process or --jobs N, the same items in the same order (matcher/parallel.py)
+        for i, result in parallel.scan_items(todo, ruleset, jobs=args.jobs, fmt=args.input_format, fields=fields):
+            if result is None:
+                progress.update(stats, advance=1)
+            elif isinstance(result, inputs.Bad):
+                bad(todo[i].name, result)
+            else:
+                run(todo[i].name, result)
                 progress.update(stats)
-            progress.update(stats, advance=1)
     except _Strict:
         code = 1
     finally:
@@ -448,6 +425,16 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules-profile", default="s1", help="field names the rules are written in (default s1)")
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="matcher", description="Match detection rules (S1QL) against events. Manual: docs/cli.md")
     sub = p.add_subparsers(dest="command", required=True)
@@ -469,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--skip-bad-rules", action="store_true", help="report rules that do not load and scan with the others")
     s.add_argument("--stats", action="store_true", help="print timings and events/s on stderr")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
+    s.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+                   help="processes (default: the machine's cores when the inputs hold 8 MiB or more, else 1); "
+                        "files, Parquet row groups and byte ranges of JSON lines files are shared out, and the "
+                        "output is the same as one process's, in the same order")
     s.add_argument("--decode", choices=("auto", "whole"), default="auto",
                    help="JSON lines: decode only the fields the rules read when records are wide (auto, default), "
                         "or always whole records")

@@ -309,23 +309,30 @@ def _no_whole(raws: list[bytes]) -> None:
 WIDE = 3
 
 
-def _read_jsonl(inp: Input, stream: IO[bytes], fields, chunk: int) -> Iterator[Item]:
-    dec = JsonLinesDecoder(None)
-    decided = fields is None
-    lineno = 0
+def jsonl_decoder(first: bytes, fields: Optional[Iterable[str]]) -> JsonLinesDecoder:
+    """The decoder for a JSON lines input whose first non-blank line is ``first``: only the
+    rules' ``fields`` when records are wide, else whole records (measured: docs/cli.md)."""
+    try:
+        n = len(orjson.loads(first))
+    except (orjson.JSONDecodeError, TypeError):
+        n = 0
+    sel = JsonLinesDecoder(fields)
+    return sel if sel.keys is not None and n >= WIDE * len(sel.keys) else JsonLinesDecoder(None)
+
+
+def _read_jsonl(inp: Input, stream: IO[bytes], fields, chunk: int, *, lineno: int = 0,
+                dec: Optional[JsonLinesDecoder] = None) -> Iterator[Item]:
+    """``lineno``: lines before the stream (a byte range of a file); ``dec``: the decoder chosen
+    for the whole file (else chosen here, from the first non-blank line)."""
+    decided = fields is None or dec is not None
+    dec = dec or JsonLinesDecoder(None)
     try:
         for block in _lines(stream):
-            if not decided:  # measured (docs/cli.md): selecting fields pays on wide records only
+            if not decided:
                 first = next((line for line in block if line.strip()), None)
                 if first is not None:
                     decided = True
-                    try:
-                        n = len(orjson.loads(first))
-                    except (orjson.JSONDecodeError, TypeError):
-                        n = 0
-                    sel = JsonLinesDecoder(fields)
-                    if sel.keys is not None and n >= WIDE * len(sel.keys):
-                        dec = sel
+                    dec = jsonl_decoder(first, fields)
             full = _whole_record if dec.keys is not None else _no_whole
             for lo in range(0, len(block), chunk):
                 part = block[lo : lo + chunk]
@@ -469,9 +476,11 @@ def _csv_rows(reader: Any, chunk: int) -> Iterator[Item]:
 PARQUET_BATCH = 65_536
 
 
-def _read_parquet(inp: Input, stream: IO[bytes], fields, chunk: int) -> Iterator[Item]:
+def _read_parquet(inp: Input, stream: IO[bytes], fields, chunk: int, *, row_groups: Optional[list[int]] = None,
+                  first_row: int = 1) -> Iterator[Item]:
     """Record batches of at most :data:`PARQUET_BATCH` rows, read one at a time (bounded memory).
-    Standard input and gzip-compressed files are read into memory first (Parquet needs seeking)."""
+    Standard input and gzip-compressed files are read into memory first (Parquet needs seeking).
+    ``row_groups`` (whose first row is ``first_row``) reads only those."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -485,9 +494,9 @@ def _read_parquet(inp: Input, stream: IO[bytes], fields, chunk: int) -> Iterator
     except (OSError, EOFError, zlib.error, pa.ArrowException) as e:
         yield Bad(None, f"not a readable Parquet file ({e})")
         return
-    row = 1
+    row = first_row
     try:
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH):
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH, row_groups=row_groups):
             yield Columns(row, batch)
             row += batch.num_rows
     except (OSError, pa.ArrowException) as e:

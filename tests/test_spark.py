@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -221,11 +219,3 @@ def test_profile_applies_to_paths_only():
     with pytest.raises(TypeError, match="profile= applies to rules given as paths"):
         mspark.ruleset([matcher.builtin()], profile="sysmon")
     assert mspark.ruleset(["flagship"], profile="sysmon").fields != mspark.ruleset(["flagship"]).fields
-
-
-def test_missing_pyspark_is_one_line(tmp_path):
-    code = "import sys; sys.modules['pyspark'] = None\nimport matcher.spark"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == (
-        "ImportError: matcher.spark needs pyspark, pandas and pyarrow (pyspark is missing): pip install '.[spark]'")

@@ -1,0 +1,233 @@
+"""Scale-out without Spark: RuleSet pickles, the Arrow array form, threads, ``scan --jobs``.
+
+Every check compares against one process / one thread on the same data: the same verdicts, the
+same output bytes, the same accounting of bad records.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import matcher
+from matcher import datasets, inputs, parallel
+from shared_data import corpus_path
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() in a process with threads
+
+
+@pytest.fixture(scope="module")
+def events():
+    return datasets.generate(4000, 5)
+
+
+@pytest.fixture(scope="module")
+def corpus_rules():
+    """The corpus' Windows process-creation queries (regexes, globs, lists: every lazy path)."""
+    out = []
+    with open(corpus_path(), encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            ls = r["logsource"]
+            if r["query"] and ls.get("product") == "windows" and ls.get("category") == "process_creation":
+                out.append(matcher.compile(r["query"], id=r["id"], title=r["title"]))
+    return out
+
+
+def pairs(rs, data):
+    rows, rules = rs.match_arrays(data) if isinstance(data, list) else rs.match_arrow_arrays(data)
+    return list(zip(rows.tolist(), rules.tolist()))
+
+
+# -- pickling --------------------------------------------------------------------------------------
+
+
+def test_ruleset_pickle_round_trip_same_verdicts(events, corpus_rules):
+    rs = matcher.RuleSet(corpus_rules)
+    back = pickle.loads(pickle.dumps(rs))
+    assert back is not rs and [r.id for r in back] == [r.id for r in rs] and back.fields == rs.fields
+    want = pairs(rs, events)
+    assert len({u for _, u in want}) > 10
+    assert pairs(back, events) == want
+
+
+def test_rule_pickles_without_its_program(events):
+    rule = matcher.builtin()
+    assert rule.match_many(events).any()  # compiles and keeps a one-rule RuleSet
+    back = pickle.loads(pickle.dumps(rule))
+    assert back == rule and back.source_query == rule.source_query and back._set is None
+    assert (back.match_many(events) == rule.match_many(events)).all()
+
+
+def test_ruleset_ships_to_a_spawned_process(events):
+    """What multiprocessing, concurrent.futures, Ray and Dask do: pickle, send, rebuild."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    rs = matcher.RuleSet([matcher.builtin(), matcher.compile('TgtProcCmdLine RegExp "who.mi"', id="re")])
+    with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        got = pool.submit(_match_in_child, rs, events).result(timeout=120)
+    assert got == pairs(rs, events) and got
+
+
+def _match_in_child(rs, evs):
+    return pairs(rs, evs)
+
+
+# -- the Arrow array form and threads ----------------------------------------------------------------
+
+
+def test_match_arrow_arrays_equals_match_arrays(events, corpus_rules):
+    rs = matcher.RuleSet(corpus_rules)
+    table = pa.Table.from_pylist(events)
+    want = pairs(rs, events)
+    assert pairs(rs, table) == want
+    batches = table.to_batches(max_chunksize=700)
+    got, base = [], 0
+    for b in batches:  # one call per batch, row indices counted from the batch
+        got += [(base + r, u) for r, u in pairs(rs, b)]
+        base += b.num_rows
+    assert got == want
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_scan_arrow_threads_same_output_in_order(events, corpus_rules, threads):
+    rs = matcher.RuleSet(corpus_rules)
+    table = pa.Table.from_batches(pa.Table.from_pylist(events * 3).to_batches(max_chunksize=5000))
+    one = list(rs.scan_arrow(table))
+    assert len(one) > 100
+    assert list(rs.scan_arrow(table, threads=threads)) == one
+
+
+def test_threads_share_one_ruleset_with_whole_event_checks(events):
+    """Threads calling a RuleSet at once, with a regex (callback into Python) and numbers."""
+    import concurrent.futures as cf
+
+    rs = matcher.RuleSet([matcher.builtin(), matcher.compile('TgtProcCmdLine RegExp "(?i)net\\\\s+user"', id="re"),
+                          matcher.compile("EventType = \"Process Creation\" AND NOT TgtProcUser containsCIS \"svc\"",
+                                          id="not")])
+    table = pa.Table.from_pylist(events)
+    want = pairs(rs, table)
+    with cf.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: pairs(rs, table), range(8)))
+    assert all(g == want for g in got)
+
+
+# -- scan --jobs ---------------------------------------------------------------------------------------
+
+
+def _scan(*args: str, stdin: bytes = b"") -> tuple[bytes, str]:
+    proc = subprocess.run([sys.executable, "-m", "matcher", "scan", "--no-progress", "-f", "jsonl", *args],
+                          input=stdin, capture_output=True, timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr.decode()
+    return proc.stdout, proc.stderr.decode() + f"exit {proc.returncode}"
+
+
+def _same_with_jobs(*args: str, stdin: bytes = b"") -> bytes:
+    out1, err1 = _scan("--jobs", "1", *args, stdin=stdin)
+    out2, err2 = _scan("--jobs", "2", *args, stdin=stdin)
+    out3, err3 = _scan("--jobs", "3", *args, stdin=stdin)
+    assert out2 == out1 and err2 == err1
+    assert out3 == out1 and err3 == err1
+    return out1
+
+
+def _jsonl_with_bad_records(path: Path, events: list[dict]) -> None:
+    lines = [json.dumps(e) for e in events]
+    lines[10] = "{not json"
+    lines[1500] = "[1, 2]"
+    lines[2500] = ""  # a blank line is not a record
+    lines[3999] = '"a string"'
+    path.write_bytes(("\n".join(lines) + "\n" + json.dumps(events[0])).encode())  # last line: no newline
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, events):
+    d = tmp_path_factory.mktemp("scaleout")
+    big = events * 5
+    _jsonl_with_bad_records(d / "a.jsonl", big)
+    with gzip.open(d / "b.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(e) + "\n" for e in events)
+        fh.write("{broken\n")
+    pq.write_table(pa.Table.from_pylist(big), d / "c.parquet", row_group_size=1500)
+    with open(d / "d.csv", "w", encoding="utf-8") as fh:
+        fh.write("TgtProcCmdLine,SrcProcImagePath,EventType,EndpointOS,TgtProcImagePath\n")
+        fh.writelines(f"{e.get('TgtProcCmdLine') or ''},{e.get('SrcProcImagePath') or ''},Process Creation,windows,"
+                      f"{e.get('TgtProcImagePath') or ''}\n" for e in events[:500])
+    return d
+
+
+def test_plan_cuts_jsonl_by_bytes_and_parquet_by_row_groups(data_dir):
+    todo, _ = inputs.expand([str(data_dir)])
+    units = parallel.plan(todo, 2, fmt=None, fields=None)
+    kinds = [(u.inp.name.rsplit("/", 1)[-1], u.kind) for u in units]
+    assert kinds.count(("a.jsonl", "jsonl")) >= 4 and kinds.count(("c.parquet", "parquet")) >= 2
+    assert ("b.jsonl.gz", "file") in kinds and ("d.csv", "file") in kinds
+    a = [u for u in units if u.kind == "jsonl"]
+    text = (data_dir / "a.jsonl").read_bytes()
+    assert [u.start for u in a[1:]] == [u.end for u in a[:-1]] and a[-1].end == len(text)
+    assert all(text[u.start - 1:u.start] == b"\n" and text[:u.start].count(b"\n") == u.lineno for u in a[1:])
+
+
+def test_jobs_same_output_jsonl_with_bad_records(data_dir):
+    out = _same_with_jobs("-r", "flagship", str(data_dir / "a.jsonl"))
+    assert out.count(b"\n") > 50
+
+
+def test_jobs_same_output_wide_records_decoded_in_part(data_dir, tmp_path, events):
+    """Records with many keys: only the rules' fields are decoded, chosen once per file."""
+    wide = [{**e, **{f"x{i}": i for i in range(30)}} for e in events * 3]
+    _jsonl_with_bad_records(tmp_path / "wide.jsonl", wide)
+    _same_with_jobs("-r", "flagship", str(tmp_path / "wide.jsonl"))
+
+
+def test_jobs_same_output_many_files_and_formats(data_dir, corpus_rules, tmp_path):
+    qfile = tmp_path / "rules"
+    qfile.mkdir()
+    for r in [r for r in corpus_rules if r.id != matcher.builtin().id][::15]:
+        (qfile / f"{r.id}.s1ql").write_text(r.source_query, encoding="utf-8")
+    out = _same_with_jobs("-r", "flagship", "-r", str(qfile), str(data_dir))
+    sources = {json.loads(line)["source"].rsplit("/", 1)[-1] for line in out.splitlines()}
+    assert {"a.jsonl", "b.jsonl.gz", "c.parquet", "d.csv"} <= sources
+
+
+def test_jobs_same_output_parquet_row_groups(data_dir):
+    out = _same_with_jobs("-r", "flagship", str(data_dir / "c.parquet"))
+    rows = [json.loads(line)["row"] for line in out.splitlines()]
+    assert rows == sorted(rows) and rows[-1] > 3000
+
+
+def test_jobs_strict_stops_at_the_same_record(data_dir):
+    _, err = _scan("--jobs", "2", "--strict", "-r", "flagship", str(data_dir / "a.jsonl"))
+    assert "a.jsonl:11: bad record" in err and err.endswith("exit 1")
+    _same_with_jobs("--strict", "-r", "flagship", str(data_dir / "a.jsonl"))
+
+
+def test_jobs_with_standard_input_and_files(data_dir, events):
+    stdin = "".join(json.dumps(e) + "\n" for e in events[:800]).encode()
+    out = _same_with_jobs("-r", "flagship", "-", str(data_dir / "a.jsonl"), stdin=stdin)
+    assert b'"source":"<stdin>"' in out
+
+
+def test_jobs_must_be_positive():
+    proc = subprocess.run([sys.executable, "-m", "matcher", "scan", "--jobs", "0"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "not a positive whole number: '0'" in proc.stderr
+
+
+# -- matcher.spark without pyspark -------------------------------------------------------------------
+
+
+def test_spark_module_without_pyspark_is_one_line():
+    code = "import sys; sys.modules['pyspark'] = None\nimport matcher.spark"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("ImportError: matcher.spark needs pyspark, pandas and pyarrow (")
+    assert proc.stderr.strip().splitlines()[-1].endswith("is missing): pip install '.[spark]'")
