@@ -175,16 +175,17 @@ class RuleSet:
         rows, rules, _ = self._program.match_events(events)
         return rows, rules
 
-    def match_arrow_arrays(self, data: Any):
+    def match_arrow_arrays(self, data: Any, *, threads: int = 1):
         """All matches in a pyarrow RecordBatch (or Table) as two numpy arrays: row indices
         (int64) and rule indices (int32, into ``RuleSet.rules``), in row order then rule order.
 
         The array form of :meth:`scan_arrow`, as :meth:`match_arrays` is for mappings: one
-        call per record batch, no Python object per row or per match.
+        call per record batch, no Python object per row or per match. ``threads`` as for
+        :meth:`scan_arrow`.
         """
-        if isinstance(data, _pa_record_batch()):
+        if threads <= 1 and isinstance(data, _pa_record_batch()):
             return self._match_batch(data)
-        parts = list(self._arrow_arrays(data, 1))
+        parts = list(self._arrow_arrays(data, threads))
         if not parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -26,6 +26,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+import numpy as np
+
 from . import inputs
 from .api import RuleSet
 
@@ -68,8 +70,9 @@ def match_item(rs: RuleSet, item: inputs.Item) -> Result:
     if isinstance(item, inputs.Columns):
         batch = item.batch
         rows, rules = rs.match_arrow_arrays(batch)
-        return Matched(batch.num_rows, "row",
-                       _hits(rows, rules, lambda r: (item.first_row + r, batch.slice(r, 1).to_pylist()[0])))
+        matched = np.unique(rows)  # the matched rows as mappings in one call, not one slice each
+        at = dict(zip(matched.tolist(), batch.take(matched).to_pylist()))
+        return Matched(batch.num_rows, "row", _hits(rows, rules, lambda r: (item.first_row + r, at[r])))
     return item
 
 
