@@ -1,9 +1,11 @@
-"""``matcher`` on the command line: ``scan``, ``check``, ``explain`` and ``generate``.
+"""``matcher`` on the command line: ``scan``, ``check``, ``explain``, ``test``, ``coverage`` and ``generate``.
 
 The manual is ``docs/cli.md``. Exit codes:
 
 - ``scan``: 0 the scan ran (bad records, if any, were reported and counted); 1 ``--strict``
-  stopped at a bad record; 2 a usage error, or a rule that does not load.
+  stopped at a bad record; 2 a usage error, a missing input, or a rule that does not load.
+- ``test``, ``coverage``: see :mod:`matcher.selftest` and :mod:`matcher.coverage`.
+- any command: 2 when an optional dependency it needs is missing (one line names the extra).
 - ``check``: 0 every rule parses and compiles; 1 one or more do not (each reported); 2 usage.
 - ``explain``: 0 explained (whatever the verdict); 2 usage, a bad rule or no such event.
 - ``generate``: 0 written; 1 an I/O error; 2 usage.
@@ -15,6 +17,7 @@ import argparse
 import csv
 import io
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterable
@@ -23,9 +26,9 @@ from typing import Any, Optional
 
 import orjson
 
-from . import api, datasets, inputs, mapping, parallel
+from . import __version__, api, coverage, datasets, inputs, mapping, parallel, selftest
 from .errors import MatcherError
-from .rules import rule_files
+from .rules import RULE_LINES_SUFFIXES, read_rule_lines, rule_files
 
 SAMPLE_SIZE = 2000
 SAMPLE_SEED = 7
@@ -40,10 +43,15 @@ def _say(msg: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = True) -> tuple[list[api.Rule], list[str]]:
-    """Rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids).
+def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = True,
+                  progress: Optional["_Progress"] = None,
+                  sigma_profile: Any = "s1") -> tuple[list[api.Rule], list[str]]:
+    """Rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids, JSON
+    lines rule files). ``sigma_profile``: the field names Sigma rules are loaded for (``api.load``;
+    ``"sysmon"`` keeps Sigma's own).
 
-    Returns the rules that load and one message per rule that does not (every one, not just the first).
+    Returns the rules that load and one message per rule that does not (every one, not just the
+    first). Records of a JSON lines rule file that carry no query are counted in one message.
     """
     rules: list[api.Rule] = []
     errors: list[str] = []
@@ -52,27 +60,40 @@ def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = 
             rules.append(api.compile(q, id=f"query-{i}", title=f"query {i}"))
         except MatcherError as e:
             errors.append(f"-q #{i}: {e}")
+    todo: list[Path] = []
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
             files = rule_files(p)
             if not files:
                 errors.append(f"{spec}: no rule files (.md, .s1ql, .txt, .yml, .yaml) in this directory")
+            todo.extend(files)
         elif p.exists():
-            files = [p]
+            todo.append(p)
         else:
             try:
                 rules.append(api.builtin(spec))
             except MatcherError as e:
                 errors.append(f"{spec}: not a file or directory, and {e}")
-            continue
-        for f in files:
-            try:
-                loaded = api.load(f)  # a list for a multi-rule Sigma file
+    if progress is not None:
+        progress.start("loading rules", len(todo), "files")
+    for f in todo:
+        try:
+            if f.suffix.lower() in RULE_LINES_SUFFIXES:  # TODO(load_rules): one loader for every kind
+                found, bad, no_query = read_rule_lines(f)
+                errors.extend(bad)
+                rules.extend(api.Rule(node, info, query) for info, node, query in found)
+                if no_query:
+                    _say(f"{f}: {len(no_query)} record(s) carry no query (e.g. {no_query[0]}): not rules, passed over")
+            else:
+                sigma = f.suffix.lower() in (".yml", ".yaml")
+                loaded = api.load(f, profile=sigma_profile if sigma else "s1")  # a list for a multi-rule Sigma file
                 rules.extend(loaded if isinstance(loaded, list) else [loaded])
-            except MatcherError as e:
-                msg = str(e)
-                errors.append(msg if str(f) in msg else f"{f}: {msg}")
+        except MatcherError as e:
+            msg = str(e)
+            errors.append(msg if str(f) in msg else f"{f}: {msg}")
+        if progress is not None:
+            progress.advance(1)
     if default and not rules and not errors:
         rules.append(api.builtin())
     seen: dict[str, api.Rule] = {}
@@ -179,31 +200,76 @@ class _Strict(Exception):
 
 
 class _Progress:
-    """A rich progress line on a terminal's stderr (records, bad, matches, rate); nothing otherwise."""
+    """A rich progress line on a terminal's stderr, one step at a time: loading rules (files),
+    compiling them, then scanning (bytes of the inputs, records, bad, matches, rate); nothing
+    when not on a terminal."""
 
-    def __init__(self, enabled: bool, n_inputs: int):
+    def __init__(self, enabled: bool):
         self.p = None
+        self.task = None
         if not enabled:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.p = Progress(TextColumn("inputs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                          TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-        self.task = self.p.add_task("", total=max(n_inputs, 1))
-        self.t0 = time.perf_counter()
+        self.p = Progress(TextColumn("{task.fields[step]}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                          TextColumn("{task.description}"), TimeElapsedColumn(),
+                          console=Console(stderr=True), transient=True)
         self.p.start()
 
-    def update(self, st: _Stats, advance: int = 0) -> None:
+    def start(self, step: str, total: Optional[int], unit: str) -> None:
+        """A new step of ``total`` ``unit`` (``"bytes"`` shows sizes; None: unknown total)."""
         if self.p is None:
             return
+        if self.task is not None:
+            self.p.remove_task(self.task)
+        self.unit, self.total, self.done = unit, total, 0.0
+        self.t0 = time.perf_counter()
+        self.task = self.p.add_task("", total=total, step=step, count=self._count())
+        self.p.refresh()  # every step is seen, however short
+
+    def _count(self) -> str:
+        if not self.unit:
+            return ""
+        if self.unit == "bytes":
+            return _size(self.done) + (f"/{_size(self.total)}" if self.total is not None else "")
+        return f"{self.done:,.0f}" + (f"/{self.total:,.0f}" if self.total is not None else "") + f" {self.unit}"
+
+    def advance(self, n: float) -> None:
+        if self.p is None or self.task is None:
+            return
+        self.done += n
+        self.p.update(self.task, completed=self.done, count=self._count())
+
+    def scanned(self, st: "_Stats", done: int) -> None:
+        """Scan step: ``done`` bytes of the inputs read so far."""
+        if self.p is None or self.task is None:
+            return
         rate = st.read / max(time.perf_counter() - self.t0, 1e-9)
-        self.p.update(self.task, advance=advance,
+        self.done = done
+        self.p.update(self.task, completed=done, count=self._count(),
                       description=f"{st.read:,} records  {st.bad:,} bad  {st.matches:,} matches  {rate:,.0f} records/s")
 
     def stop(self) -> None:
         if self.p is not None:
             self.p.stop()
+            self.p = None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
+def _stdin_is_input() -> bool:
+    """Whether standard input is data to read when no input is named: anything but a terminal."""
+    try:
+        return not sys.stdin.isatty()
+    except (AttributeError, ValueError):  # closed or absent
+        return False
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -212,7 +278,21 @@ def _scan(args: argparse.Namespace) -> int:
     except MatcherError as e:
         _say(str(e))
         return 2
-    rules, errors = _gather_rules(args.query or [], args.rule or [])
+    missing = [spec for spec in args.inputs if spec != "-" and not os.path.lexists(spec)]
+    for spec in missing:
+        _say(f"{spec}: no such file or directory")
+    if missing:
+        _say(f"{len(missing)} input(s) not found; nothing scanned")
+        return 2
+    progress = _Progress(sys.stderr.isatty() and not args.no_progress)
+    try:
+        return _scan_with(args, src, dst, progress)
+    finally:
+        progress.stop()
+
+
+def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Profile, progress: _Progress) -> int:
+    rules, errors = _gather_rules(args.query or [], args.rule or [], progress=progress)
     for msg in errors:
         _say(msg)
     if errors and not args.skip_bad_rules:
@@ -225,6 +305,7 @@ def _scan(args: argparse.Namespace) -> int:
         _say("no rule to run")
         return 2
     try:
+        progress.start(f"compiling {len(rules):,} rule(s)", None, "")
         t_compile = time.perf_counter()
         ruleset = api.RuleSet(rules)
         t_compile = time.perf_counter() - t_compile
@@ -262,30 +343,39 @@ def _scan(args: argparse.Namespace) -> int:
 
     specs = args.inputs
     t0 = time.perf_counter()
-    if not specs:
+    sample = not specs and not _stdin_is_input()
+    if sample:
         _say(f"no input given: scanning the built-in sample ({SAMPLE_SIZE} generated events, seed {SAMPLE_SEED}); "
-             "give files or directories, or - for stdin")
+             "give files or directories, or pipe events in")
         todo: list[inputs.Input] = []
     else:
-        todo, passed = inputs.expand(specs)
+        todo, passed = inputs.expand(specs or ["-"])  # nothing named, stdin not a terminal: read it
         for f in passed:
             _say(f"{f}: passed over: not a known log extension (.jsonl .ndjson .json .csv .parquet .pq .evtx, "
                  "optionally .gz); name the file to read it")
-    progress = _Progress(sys.stderr.isatty() and not args.no_progress, len(todo))
+    sizes = [_file_size(inp.path) for inp in todo]
+    progress.start("scanning", None if None in sizes else sum(sizes), "bytes")  # type: ignore[arg-type]
+    formats: list[tuple[str, Optional[str], bool]] = []  # (input, format read, by field) for --stats
     code = 0
     try:
-        if not specs:
+        if sample:
             evs = datasets.generate(SAMPLE_SIZE, SAMPLE_SEED)
             run("<sample>", parallel.match_item(ruleset, inputs.Records("line", list(range(1, len(evs) + 1)), evs)))
-        # one process or --jobs N, the same items in the same order (matcher/parallel.py)
-        for i, result in parallel.scan_items(todo, ruleset, jobs=args.jobs, fmt=args.input_format, fields=fields):
-            if result is None:
-                progress.update(stats, advance=1)
-            elif isinstance(result, inputs.Bad):
+            formats.append(("<sample>", None, False))
+        before = 0
+        # one process or --jobs N: the same items in the same order (matcher/parallel.py)
+        for i, result, done in parallel.scan_items(todo, ruleset, jobs=args.jobs, fmt=args.input_format,
+                                                   fields=fields):
+            if isinstance(result, parallel.InputDone):
+                before += sizes[i] or 0
+                formats.append((todo[i].name, result.format, result.selected))
+                progress.scanned(stats, before)
+                continue
+            if isinstance(result, inputs.Bad):
                 bad(todo[i].name, result)
             else:
                 run(todo[i].name, result)
-                progress.update(stats)
+            progress.scanned(stats, before + done)
     except _Strict:
         code = 1
     finally:
@@ -299,13 +389,46 @@ def _scan(args: argparse.Namespace) -> int:
     if skipped or errors:
         _say(f"{len(errors)} rule(s) did not load, {len(skipped)} rule(s) cannot match under profile {dst.name!r}; "
              f"{len(ruleset)} rule(s) run")
-    for rid, n in sorted(stats.per_rule.items(), key=lambda kv: (-kv[1], kv[0])):
+    silent = [rid for rid in ids if rid not in stats.per_rule]
+    shown = sorted(stats.per_rule.items(), key=lambda kv: (-kv[1], kv[0])) + \
+        ([(rid, 0) for rid in silent] if args.stats else [])
+    for rid, n in shown:
         _say(f"  {n:>8}  {rid}  {by_id[rid].title}")
+    if silent:
+        _say(f"{len(silent)} of {len(ids)} rule(s) loaded and never fired"
+             + ("" if args.stats else " (--stats lists them)"))
     if args.stats:
         _say(f"stats: {len(ruleset)} rules compiled in {t_compile:.3f} s; {stats.read} records in {elapsed:.3f} s = "
-             f"{stats.read / max(elapsed, 1e-9):,.0f} records/s; profile {dst.name}; "
-             f"JSON lines decoding {'auto' if fields is not None else 'whole records'}")
+             f"{stats.read / max(elapsed, 1e-9):,.0f} records/s; profile {dst.name}")
+        for name, kind, by_field in formats:
+            _say(f"stats: {name}: {_how_read(kind, by_field)}")
     return code
+
+
+def _file_size(path: str) -> Optional[int]:
+    """Size of a regular file, else None (standard input, a pipe, a missing file)."""
+    if path == "-":
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0  # reported as a bad input when read
+    if stat.S_ISDIR(st.st_mode):
+        return 0  # a directory with no log file: reported when read
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _how_read(kind: Optional[str], only_fields: bool) -> str:
+    """How one input was read, for ``--stats`` (``only_fields``: JSON lines decoded by field)."""
+    if kind is None:
+        return "generated events (the built-in sample)"
+    name = inputs.FORMAT_NAMES.get(kind, kind)
+    if kind == "jsonl":
+        return f"{name}, " + ("decoding only the fields the rules read (wide records)" if only_fields
+                              else "decoding whole records")
+    if kind == "parquet":
+        return f"{name}, columnar (Arrow record batches)"
+    return f"{name}, whole records"
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,9 +458,25 @@ def _check(args: argparse.Namespace) -> int:
         print(f"matcher check: {msg}", file=sys.stderr)
     for msg in never:
         print(f"matcher check: warning: {msg}", file=sys.stderr)
+    unknown = _unknown_fields(rules, src, dst)
+    for msg in unknown:
+        print(f"matcher check: warning: {msg}", file=sys.stderr)
     print(f"matcher check: {ok} rule(s) ok, {len(errors)} error(s)"
-          + (f", {len(never)} rule(s) that cannot match under profile {dst.name!r}" if never else ""), file=sys.stderr)
+          + (f", {len(never)} rule(s) that cannot match under profile {dst.name!r}" if never else "")
+          + (f", {len(unknown)} field name(s) no profile knows" if unknown else ""), file=sys.stderr)
     return 1 if errors else 0
+
+
+def _unknown_fields(rules: list[api.Rule], *profiles: mapping.Profile) -> list[str]:
+    """Warnings for fields of S1QL rules that no loaded profile knows (likely misspelt). Sigma
+    rules are left out: Sigma's field names are open-ended (every log source has its own)."""
+    known = mapping.known_fields(*profiles)
+    out = []
+    for r in rules:
+        if r.info.extra.get("format") == "sigma":
+            continue
+        out.extend(f"rule {r.id} ({r.info.source or r.title}): {msg}" for msg in mapping.unknown_field_warnings(r.ir, known))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,15 +575,20 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="matcher", description="Match detection rules (S1QL) against events. Manual: docs/cli.md")
+    p = argparse.ArgumentParser(
+        prog="matcher",
+        description="Match detection rules (S1QL and Sigma) against events. The manual is docs/cli.md "
+                    "in the source distribution (sdist) and on the project page.")
+    p.add_argument("-V", "--version", action="version", version=f"matcher {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("scan", help="run rules over log files and print the matches")
     s.add_argument("inputs", nargs="*",
                    help="files or directories (JSON lines, JSON, CSV, Parquet, EVTX, optionally .gz), or - for stdin "
-                        "(none: the built-in sample)")
+                        "(none: standard input when it is piped or redirected, the built-in sample on a terminal)")
     s.add_argument("-r", "--rule", action="append",
-                   help="a rule card (.md), a query file, a directory of rules, or a built-in rule name or id "
+                   help="a rule card (.md), a query file, Sigma YAML, a JSON lines rule file (.jsonl: one "
+                        "{id, title, query, ...} a line), a directory of rules, or a built-in rule name or id "
                         "(default: flagship); repeatable")
     s.add_argument("-q", "--query", action="append", help="an S1QL query given as text; repeatable")
     s.add_argument("-f", "--format", choices=("auto", "jsonl", "json", "csv", "table"), default="auto",
@@ -454,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(s)
     s.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 1)")
     s.add_argument("--skip-bad-rules", action="store_true", help="report rules that do not load and scan with the others")
-    s.add_argument("--stats", action="store_true", help="print timings and events/s on stderr")
+    s.add_argument("--stats", action="store_true",
+                   help="print timings, events/s, how each input was read, and every rule's match count on stderr")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
     s.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
                    help="processes (default: the machine's cores when the inputs hold 8 MiB or more, else 1); "
@@ -484,6 +629,16 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(e)
     e.set_defaults(func=_explain)
 
+    t = sub.add_parser("test", help="run the tests rules carry (rule cards' ## Tests, SigmaHQ regression data); "
+                       "exit 1 if any fails")
+    selftest.add_arguments(t)
+    t.set_defaults(func=selftest.run)
+
+    v = sub.add_parser("coverage", help="which fields the rules read and the events hold, and which rules can never "
+                       "fire on the events")
+    coverage.add_arguments(v)
+    v.set_defaults(func=coverage.run)
+
     g = sub.add_parser("generate", help="write deterministic synthetic events (JSON lines or Parquet)")
     datasets.add_generate_arguments(g)
     g.set_defaults(func=datasets.run_generate)
@@ -494,6 +649,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except MatcherError as e:  # a missing optional dependency, or any error a command did not report
+        _say(str(e))
+        return 2
     except BrokenPipeError:
         try:  # keep Python from complaining when it flushes a closed stdout at exit
             devnull = os.open(os.devnull, os.O_WRONLY)

@@ -13,6 +13,8 @@ __all__ = [
     "UnprintableQueryError",
     "UnsupportedFeature",
     "MissingDependency",
+    "ArgumentError",
+    "MissingRuntime",
 ]
 
 
@@ -89,5 +91,24 @@ class UnsupportedFeature(RuleError):
 
 
 class MissingDependency(MatcherError):
-    """An optional part of matcher whose package or runtime is not installed (pyspark, Java);
-    the message says what to install."""
+    """An optional package a feature needs is not installed (``extra`` names the pip extra).
+
+    ``str()`` is one line naming the package and how to install it.
+    """
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        self.package = package
+        self.extra = extra
+        self.purpose = purpose
+        super().__init__(f"{purpose} needs the optional package {package}, which is not installed: "
+                         f"pip install 'matcher[{extra}]' (from a source checkout: pip install '.[{extra}]')")
+
+
+class ArgumentError(MatcherError, TypeError):
+    """An API function was given an argument of the wrong kind; the message says what was given
+    and what is wanted. A ``TypeError`` too, as Python's own argument errors."""
+
+
+class MissingRuntime(MatcherError):
+    """A program an optional feature needs is not installed (Java for Spark); the message is
+    one line saying what to install."""

@@ -22,6 +22,7 @@ import csv
 import gzip
 import io
 import os
+import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -31,12 +32,17 @@ from typing import IO, Any, Optional, Union
 
 import orjson
 
+from ._optional import need
+from .errors import MissingDependency
+
 __all__ = [
     "FORMATS",
     "Records",
     "Columns",
     "Bad",
     "Input",
+    "Position",
+    "FORMAT_NAMES",
     "expand",
     "detect",
     "read",
@@ -50,6 +56,8 @@ _EXTENSIONS = {
     ".parquet": "parquet", ".pq": "parquet", ".evtx": "evtx",
 }
 CHUNK = 4096
+#: How each format is named in messages.
+FORMAT_NAMES = {"jsonl": "JSON lines", "json": "JSON", "csv": "CSV", "parquet": "Parquet", "evtx": "EVTX"}
 
 
 @dataclass
@@ -91,6 +99,27 @@ class Input:
 
     path: str
     name: str
+
+
+@dataclass
+class Position:
+    """How far :func:`read` has come in one input, for progress displays: ``done`` of ``total``
+    bytes (``total`` None: unknown, e.g. a pipe) and the ``format`` it detected (``None`` until
+    known). Bytes count as read from the file as stored (compressed, for ``.gz``)."""
+
+    total: Optional[int] = None
+    format: Optional[str] = None
+    _raw: Any = None
+
+    @property
+    def done(self) -> int:
+        raw = self._raw
+        if raw is None or raw.closed:
+            return self.total or 0
+        try:
+            return raw.tell()
+        except (OSError, ValueError):
+            return 0
 
 
 class _UnknownFormat(Exception):
@@ -147,6 +176,8 @@ def detect(name: str, head: bytes) -> str:
     if by_name is not None:
         return by_name
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:  # empty, or blank lines only: no record, in any format
+        return "jsonl"
     if text.startswith(b"{"):
         return "jsonl"
     if text.startswith(b"["):
@@ -163,14 +194,22 @@ def _peek(stream: IO[bytes], n: int = 8192) -> bytes:
 
 
 def read(inp: Input, *, fmt: Optional[str] = None, fields: Optional[Iterable[str]] = None,
-         chunk: int = CHUNK) -> Iterator[Item]:
+         chunk: int = CHUNK, position: Optional[Position] = None) -> Iterator[Item]:
     """Items of one input (see the module docstring); ``fmt`` overrides detection; ``fields``
-    are the field names the rules read (``None``: decode whole records)."""
+    are the field names the rules read (``None``: decode whole records); ``position``, if given,
+    is kept up to date (bytes read, format)."""
     try:
         raw = sys.stdin.buffer if inp.path == "-" else open(inp.path, "rb")  # noqa: SIM115
     except OSError as e:
         yield Bad(None, f"cannot read: {e.strerror or e}")
         return
+    if position is not None:
+        position._raw = raw
+        try:
+            st = os.fstat(raw.fileno())
+            position.total = st.st_size if stat.S_ISREG(st.st_mode) else None
+        except (OSError, ValueError, io.UnsupportedOperation):
+            position.total = None
     try:
         stream: IO[bytes] = raw
         try:
@@ -184,6 +223,8 @@ def read(inp: Input, *, fmt: Optional[str] = None, fields: Optional[Iterable[str
         except _UnknownFormat as e:
             yield Bad(None, str(e))
             return
+        if position is not None:
+            position.format = kind
         reader = _READERS[kind]
         yield from reader(inp, stream, fields, chunk)
     finally:
@@ -482,10 +523,10 @@ def _read_parquet(inp: Input, stream: IO[bytes], fields, chunk: int, *, row_grou
     Standard input and gzip-compressed files are read into memory first (Parquet needs seeking).
     ``row_groups`` (whose first row is ``first_row``) reads only those."""
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        yield Bad(None, "Parquet input needs pyarrow: pip install 'matcher[arrow]'")
+        pa = need("pyarrow", "Parquet input")
+        pq = need("pyarrow.parquet", "Parquet input")
+    except MissingDependency as e:
+        yield Bad(None, str(e))
         return
     try:
         source: Any = inp.path if (inp.path != "-" and isinstance(stream, io.BufferedReader) and
@@ -527,7 +568,8 @@ def _text(v: Any) -> Any:
 def evtx_event(record: dict) -> dict:
     """One record as the ``evtx`` package emits it (``json.loads(record["data"])``) -> a flat event.
 
-    The event holds the ``EventData`` (or ``UserData``) fields, and from ``System``: ``EventID``,
+    The event holds the ``EventData`` (or ``UserData``) fields (a name with spaces also without
+    them: ``Threat Name`` and ``ThreatName``), and from ``System``: ``EventID``,
     ``Channel``, ``Computer``, ``Provider`` (its name), ``EventRecordID`` and ``TimeCreated``.
     Sysmon event 1 and Security event 4688 (process creation) also get the S1 names
     (``EventType = "Process Creation"``, ``EndpointOS = "windows"``, ``TgtProcImagePath``, ...),
@@ -542,6 +584,9 @@ def evtx_event(record: dict) -> dict:
         data = inner[0] if len(inner) == 1 and isinstance(inner[0], dict) else ev_root["UserData"]
     if isinstance(data, dict):
         out.update((k, _text(v)) for k, v in data.items() if k != "#attributes")
+        # Names with spaces (Windows Defender's "Threat Name", "Process Name") are also given
+        # without them, as Sigma rules name them (``ThreatName``) and Sigma's EVTX tools read them.
+        out.update((k.replace(" ", ""), out[k]) for k in list(out) if " " in k and k.replace(" ", "") not in out)
     provider = system.get("Provider")
     time_created = system.get("TimeCreated")
     out.update({
@@ -587,9 +632,9 @@ def evtx_records(records: Iterable[dict]) -> Iterator[tuple[int, Union[dict, str
 
 def _read_evtx(inp: Input, stream: IO[bytes], fields, chunk: int) -> Iterator[Item]:
     try:
-        from evtx import PyEvtxParser
-    except ImportError:
-        yield Bad(None, "EVTX input needs the evtx package: pip install 'matcher[evtx]'")
+        PyEvtxParser = need("evtx", "EVTX input").PyEvtxParser
+    except MissingDependency as e:
+        yield Bad(None, str(e))
         return
     try:
         plain = inp.path != "-" and isinstance(stream, io.BufferedReader) and not isinstance(stream.raw, gzip.GzipFile)

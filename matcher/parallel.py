@@ -31,7 +31,7 @@ import numpy as np
 from . import inputs
 from .api import RuleSet
 
-__all__ = ["Matched", "Unit", "match_item", "plan", "scan_items", "default_jobs"]
+__all__ = ["Matched", "InputDone", "Unit", "match_item", "plan", "scan_items", "default_jobs"]
 
 #: A byte range of a JSON lines file is never cut smaller than this.
 MIN_RANGE = 1 << 16
@@ -57,6 +57,16 @@ class Matched:
     read: int
     unit: str
     hits: list[tuple[int, Any, list[int]]] = field(default_factory=list)
+    selected: bool = False  # JSON lines decoded by field (the reader chose it for wide records)
+
+
+@dataclass
+class InputDone:
+    """Input ``index`` is read to its end (or to its error): the format it was read as, and
+    whether its JSON lines were decoded by field (for ``--stats``)."""
+
+    format: Optional[str]
+    selected: bool
 
 
 Result = Union[Matched, inputs.Bad]
@@ -66,7 +76,8 @@ def match_item(rs: RuleSet, item: inputs.Item) -> Result:
     """An item of :func:`matcher.inputs.read` matched with ``rs`` (a ``Bad`` as it is)."""
     if isinstance(item, inputs.Records):
         rows, rules = rs.match_arrays(item.events)
-        return Matched(len(item.events), item.unit, _hits(rows, rules, lambda r: (item.where[r], item.event(r))))
+        return Matched(len(item.events), item.unit, _hits(rows, rules, lambda r: (item.where[r], item.event(r))),
+                       item.full is not None)
     if isinstance(item, inputs.Columns):
         batch = item.batch
         rows, rules = rs.match_arrow_arrays(batch)
@@ -188,10 +199,11 @@ def _parquet_units(index: int, inp: inputs.Input, parts: int) -> list[Unit]:
     return units or [Unit(index, inp)]
 
 
-def _items(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]]) -> Iterator[inputs.Item]:
+def _items(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]], pos: inputs.Position) -> Iterator[inputs.Item]:
     if unit.kind == "file":
-        yield from inputs.read(unit.inp, fmt=fmt, fields=fields)
+        yield from inputs.read(unit.inp, fmt=fmt, fields=fields, position=pos)
         return
+    pos.format = unit.kind
     try:
         fh = open(unit.inp.path, "rb")  # noqa: SIM115
     except OSError as e:
@@ -222,22 +234,23 @@ def _init_worker(rs: RuleSet) -> None:
     _worker_rules = rs
 
 
-def _run_unit(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]]) -> list[Result]:
+def _run_unit(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]]) -> tuple[list[Result], Optional[str]]:
     assert _worker_rules is not None
-    return [match_item(_worker_rules, it) for it in _items(unit, fmt, fields)]
+    pos = inputs.Position()
+    return [match_item(_worker_rules, it) for it in _items(unit, fmt, fields, pos)], pos.format
 
 
 def scan_items(todo: Sequence[inputs.Input], rs: RuleSet, *, jobs: Optional[int] = None, fmt: Optional[str] = None,
-               fields: Optional[Sequence[str]] = None) -> Iterator[tuple[int, Optional[Result]]]:
-    """``(input index, result)`` for every item of every input, in input order; ``(index, None)``
-    when input ``index`` is done. ``jobs`` None: the machine's cores, for inputs of at least
-    :data:`AUTO_MIN_BYTES` in all; 1: this process only."""
+               fields: Optional[Sequence[str]] = None) -> Iterator[tuple[int, Union[Result, InputDone], int]]:
+    """``(input index, result, bytes of that input read so far)`` for every item of every input,
+    in input order, and an :class:`InputDone` when an input is done. ``jobs`` None: the
+    machine's cores, for inputs of at least :data:`AUTO_MIN_BYTES` in all; 1: this process only."""
     n = default_jobs() if jobs is None else max(1, jobs)
     if jobs is None and sum(_size(inp) for inp in todo) < AUTO_MIN_BYTES:
         n = 1
     units = plan(todo, n, fmt=fmt, fields=fields) if n > 1 else [Unit(i, inp) for i, inp in enumerate(todo)]
     if n == 1 or sum(u.inp.path != "-" for u in units) < 2:
-        yield from _in_order((u, _local(rs, u, fmt, fields)) for u in units)
+        yield from _in_order(_local(rs, u, fmt, fields) for u in units)
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(rs,))
@@ -247,40 +260,58 @@ def scan_items(todo: Sequence[inputs.Input], rs: RuleSet, *, jobs: Optional[int]
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _pooled(pool: ProcessPoolExecutor, units: list[Unit], rs: RuleSet, n: int, fmt, fields) -> Iterator:
-    """``(unit, results)`` in unit order, at most 2n units in flight (standard input read here)."""
+#: What a unit gives _in_order: the unit, its results (lazily when read here), and a callable
+#: returning (bytes of the input read so far, the format read) at that point.
+Done = tuple[Unit, Iterator, Any]
+
+
+def _pooled(pool: ProcessPoolExecutor, units: list[Unit], rs: RuleSet, n: int, fmt, fields) -> Iterator[Done]:
+    """Units in unit order, at most 2n in flight (standard input is read here)."""
     pending: deque = deque()
     it = iter(units)
-    for u in it:
+
+    def submit(u: Unit) -> None:
         pending.append((u, pool.submit(_run_unit, u, fmt, fields) if u.inp.path != "-" else None))
+
+    for u in it:
+        submit(u)
         if len(pending) >= 2 * n:
             break
     while pending:
         u, fut = pending.popleft()
         nxt = next(it, None)
         if nxt is not None:
-            pending.append((nxt, pool.submit(_run_unit, nxt, fmt, fields) if nxt.inp.path != "-" else None))
-        yield u, (fut.result() if fut is not None else _local(rs, u, fmt, fields))
+            submit(nxt)
+        if fut is None:
+            yield _local(rs, u, fmt, fields)
+            continue
+        results, kind = fut.result()
+        end = u.end if u.kind == "jsonl" else _size(u.inp)
+        yield u, iter(results), lambda end=end, kind=kind: (end, kind)
 
 
-def _local(rs: RuleSet, unit: Unit, fmt, fields) -> Iterator[Result]:
+def _local(rs: RuleSet, unit: Unit, fmt, fields) -> Done:
     """A unit matched in this process, lazily (standard input streams)."""
-    return (match_item(rs, it) for it in _items(unit, fmt, fields))
+    pos = inputs.Position()
+    return unit, (match_item(rs, it) for it in _items(unit, fmt, fields, pos)), lambda: (pos.done, pos.format)
 
 
-def _in_order(results: Iterator) -> Iterator[tuple[int, Optional[Result]]]:
+def _in_order(results: Iterator[Done]) -> Iterator[tuple[int, Union[Result, InputDone], int]]:
     stopped = -1  # an input cut in parts whose read failed: its later parts are dropped, as one process stops
-    last = -1
-    for u, res in results:
+    last, selected, kind = -1, False, None
+    for u, res, where in results:
         if u.index != last and last >= 0:
-            yield last, None
+            yield last, InputDone(kind, selected), 0
+            selected, kind = False, None
         last = u.index
         if u.index == stopped:
             continue
         for r in res:
-            yield u.index, r
+            selected = selected or (isinstance(r, Matched) and r.selected)
+            yield u.index, r, where()[0]
             if u.kind != "file" and isinstance(r, inputs.Bad) and r.where is None:
                 stopped = u.index
                 break
+        kind = kind or where()[1]
     if last >= 0:
-        yield last, None
+        yield last, InputDone(kind, selected), 0

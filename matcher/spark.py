@@ -15,7 +15,8 @@ by reference), so :data:`_CACHE` lives as long as the worker: the rules are comp
 worker's first batch and every later batch (and every later task and micro-batch served by that
 worker) only matches, with :meth:`RuleSet.match_arrow_arrays` on the Arrow batch as Spark sent
 it. A column the rules read that the DataFrame lacks is an absent field. Spark needs Java and
-pyspark (and pandas, which ``mapInArrow`` imports): ``pip install '.[spark]'``.
+pyspark (and pandas, which ``mapInArrow`` imports): ``pip install '.[spark]'``; without them,
+importing this module raises :class:`~matcher.errors.MissingDependency` (one line).
 """
 
 from __future__ import annotations
@@ -28,16 +29,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Optional, Union
 
 from . import api
-from .errors import MissingDependency, RuleError
+from ._optional import need
+from .errors import MissingRuntime, RuleError
 
-try:
-    import pandas  # noqa: F401  (mapInArrow imports it on the driver: fail here, in one line)
-    import pyarrow as pa
-    from pyspark.sql import DataFrame
-    from pyspark.sql import types as T
-except ImportError as _e:  # one clear line, whichever of the three is missing
-    raise ImportError(f"matcher.spark needs pyspark, pandas and pyarrow ({(_e.name or '?').split('.')[0]} is missing): "
-                      "pip install '.[spark]'") from None
+need("pandas", "matcher.spark (DataFrame.mapInArrow imports it)")
+pa = need("pyarrow", "matcher.spark")
+need("pyspark", "matcher.spark")
+from pyspark.sql import DataFrame  # noqa: E402
+from pyspark.sql import types as T  # noqa: E402
 
 __all__ = ["scan", "scan_rows", "ruleset", "local_session", "RULE_COLUMNS"]
 
@@ -162,10 +161,10 @@ def _meta(rs: api.RuleSet) -> tuple:
 
 def local_session(master: str = "local[2]", **conf: str) -> Any:
     """A Spark session in local mode bound to the loopback interface, no web UI. Raises
-    :class:`~matcher.errors.MissingDependency` in one line when Java is not installed."""
+    :class:`~matcher.errors.MissingRuntime` in one line when Java is not installed."""
     java_home = os.environ.get("JAVA_HOME")
     if not (shutil.which("java") or (java_home and os.path.exists(os.path.join(java_home, "bin", "java")))):
-        raise MissingDependency("Spark needs Java (17 or later): install a JDK (apt-get install openjdk-17-jre-headless) "
+        raise MissingRuntime("Spark needs Java (17 or later): install a JDK (apt-get install openjdk-17-jre-headless) "
                                 "or set JAVA_HOME")
     from pyspark.sql import SparkSession
 

@@ -24,7 +24,7 @@ import pyarrow as pa  # noqa: E402
 import matcher  # noqa: E402
 from matcher import datasets  # noqa: E402
 from matcher import spark as mspark  # noqa: E402
-from matcher.errors import MissingDependency  # noqa: E402
+from matcher.errors import MissingRuntime  # noqa: E402
 from shared_data import corpus_path, sigma_rules_path  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -211,7 +211,7 @@ def test_worker_function_compiles_once_for_many_batches(events):
 def test_no_java_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("JAVA_HOME", raising=False)
-    with pytest.raises(MissingDependency, match="Spark needs Java"):
+    with pytest.raises(MissingRuntime, match="Spark needs Java"):
         mspark.local_session()
 
 
