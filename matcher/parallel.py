@@ -33,8 +33,10 @@ from .api import RuleSet
 
 __all__ = ["Matched", "InputDone", "Unit", "match_item", "plan", "scan_items", "default_jobs"]
 
-#: A byte range of a JSON lines file is never cut smaller than this.
+#: A byte range of a JSON lines file is never cut smaller than this,
 MIN_RANGE = 1 << 16
+#: nor larger than this (a worker holds its range in memory).
+MAX_RANGE = 64 << 20
 #: Units per process: enough that one slow unit does not leave the other processes idle.
 UNITS_PER_JOB = 4
 #: With --jobs left to its default, inputs smaller than this in all are scanned in this process
@@ -73,21 +75,50 @@ Result = Union[Matched, inputs.Bad]
 
 
 def match_item(rs: RuleSet, item: inputs.Item) -> Result:
-    """An item of :func:`matcher.inputs.read` matched with ``rs`` (a ``Bad`` as it is)."""
+    """An item of :func:`matcher.inputs.read` matched with ``rs`` (a ``Bad`` as it is). Each
+    matched record is read whole here (it travels to the main process), or, when that fails,
+    the failure is kept for :func:`record` to raise again where the output is written."""
     if isinstance(item, inputs.Records):
         rows, rules = rs.match_arrays(item.events)
-        return Matched(len(item.events), item.unit, _hits(rows, rules, lambda r: (item.where[r], item.event(r))),
+        return Matched(len(item.events), item.unit, _hits(rows, rules, item.where.__getitem__, item.event),
                        item.full is not None)
     if isinstance(item, inputs.Columns):
         batch = item.batch
         rows, rules = rs.match_arrow_arrays(batch)
-        matched = np.unique(rows)  # the matched rows as mappings in one call, not one slice each
-        at = dict(zip(matched.tolist(), batch.take(matched).to_pylist()))
-        return Matched(batch.num_rows, "row", _hits(rows, rules, lambda r: (item.first_row + r, at[r])))
+        get = item.row
+        matched = np.unique(rows)
+        try:  # the matched rows in one call, not one slice each
+            at = dict(zip(matched.tolist(), batch.take(matched).to_pylist()))
+            get = at.__getitem__
+        except (ValueError, OverflowError, ArithmeticError):  # a value Python cannot hold: Columns.row's way
+            pass
+        return Matched(batch.num_rows, "row", _hits(rows, rules, lambda r: item.first_row + r, get))
     return item
 
 
-def _hits(rows: Any, rules: Any, at: Any) -> list[tuple[int, Any, list[int]]]:
+@dataclass
+class _Failed:
+    """A record that could not be read whole: the exception's type name and text."""
+
+    kind: str
+    text: str
+
+
+def record(event: Any) -> Any:
+    """A matched record as :func:`match_item` kept it: the record, or its failure raised again."""
+    if isinstance(event, _Failed):
+        raise type(event.kind, (Exception,), {})(event.text)
+    return event
+
+
+def _read(get: Any, r: int) -> Any:
+    try:
+        return get(r)
+    except Exception as e:  # noqa: BLE001 - reported with the match by the caller (cli emit)
+        return _Failed(type(e).__name__, str(e))
+
+
+def _hits(rows: Any, rules: Any, where: Any, get: Any) -> list[tuple[int, Any, list[int]]]:
     out = []
     rows_l, rules_l = rows.tolist(), rules.tolist()
     i, n = 0, len(rows_l)
@@ -95,8 +126,7 @@ def _hits(rows: Any, rules: Any, at: Any) -> list[tuple[int, Any, list[int]]]:
         j = i + 1
         while j < n and rows_l[j] == rows_l[i]:
             j += 1
-        where, event = at(rows_l[i])
-        out.append((where, event, rules_l[i:j]))
+        out.append((where(rows_l[i]), _read(get, rows_l[i]), rules_l[i:j]))
         i = j
     return out
 
@@ -124,7 +154,7 @@ class Unit:
 def plan(todo: Sequence[inputs.Input], jobs: int, *, fmt: Optional[str], fields: Optional[Sequence[str]]) -> list[Unit]:
     """The units of ``todo``, in input order."""
     sizes = [_size(inp) for inp in todo]
-    step = max(MIN_RANGE, -(-sum(sizes) // max(1, jobs * UNITS_PER_JOB)))
+    step = min(MAX_RANGE, max(MIN_RANGE, -(-sum(sizes) // max(1, jobs * UNITS_PER_JOB))))
     units: list[Unit] = []
     for i, (inp, size) in enumerate(zip(todo, sizes)):
         kind = _kind(inp, fmt) if size > MIN_RANGE else None
@@ -199,9 +229,10 @@ def _parquet_units(index: int, inp: inputs.Input, parts: int) -> list[Unit]:
     return units or [Unit(index, inp)]
 
 
-def _items(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]], pos: inputs.Position) -> Iterator[inputs.Item]:
+def _items(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]], limit: int,
+           pos: inputs.Position) -> Iterator[inputs.Item]:
     if unit.kind == "file":
-        yield from inputs.read(unit.inp, fmt=fmt, fields=fields, position=pos)
+        yield from inputs.read(unit.inp, fmt=fmt, fields=fields, max_record=limit, position=pos)
         return
     pos.format = unit.kind
     try:
@@ -211,7 +242,7 @@ def _items(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]], pos:
         return
     with fh:
         if unit.kind == "parquet":
-            yield from inputs._read_parquet(unit.inp, fh, None, inputs.CHUNK, row_groups=list(unit.row_groups),
+            yield from inputs._read_parquet(unit.inp, fh, None, inputs.CHUNK, limit, row_groups=list(unit.row_groups),
                                             first_row=unit.first_row)
             return
         try:
@@ -221,7 +252,8 @@ def _items(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]], pos:
             yield inputs.Bad(None, f"read error ({e.strerror or e}) after line {unit.lineno}")
             return
         dec = inputs.JsonLinesDecoder(fields if unit.wide else None)
-        yield from inputs._read_jsonl(unit.inp, io.BytesIO(data), fields, inputs.CHUNK, lineno=unit.lineno, dec=dec)
+        yield from inputs._read_jsonl(unit.inp, io.BytesIO(data), fields, inputs.CHUNK, limit,
+                                      lineno=unit.lineno, dec=dec)
 
 
 # -- running them ----------------------------------------------------------------------------------
@@ -234,14 +266,15 @@ def _init_worker(rs: RuleSet) -> None:
     _worker_rules = rs
 
 
-def _run_unit(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]]) -> tuple[list[Result], Optional[str]]:
+def _run_unit(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]],
+              limit: int) -> tuple[list[Result], Optional[str]]:
     assert _worker_rules is not None
     pos = inputs.Position()
-    return [match_item(_worker_rules, it) for it in _items(unit, fmt, fields, pos)], pos.format
+    return [match_item(_worker_rules, it) for it in _items(unit, fmt, fields, limit, pos)], pos.format
 
 
 def scan_items(todo: Sequence[inputs.Input], rs: RuleSet, *, jobs: Optional[int] = None, fmt: Optional[str] = None,
-               fields: Optional[Sequence[str]] = None) -> Iterator[tuple[int, Union[Result, InputDone], int]]:
+               fields: Optional[Sequence[str]] = None, max_record: int = inputs.MAX_RECORD_BYTES) -> Iterator[tuple[int, Union[Result, InputDone], int]]:
     """``(input index, result, bytes of that input read so far)`` for every item of every input,
     in input order, and an :class:`InputDone` when an input is done. ``jobs`` None: the
     machine's cores, for inputs of at least :data:`AUTO_MIN_BYTES` in all; 1: this process only."""
@@ -250,12 +283,12 @@ def scan_items(todo: Sequence[inputs.Input], rs: RuleSet, *, jobs: Optional[int]
         n = 1
     units = plan(todo, n, fmt=fmt, fields=fields) if n > 1 else [Unit(i, inp) for i, inp in enumerate(todo)]
     if n == 1 or sum(u.inp.path != "-" for u in units) < 2:
-        yield from _in_order(_local(rs, u, fmt, fields) for u in units)
+        yield from _in_order(_local(rs, u, fmt, fields, max_record) for u in units)
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(rs,))
     try:
-        yield from _in_order(_pooled(pool, units, rs, n, fmt, fields))
+        yield from _in_order(_pooled(pool, units, rs, n, fmt, fields, max_record))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -265,13 +298,13 @@ def scan_items(todo: Sequence[inputs.Input], rs: RuleSet, *, jobs: Optional[int]
 Done = tuple[Unit, Iterator, Any]
 
 
-def _pooled(pool: ProcessPoolExecutor, units: list[Unit], rs: RuleSet, n: int, fmt, fields) -> Iterator[Done]:
+def _pooled(pool: ProcessPoolExecutor, units: list[Unit], rs: RuleSet, n: int, fmt, fields, limit: int) -> Iterator[Done]:
     """Units in unit order, at most 2n in flight (standard input is read here)."""
     pending: deque = deque()
     it = iter(units)
 
     def submit(u: Unit) -> None:
-        pending.append((u, pool.submit(_run_unit, u, fmt, fields) if u.inp.path != "-" else None))
+        pending.append((u, pool.submit(_run_unit, u, fmt, fields, limit) if u.inp.path != "-" else None))
 
     for u in it:
         submit(u)
@@ -283,21 +316,21 @@ def _pooled(pool: ProcessPoolExecutor, units: list[Unit], rs: RuleSet, n: int, f
         if nxt is not None:
             submit(nxt)
         if fut is None:
-            yield _local(rs, u, fmt, fields)
+            yield _local(rs, u, fmt, fields, limit)
             continue
         results, kind = fut.result()
         end = u.end if u.kind == "jsonl" else _size(u.inp)
         yield u, iter(results), lambda end=end, kind=kind: (end, kind)
 
 
-def _local(rs: RuleSet, unit: Unit, fmt, fields) -> Done:
+def _local(rs: RuleSet, unit: Unit, fmt, fields, limit: int) -> Done:
     """A unit matched in this process, lazily (standard input streams)."""
     pos = inputs.Position()
-    return unit, (match_item(rs, it) for it in _items(unit, fmt, fields, pos)), lambda: (pos.done, pos.format)
+    return unit, (match_item(rs, it) for it in _items(unit, fmt, fields, limit, pos)), lambda: (pos.done, pos.format)
 
 
 def _in_order(results: Iterator[Done]) -> Iterator[tuple[int, Union[Result, InputDone], int]]:
-    stopped = -1  # an input cut in parts whose read failed: its later parts are dropped, as one process stops
+    stopped = -1  # a JSON lines file cut in parts whose read failed: its later parts are dropped, as one process stops
     last, selected, kind = -1, False, None
     for u, res, where in results:
         if u.index != last and last >= 0:
@@ -309,7 +342,7 @@ def _in_order(results: Iterator[Done]) -> Iterator[tuple[int, Union[Result, Inpu
         for r in res:
             selected = selected or (isinstance(r, Matched) and r.selected)
             yield u.index, r, where()[0]
-            if u.kind != "file" and isinstance(r, inputs.Bad) and r.where is None:
+            if u.kind == "jsonl" and isinstance(r, inputs.Bad) and r.where is None:
                 stopped = u.index
                 break
         kind = kind or where()[1]
