@@ -12,6 +12,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -131,12 +132,14 @@ def _scan(*args: str, stdin: bytes = b"") -> tuple[bytes, str]:
     return proc.stdout, proc.stderr.decode() + f"exit {proc.returncode}"
 
 
-def _same_with_jobs(*args: str, stdin: bytes = b"") -> bytes:
+def _same_with_jobs(*args: str, stdin: bytes = b"", err: Optional[list] = None) -> bytes:
     out1, err1 = _scan("--jobs", "1", *args, stdin=stdin)
     out2, err2 = _scan("--jobs", "2", *args, stdin=stdin)
     out3, err3 = _scan("--jobs", "3", *args, stdin=stdin)
     assert out2 == out1 and err2 == err1
     assert out3 == out1 and err3 == err1
+    if err is not None:
+        err.append(err1)
     return out1
 
 
@@ -203,6 +206,34 @@ def test_jobs_same_output_parquet_row_groups(data_dir):
     out = _same_with_jobs("-r", "flagship", str(data_dir / "c.parquet"))
     rows = [json.loads(line)["row"] for line in out.splitlines()]
     assert rows == sorted(rows) and rows[-1] > 3000
+
+
+def test_jobs_same_output_records_over_the_size_limit(data_dir, tmp_path, events):
+    lines = [json.dumps(e) for e in events * 3]
+    lines[7] = json.dumps({**events[7], "pad": "x" * 5000})
+    lines[9000] = json.dumps({**events[0], "pad": "y" * 9000})
+    (tmp_path / "long.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    err: list = []
+    _same_with_jobs("--max-record-bytes", "4000", "-r", "flagship", str(tmp_path / "long.jsonl"), err=err)
+    assert "long.jsonl:8: bad record" in err[0] and "long.jsonl:9001: bad record" in err[0]
+
+
+def test_jobs_same_output_parquet_with_an_unreadable_row_group(tmp_path):
+    """A damaged row group is reported and the others read, in one process and in many."""
+    n = 20_000
+    table = pa.table({"TgtProcCmdLine": [f"whoami {i}" if i % 7 == 0 else f"cmd {i}" for i in range(3 * n)]})
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf, row_group_size=n, compression="NONE")
+    data = bytearray(buf.getvalue().to_pybytes())
+    col = pq.ParquetFile(pa.BufferReader(bytes(data))).metadata.row_group(1).column(0)
+    start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
+    data[start:start + 200] = bytes(b ^ 0x5A for b in data[start:start + 200])
+    (tmp_path / "damaged.parquet").write_bytes(bytes(data))
+    units = parallel.plan([inputs.Input(str(tmp_path / "damaged.parquet"), "d")], 2, fmt=None, fields=None)
+    assert len(units) == 3 and all(u.kind == "parquet" for u in units)
+    out = _same_with_jobs("-q", 'TgtProcCmdLine containsCIS "whoami"', str(tmp_path / "damaged.parquet"))
+    rows = [json.loads(line)["row"] for line in out.splitlines()]
+    assert rows == [i + 1 for i in range(3 * n) if i % 7 == 0 and not n <= i < 2 * n]
 
 
 def test_jobs_strict_stops_at_the_same_record(data_dir):
