@@ -67,7 +67,7 @@ def timed(benchmark, fn, rounds: int = ROUNDS):
         return out
 
     result = benchmark.pedantic(one, rounds=rounds, iterations=1, warmup_rounds=1)
-    timed_cpus = sorted(cpus[1:])  # the warm-up round is not timed
+    timed_cpus = sorted(cpus[1:] or cpus)  # the warm-up round is not timed (none with --benchmark-disable)
     benchmark.extra_info["cpu_s"] = timed_cpus[len(timed_cpus) // 2]
     return result
 
