@@ -72,6 +72,10 @@ class Rule:
     def __hash__(self) -> int:
         return hash((self.info.id, self.ir))
 
+    def __reduce__(self) -> tuple:
+        # The IR and the metadata are plain data; the compiled program is rebuilt on demand.
+        return (Rule, (self.ir, self.info, self.source_query))
+
     # -- matching ----------------------------------------------------------------------------
     def _ruleset(self) -> "RuleSet":
         if self._set is None:
@@ -120,6 +124,12 @@ class RuleSet:
 
     def __repr__(self) -> str:
         return f"RuleSet({len(self.rules)} rules)"
+
+    def __reduce__(self) -> tuple:
+        """Pickled as its rules: unpickling compiles them again (the core program holds C
+        tables and a Python callback, which do not pickle), so ``multiprocessing``, Ray,
+        Dask and Spark can ship a RuleSet; compile it once per worker, not per task."""
+        return (RuleSet, (self.rules,))
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -171,20 +181,25 @@ class RuleSet:
             if len(chunk) < batch:
                 return
 
-    def scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
+    def scan_arrow(self, data: Any, *, threads: int = 1) -> Iterator[tuple[int, str]]:
         """``(row_index, rule_id)`` for every match in a pyarrow Table, RecordBatch, or an
         iterable of them (a ``RecordBatchReader``), rows numbered across batches.
 
-        Each batch's matches are yielded before the next batch is read, so if reading fails
-        every match before the failure has reached the caller. Buffers that contradict their
-        metadata, and field names two columns share, raise :class:`~matcher.errors.ArrowDataError`.
-        The argument is checked at the call (:class:`~matcher.errors.ArgumentError`), not when
-        the iterator is first read."""
-        return self._scan_arrow(_arrow_arg(data, "RuleSet.scan_arrow", batches=True))
+        With ``threads=1`` each batch's matches are yielded before the next batch is read, so if
+        reading fails every match before the failure has reached the caller. ``threads > 1``
+        matches slices of the data on that many threads (the core releases the GIL while it
+        reads Arrow string columns; see docs/scale.md for what still takes it); an iterable of
+        batches is then read whole first. The output is the same, in the same order, at every
+        ``threads``. Buffers that contradict their metadata, and field names two columns share,
+        raise :class:`~matcher.errors.ArrowDataError`. The argument is checked at the call
+        (:class:`~matcher.errors.ArgumentError`), not when the iterator is first read."""
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ArgumentError(f"RuleSet.scan_arrow: threads must be a positive int, not {threads!r}")
+        return self._scan_arrow(_arrow_arg(data, "RuleSet.scan_arrow", batches=True), threads)
 
-    def _scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
+    def _scan_arrow(self, data: Any, threads: int) -> Iterator[tuple[int, str]]:
         ids = self._ids
-        for rows, rules in self._arrow_pairs(data):
+        for rows, rules in self._arrow_arrays(data, threads):
             for r, u in zip(rows.tolist(), rules.tolist()):
                 yield r, ids[u]
 
@@ -194,17 +209,57 @@ class RuleSet:
         rows, rules, _ = _events_call(self._program.match_events, events, "RuleSet.match_arrays")
         return rows, rules
 
-    def _arrow_pairs(self, data: Any):
-        from ._arrow import column_descriptors, record_batches
+    def match_arrow_arrays(self, data: Any, *, threads: int = 1):
+        """All matches in a pyarrow RecordBatch (or Table) as two numpy arrays: row indices
+        (int64) and rule indices (int32, into ``RuleSet.rules``), in row order then rule order.
 
-        base = 0
-        for batch in record_batches(data):
-            cols = column_descriptors(batch, self._program.field_names)
-            prog = self._program
-            row_event = _RowMappings(batch) if prog.has_event else None
-            rows, rules = prog.match_columns(cols, batch.num_rows, row_event)
-            yield rows + base, rules
-            base += batch.num_rows
+        The array form of :meth:`scan_arrow`, as :meth:`match_arrays` is for mappings: one
+        call per record batch, no Python object per row or per match. ``threads`` as for
+        :meth:`scan_arrow`.
+        """
+        data = _arrow_arg(data, "RuleSet.match_arrow_arrays")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ArgumentError(f"RuleSet.match_arrow_arrays: threads must be a positive int, not {threads!r}")
+        if threads == 1 and isinstance(data, _pa_record_batch()):
+            return self._match_batch(data)
+        parts = list(self._arrow_arrays(data, threads))
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _match_batch(self, batch: Any):
+        from ._arrow import column_descriptors
+
+        prog = self._program
+        cols = column_descriptors(batch, prog.field_names)
+        row_event = _RowMappings(batch) if prog.has_event else None
+        return prog.match_columns(cols, batch.num_rows, row_event)
+
+    def _arrow_arrays(self, data: Any, threads: int) -> Iterator[tuple[Any, Any]]:
+        """``(rows, rules)`` per record batch of ``data``, rows counted from the start of ``data``."""
+        from ._arrow import record_batches
+
+        if threads == 1:  # streamed: a batch is read only once the one before it is matched
+            base = 0
+            for batch in record_batches(data):
+                rows, rules = self._match_batch(batch)
+                yield rows + base, rules
+                base += batch.num_rows
+            return
+        batches = _slices(list(record_batches(data)), threads)
+        bases = np.cumsum([0] + [b.num_rows for b in batches]).tolist()
+        pool = None
+        if len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(min(threads, len(batches)), thread_name_prefix="matcher")
+        results: Iterable = map(self._match_batch, batches) if pool is None else pool.map(self._match_batch, batches)
+        try:
+            for base, (rows, rules) in zip(bases, results):  # pool.map keeps submission order
+                yield rows + base, rules
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
     def _match_many_one(self, events: Iterable[Mapping]):
         rows, _, n = _events_call(self._program.match_events, events, "Rule.match_many")
@@ -214,7 +269,7 @@ class RuleSet:
 
     def _match_arrow_one(self, data: Any):
         out = np.zeros(data.num_rows, dtype=bool)
-        for rows, _ in self._arrow_pairs(data):
+        for rows, _ in self._arrow_arrays(data, 1):
             out[rows] = True
         return out
 
@@ -323,6 +378,28 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _pa_record_batch() -> type:
+    import pyarrow as pa
+
+    return pa.RecordBatch
+
+
+#: Rows per slice when a scan is split across threads: large enough that a slice's fixed cost
+#: (column descriptors, a State from the pool, the output arrays) is noise.
+THREAD_SLICE = 16_384
+
+
+def _slices(batches: list, threads: int) -> list:
+    """Record batches cut so that ``threads`` threads share the work (zero-copy slices)."""
+    total = sum(b.num_rows for b in batches)
+    size = max(1024, min(THREAD_SLICE, -(-total // (4 * threads))))
+    out = []
+    for b in batches:
+        for lo in range(0, b.num_rows, size):
+            out.append(b.slice(lo, size))
+    return out
 
 
 class _RowMappings:

@@ -15,6 +15,7 @@ __all__ = [
     "UnsupportedFeature",
     "MissingDependency",
     "ArgumentError",
+    "MissingRuntime",
 ]
 
 
@@ -117,3 +118,8 @@ class MissingDependency(MatcherError):
 class ArgumentError(MatcherError, TypeError):
     """An API function was given an argument of the wrong kind; the message says what was given
     and what is wanted. A ``TypeError`` too, as Python's own argument errors."""
+
+
+class MissingRuntime(MatcherError):
+    """A program an optional feature needs is not installed (Java for Spark); the message is
+    one line saying what to install."""
