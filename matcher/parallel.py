@@ -30,6 +30,7 @@ import numpy as np
 
 from . import inputs
 from .api import RuleSet
+from .errors import ArrowDataError
 
 __all__ = ["Matched", "InputDone", "Unit", "match_item", "plan", "scan_items", "default_jobs"]
 
@@ -84,7 +85,11 @@ def match_item(rs: RuleSet, item: inputs.Item) -> Result:
                        item.full is not None)
     if isinstance(item, inputs.Columns):
         batch = item.batch
-        rows, rules = rs.match_arrow_arrays(batch)
+        try:  # the core checks a batch's buffers before it reads a row: the batch is bad, counted
+            rows, rules = rs.match_arrow_arrays(batch)
+        except ArrowDataError as e:
+            last = item.first_row + batch.num_rows - 1
+            return inputs.Bad(None, f"rows {item.first_row}-{last}: {e}", "row", batch.num_rows)
         get = item.row
         matched = np.unique(rows)
         try:  # the matched rows in one call, not one slice each
