@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import arrow_rows, lateness_ms
+from . import lateness_ms
 from .engine import Engine
 from .results import Alert
 
@@ -29,7 +29,7 @@ class ScanCorrelator:
         self.say = say
         self.base = 0
         self.starts: list[int] = []  # first stream index of each chunk
-        self.chunks: list[tuple] = []  # (source, unit, where: int array, or first row)
+        self.chunks: list[tuple] = []  # (source, unit, line or row of each record fed)
         ids = [r.id for r in ruleset.rules]
         #: rules whose single matches are not written (named by a generate: false correlation)
         self.hidden = {ids[u] for u in np.flatnonzero(~self.engine.emit).tolist()}
@@ -47,20 +47,34 @@ class ScanCorrelator:
         self.base += n
         return base
 
-    def records(self, source: str, unit: str, where: list, events: list, rows: np.ndarray, rules: np.ndarray) -> None:
-        base = self._chunk(source, unit, np.asarray(where, dtype=np.int64), len(events))
-        self._out(self.engine.feed(base, rows, rules, len(events), events.__getitem__))
+    def matched(self, source: str, done: Any) -> None:
+        """One item's matches (a :class:`matcher.parallel.Matched`): its matched records, each
+        with its line or row and the indices of the rules it matches. Stream indices count the
+        matched records (the only ones a correlation can use)."""
+        from ..parallel import record
 
-    def columns(self, source: str, batch: Any, first_row: int) -> None:
-        base = self._chunk(source, "row", first_row, batch.num_rows)
-        for _, b, rows, rules in self.ruleset._arrow_batches(batch):
-            self._out(self.engine.feed(base, rows, rules, b.num_rows, arrow_rows(b, rows[self.engine.relevant[rules]])))
+        hits = done.hits
+        if not hits:
+            self.stats.events += done.read
+            return
+        base = self._chunk(source, done.unit, np.array([h[0] for h in hits], dtype=np.int64), len(hits))
+        counts = [len(h[2]) for h in hits]
+        rows = np.repeat(np.arange(len(hits), dtype=np.int64), counts)
+        rules = np.array([u for h in hits for u in h[2]], dtype=np.int32)
+
+        def event(k: int) -> Any:
+            try:
+                return record(hits[k][1])
+            except Exception:  # noqa: BLE001 - a record that could not be read: it has no time (reported)
+                return {}
+
+        self._out(self.engine.feed(base, rows, rules, done.read, event))
 
     def where(self, index: int) -> dict:
         k = bisect.bisect_right(self.starts, index) - 1
         source, unit, where = self.chunks[k]
         off = index - self.starts[k]
-        return {"source": source, unit: int(where[off]) if isinstance(where, np.ndarray) else where + off}
+        return {"source": source, unit: int(where[off])}
 
     def _out(self, results: list[Alert]) -> None:
         for a in results:
