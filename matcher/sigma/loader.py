@@ -106,15 +106,16 @@ class _Doc:
 
 
 def _yaml_documents(text: str, source: Optional[str]) -> list[_Doc]:
-    """The documents of a YAML text, each with its nodes. Empty documents are left out."""
+    """The documents of a YAML text, each with its nodes. Empty (null) documents are left out."""
     docs = []
     loader = None
     try:
         loader = _Loader(text)
         while loader.check_node():
             node = loader.get_node()
-            if node is not None:
-                docs.append(_Doc(node, loader.construct_document(node)))
+            data = loader.construct_document(node)
+            if data is not None:  # as pySigma: an empty document (a trailing ---) is no rule
+                docs.append(_Doc(node, data))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise RuleSyntaxError(f"YAML: {e.problem or e.context}", text, mark.index if mark else 0,
