@@ -82,6 +82,11 @@ CASES = {
     "undefined_selection": (bad("condition: sel", "condition: sel and nope"), 9, 16, "nope"),
     "unknown_action": ("action: explode\n---\n" + GOOD, 1, 1, "explode"),
     "action_int": ("action: 5\n---\n" + GOOD, 1, 9, "action must be a string"),
+    # found by fuzz/fuzz_sigma.py: pySigma merged a map into a string (AttributeError)
+    "global_merges_map_into_string": ("action: global\ntitle: g\nlogsource: {product: windows}\n"
+                                      "detection: {sel: {a: b}, condition: sel}\n---\ndetection: oops\n",
+                                      6, 12, "is a map in the document merged into this one"),
+    "repeat_merges_map_into_string": (GOOD + "---\naction: repeat\nlevel: {a: 1}\n", 10, 8, "is a map"),
     "alias_bomb": (ALIAS_BOMB + GOOD, 1, 1, "aliases"),
     "deep_flow_yaml": (deep(100_000), 1, MAX_YAML_DEPTH + 1, "nesting deeper"),
     "deep_block_yaml": ("a:\n" + "".join(" " * i + "- \n" for i in range(1, 60)), None, None, "nesting deeper"),
@@ -256,11 +261,12 @@ def sigmahq():
 def test_mutated_sigmahq_rules_fail_cleanly(sigmahq, data):
     """Replace one node of a real rule (any depth: metadata, selections, values, conditions,
     field names) with a hostile value; the loader returns rules or raises a RuleError."""
-    rule = data.draw(st.sampled_from(sigmahq))
-    doc = yaml.safe_load(yaml.safe_dump(rule))
+    doc = yaml.safe_load(yaml.safe_dump(sigmahq[data.draw(st.integers(0, len(sigmahq) - 1))]))
     for _ in range(data.draw(st.integers(1, 3))):
         paths = [p for p in _paths(doc) if p]
-        path = data.draw(st.sampled_from(paths))
+        if not paths:
+            break
+        path = paths[data.draw(st.integers(0, 1 << 16)) % len(paths)]
         parent = doc
         for k in path[:-1]:
             parent = parent[k]

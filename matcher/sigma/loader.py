@@ -363,6 +363,10 @@ def parse_sigma(
     docs = _yaml_documents(text, source)
     for doc in docs:
         _check_document(doc, text, source)
+    try:
+        _check_merges(docs)
+    except _Shape as e:
+        raise RuleSyntaxError(str(e), text, e.node.start_mark.index, source=source) from None
     select = _selector(logsource)
     try:
         collection = SigmaCollection.from_dicts([d.data for d in docs], collect_errors=True,
@@ -377,7 +381,7 @@ def parse_sigma(
     if not items:
         raise RuleError(f"{source or 'Sigma YAML'}: no Sigma rule in the document(s)")
     out = []
-    for i, (rule, where) in enumerate(zip(items, _rule_documents(docs))):
+    for i, (rule, (where, _)) in enumerate(zip(items, _rule_documents(docs))):
         name = _rule_name(rule, source, i, len(items))
         if isinstance(rule, SigmaCorrelationRule):
             raise UnsupportedFeature(name, "correlation rules", getattr(rule.type, "name", "").lower())
@@ -408,7 +412,8 @@ def _check_document(doc: _Doc, text: str, source: Optional[str]) -> None:
 
 def _rule_documents(docs: list[_Doc]):
     """For each rule pySigma makes of ``docs`` (``SigmaCollection.from_dicts``'s order): the
-    documents whose text it comes from, its own first, then the ``action: global`` one."""
+    documents merged into it, its own first, and the pairs ``(dest, src)`` that pySigma's
+    ``deep_dict_update`` merges (``src`` into ``dest``)."""
     glob: list[_Doc] = []
     prev: list[_Doc] = []
     for doc in docs:
@@ -418,11 +423,33 @@ def _rule_documents(docs: list[_Doc]):
         elif action == "reset":
             glob = []
         elif action is None:
-            prev = [doc]
-            yield [doc, *glob]
+            prev = [doc, *glob]
+            yield prev, [(doc, g) for g in glob]
         elif action == "repeat":
             prev = [doc, *prev]
-            yield [*prev, *glob]
+            yield prev, [(p, doc) for p in prev[1:]]
+
+
+def _check_merges(docs: list[_Doc]) -> None:
+    """Raise :class:`_Shape` where ``action: global``/``repeat`` would merge a map into a key
+    that is not a map in the other document (pySigma fails with an ``AttributeError``)."""
+    seen: set = set()
+    for _, pairs in _rule_documents(docs):
+        stack = [(dest.node, src.node) for dest, src in pairs]
+        while stack:
+            dest, src = stack.pop()
+            if (id(dest), id(src)) in seen or not isinstance(src, yaml.MappingNode):
+                continue
+            seen.add((id(dest), id(src)))
+            theirs = {k.value: v for k, v in dest.value if isinstance(k, yaml.ScalarNode)}
+            for k, v in src.value:
+                other = theirs.get(k.value) if isinstance(k, yaml.ScalarNode) else None
+                if other is None or not isinstance(v, yaml.MappingNode):
+                    continue
+                if not isinstance(other, yaml.MappingNode):
+                    raise _Shape(f"{k.value} is a map in the document merged into this one "
+                                 f"(line {v.start_mark.line + 1}), not a {_kind(other)}", other)
+                stack.append((other, v))
 
 
 def _rule_error(error: BaseException, docs: list[_Doc], text: str, source: Optional[str],
