@@ -29,3 +29,18 @@ def main(test_one_input: Callable[[bytes], None]) -> None:
     directories or reproducer files, ``-max_total_time=``, ``-timeout=``, ...)."""
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
+
+
+def ruleset_and_reference(nodes, evs):
+    """The RuleSet of generated rule trees and the reference's (event index, rule id) pairs on
+    ``evs``; ``None`` when the rules do not compile (a MatcherError, which is allowed)."""
+    import matcher
+    from matcher.errors import MatcherError
+    from test_differential import make_rules, reference_pairs
+
+    rules = make_rules(nodes)
+    try:
+        rs = matcher.RuleSet(rules)
+    except MatcherError:
+        return None
+    return rs, reference_pairs(rules, evs)

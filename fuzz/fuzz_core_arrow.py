@@ -8,17 +8,15 @@ reference's verdicts on the same events.
 
 from __future__ import annotations
 
-from _harness import instrumented, main
+from _harness import instrumented, main, ruleset_and_reference
 
 with instrumented():
-    import matcher
-    from matcher.errors import MatcherError
+    import matcher  # noqa: F401 - instrumented before the strategies import it
 import pyarrow as pa
 from helpers import arrow_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import events, ir_nodes
-from test_differential import make_rules, reference_pairs
 
 STRING_TYPES = [pa.string(), pa.large_string(), pa.string_view(), pa.dictionary(pa.int32(), pa.string())]
 
@@ -30,12 +28,10 @@ def check(nodes, evs, string_type, cut):
     table = arrow_table(evs, string_type)
     if table is None:
         return
-    rules = make_rules(nodes)
-    try:
-        rs = matcher.RuleSet(rules)
-    except MatcherError:
+    built = ruleset_and_reference(nodes, evs)
+    if built is None:
         return
-    want = reference_pairs(rules, evs)
+    rs, want = built
     assert sorted(rs.scan_arrow(table)) == sorted(want)
     cut = min(cut, len(evs))
     tail = sorted((i + cut, r) for i, r in rs.scan_arrow(table.slice(cut)))

@@ -9,26 +9,22 @@ the reference's verdicts (a MatcherError when compiling is allowed; nothing else
 
 from __future__ import annotations
 
-from _harness import instrumented, main
+from _harness import instrumented, main, ruleset_and_reference
 
 with instrumented():
-    import matcher
-    from matcher.errors import MatcherError
+    import matcher  # noqa: F401 - instrumented before the strategies import it
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import events, ir_nodes
-from test_differential import make_rules, reference_pairs
 
 
 @settings(database=None, deadline=None, suppress_health_check=list(HealthCheck))
 @given(nodes=st.lists(ir_nodes(max_leaves=8), min_size=1, max_size=3), evs=st.lists(events(), min_size=1, max_size=4))
 def check(nodes, evs):
-    rules = make_rules(nodes)
-    try:
-        rs = matcher.RuleSet(rules)
-    except MatcherError:
+    built = ruleset_and_reference(nodes, evs)
+    if built is None:
         return
-    want = reference_pairs(rules, evs)
+    rs, want = built
     assert [(i, r) for i, ev in enumerate(evs) for r in rs.match(ev)] == want
     assert sorted(rs.scan(evs, batch=2)) == sorted(want)
 

@@ -162,9 +162,10 @@ def _walk(node: Any):
 class _Shape(Exception):
     """A shape error found by :func:`_check_shape`: message and the node it is at."""
 
-    def __init__(self, message: str, node: Any):
+    def __init__(self, message: str, node: Any, rule_id: Optional[str] = None):
         super().__init__(message)
         self.node = node
+        self.rule_id = rule_id
 
 
 def _scalar_text(node: Any) -> Optional[str]:
@@ -366,7 +367,7 @@ def parse_sigma(
     try:
         _check_merges(docs)
     except _Shape as e:
-        raise RuleSyntaxError(str(e), text, e.node.start_mark.index, source=source) from None
+        raise RuleSyntaxError(str(e), text, e.node.start_mark.index, source=source, rule_id=e.rule_id) from None
     select = _selector(logsource)
     try:
         collection = SigmaCollection.from_dicts([d.data for d in docs], collect_errors=True,
@@ -434,7 +435,8 @@ def _check_merges(docs: list[_Doc]) -> None:
     """Raise :class:`_Shape` where ``action: global``/``repeat`` would merge a map into a key
     that is not a map in the other document (pySigma fails with an ``AttributeError``)."""
     seen: set = set()
-    for _, pairs in _rule_documents(docs):
+    for where, pairs in _rule_documents(docs):
+        rule_id = next((d.rule_id for d in where if d.rule_id), None)  # a repeat keeps the id
         stack = [(dest.node, src.node) for dest, src in pairs]
         while stack:
             dest, src = stack.pop()
@@ -448,7 +450,7 @@ def _check_merges(docs: list[_Doc]) -> None:
                     continue
                 if not isinstance(other, yaml.MappingNode):
                     raise _Shape(f"{k.value} is a map in the document merged into this one "
-                                 f"(line {v.start_mark.line + 1}), not a {_kind(other)}", other)
+                                 f"(line {v.start_mark.line + 1}), not a {_kind(other)}", other, rule_id)
                 stack.append((other, v))
 
 
