@@ -55,9 +55,6 @@ MAX_CONDITION_DEPTH = 10
 #: pySigma's parse time grows faster than linearly with the length.
 MAX_CONDITION_TOKENS = 1000
 
-_Mark = Any  # a yaml Mark: index (characters), line, column (0-based)
-
-
 try:
     from yaml.cyaml import CParser as _Parser
 except ImportError:  # pragma: no cover - PyYAML without libyaml
@@ -90,6 +87,16 @@ class _Loader(yaml.composer.Composer, _Parser, yaml.constructor.SafeConstructor,
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError) as e:  # 2020-13-45, !!float abc, !!int 0x
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read the value {node.value!r} ({e})"
+                                                    if isinstance(node, yaml.ScalarNode) else str(e),
+                                                    node.start_mark) from None
 
 
 @dataclass
