@@ -263,26 +263,29 @@ def sigmahq():
     return [yaml.safe_load(t) for t in _sample_rules()]
 
 
+_KEYS = st.one_of(st.integers(), st.booleans(), st.none(), st.text(max_size=12))
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
-@given(data=st.data())
-def test_mutated_sigmahq_rules_fail_cleanly(sigmahq, data):
+@given(which=st.integers(0, 1 << 16),
+       plan=st.lists(st.tuples(st.integers(0, 1 << 16), st.booleans(), _KEYS, _HOSTILE), min_size=1, max_size=3))
+def test_mutated_sigmahq_rules_fail_cleanly(sigmahq, which, plan):
     """Replace one node of a real rule (any depth: metadata, selections, values, conditions,
-    field names) with a hostile value; the loader returns rules or raises a RuleError."""
-    doc = yaml.safe_load(yaml.safe_dump(sigmahq[data.draw(st.integers(0, len(sigmahq) - 1))]))
-    for _ in range(data.draw(st.integers(1, 3))):
+    field names) with a hostile value, or rename its key; the loader returns rules or raises a
+    RuleError."""
+    doc = yaml.safe_load(yaml.safe_dump(sigmahq[which % len(sigmahq)]))
+    for where, rename, key, value in plan:
         paths = [p for p in _paths(doc) if p]
         if not paths:
             break
-        path = paths[data.draw(st.integers(0, 1 << 16)) % len(paths)]
+        path = paths[where % len(paths)]
         parent = doc
         for k in path[:-1]:
             parent = parent[k]
-        if data.draw(st.booleans()) and isinstance(parent, dict):  # rename the key instead
-            value = parent.pop(path[-1])
-            key = data.draw(st.one_of(st.integers(), st.booleans(), st.none(), st.text(max_size=12)))
-            parent[key] = value
+        if rename and isinstance(parent, dict):
+            parent[key] = parent.pop(path[-1])
         else:
-            parent[path[-1]] = data.draw(_HOSTILE)
+            parent[path[-1]] = value
     _assert_only_rule_errors(yaml.safe_dump(doc, sort_keys=False))
 
 
