@@ -4,6 +4,7 @@ rule id when it has one, and the line and column; nothing else escapes, nothing 
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -175,6 +176,13 @@ def test_load_and_tree_report_every_bad_file(tmp_path):
     assert [r.id for r in tree.rules] == [RID]
     assert sorted(Path(n).stem for n, _ in tree.failures) == sorted([*CASES, "latin1"])
     assert all(isinstance(e, RuleError) for _, e in tree.failures)
+
+
+def test_a_fifo_is_reported_not_read(tmp_path):
+    fifo = tmp_path / "pipe.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(RuleError, match="not a regular file"):
+        matcher.load(fifo)
 
 
 # -- the command line --------------------------------------------------------------------------

@@ -565,6 +565,8 @@ def load_sigma_tar(
 
 def _read(p: Path) -> str:
     try:
+        if p.exists() and not p.is_file():  # a FIFO would block the read forever
+            raise RuleError(f"{p}: cannot read rule file: not a regular file")
         return p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise RuleError(f"{p}: cannot read rule file: {e}") from None
