@@ -80,6 +80,7 @@ CASES = {
     "unknown_modifier": (bad("Image|endswith", "Image|bogus"), 8, 9, "bogus"),
     "bad_regex": (bad("Image|endswith: '\\whoami.exe'", "Image|re: '('"), 8, 19, "("),
     "bad_cidr": (bad("Image|endswith: '\\whoami.exe'", "Ip|cidr: 'zz'"), 8, 18, "zz"),
+    "condition_syntax": (bad("condition: sel", "condition: sel and or sel"), 9, 27, "Expected"),
     "undefined_selection": (bad("condition: sel", "condition: sel and nope"), 9, 16, "nope"),
     "unknown_action": ("action: explode\n---\n" + GOOD, 1, 1, "explode"),
     "action_int": ("action: 5\n---\n" + GOOD, 1, 9, "action must be a string"),

@@ -302,7 +302,7 @@ def _locate(docs: list[_Doc], error: BaseException) -> Any:
     key = next((_ERROR_KEYS[c.__name__] for c in type(error).__mro__ if c.__name__ in _ERROR_KEYS), None)
     for doc in docs:
         det = _find(doc.node, ("detection",))
-        if named and det is not None:
+        if named and det is not None and key != "condition":
             for n in _walk(det):
                 if isinstance(n, yaml.ScalarNode) and (n.value.lower() in named or any(
                         m in named for m in n.value.lower().split("|")[1:])):
@@ -472,8 +472,15 @@ def _rule_error(error: BaseException, docs: list[_Doc], text: str, source: Optio
     node = _locate(docs, error)
     if rule_id is None and docs:
         rule_id = docs[0].rule_id
-    return RuleSyntaxError(message, text, node.start_mark.index if node is not None else 0,
-                           source=source, rule_id=rule_id)
+    offset = node.start_mark.index if node is not None else 0
+    at = _AT_CHAR.search(message)
+    if at and isinstance(node, yaml.ScalarNode) and not node.style and "\n" not in node.value \
+            and text[offset : offset + len(node.value)] == node.value:
+        offset += min(int(at.group(1)), len(node.value))  # pyparsing's place in a plain condition
+    return RuleSyntaxError(message, text, offset, source=source, rule_id=rule_id)
+
+
+_AT_CHAR = re.compile(r"\(at char (\d+)\)")
 
 
 def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False) -> ir.Node:
