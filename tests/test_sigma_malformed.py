@@ -88,6 +88,10 @@ CASES = {
     "global_merges_map_into_string": ("action: global\ntitle: g\nlogsource: {product: windows}\n"
                                       "detection: {sel: {a: b}, condition: sel}\n---\ndetection: oops\n",
                                       6, 12, "is a map in the document merged into this one"),
+    # found by fuzz/fuzz_sigma.py: a repeat right after the global document changes the global one
+    "repeat_after_global_merges_map_into_string": (
+        "action: global\ntitle: g\n---\naction: repeat\ndetection: {a: {b: c}}\nlogsource: {product: x}\n"
+        "---\ndetection: oops\n", 8, 12, "is a map"),
     "repeat_merges_map_into_string": (GOOD + "---\naction: repeat\nlevel: {a: 1}\n", 10, 8, "is a map"),
     "alias_bomb": (ALIAS_BOMB + GOOD, 1, 1, "aliases"),
     "deep_flow_yaml": (deep(100_000), 1, MAX_YAML_DEPTH + 1, "nesting deeper"),

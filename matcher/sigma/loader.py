@@ -434,7 +434,10 @@ def _rule_documents(docs: list[_Doc]):
             prev = [doc, *glob]
             yield prev, [(doc, g) for g in glob]
         elif action == "repeat":
-            prev = [doc, *prev]
+            merged = [doc, *prev]
+            if prev is glob:  # pySigma merges a repeat right after the global one into it
+                glob = merged
+            prev = merged
             yield prev, [(p, doc) for p in prev[1:]]
 
 
