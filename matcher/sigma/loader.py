@@ -1,10 +1,14 @@
 """Sigma YAML -> :class:`~matcher.Rule`: files, multi-document files and rule trees.
 
 pySigma reads the YAML (its collection actions ``global``/``reset``/``repeat`` included) and
-checks each rule; :mod:`.translate` writes the IR. Errors are :class:`~matcher.MatcherError`:
-a YAML syntax error is a :class:`~matcher.QuerySyntaxError` with line, column and caret; a
-rule pySigma rejects is a :class:`~matcher.RuleError` carrying pySigma's message; a feature
-matcher does not implement is :class:`~matcher.errors.UnsupportedFeature`.
+checks each rule; :mod:`.translate` writes the IR. Every malformed document is a
+:class:`~matcher.errors.RuleSyntaxError` (a :class:`~matcher.RuleError` and a
+:class:`~matcher.QuerySyntaxError`) naming the file, the rule id when it has one, and the line
+and column: YAML syntax errors where the parser stopped; shapes pySigma would crash on, checked
+here first on the YAML nodes; pySigma's own errors placed at the key or value they are about.
+Limits (``MAX_YAML_DEPTH``, ``MAX_CONDITION_DEPTH``, ``MAX_CONDITION_TOKENS``) refuse what
+would overflow a stack or take super-linear time (``docs/sigma.md``). A feature matcher does
+not implement is :class:`~matcher.errors.UnsupportedFeature`.
 """
 
 from __future__ import annotations
@@ -186,7 +190,14 @@ def _check_shape(doc: _Doc) -> None:
     """Raise :class:`_Shape` for what pySigma would trip over with a ``TypeError``, an
     ``AttributeError`` or a ``RecursionError`` (it checks the rest itself, see :func:`_locate`).
     Each node is looked at once however many aliases point to it (no "billion laughs")."""
-    node = doc.node
+    try:
+        _check_document_shape(doc.node)
+    except _Shape as e:
+        e.rule_id = doc.rule_id
+        raise
+
+
+def _check_document_shape(node: Any) -> None:
     if not isinstance(node, yaml.MappingNode):
         raise _Shape(f"a Sigma document is a map of keys (title, detection, ...), not a {_kind(node)}", node)
     for key in ("id", "action"):
@@ -369,9 +380,9 @@ def parse_sigma(
     from ..api import Rule
 
     docs = _yaml_documents(text, source)
-    for doc in docs:
-        _check_document(doc, text, source)
-    try:
+    try:  # what pySigma would not read, or read with a crash
+        for doc in docs:
+            _check_shape(doc)
         _check_merges(docs)
     except _Shape as e:
         raise RuleSyntaxError(str(e), text, e.node.start_mark.index, source=source, rule_id=e.rule_id) from None
@@ -408,14 +419,6 @@ def parse_sigma(
             raise _rule_error(e, where, text, source, rid) from (None if isinstance(e, (SigmaError, ValueError)) else e)
         out.append(Rule(node, _metadata(rule, name, source), text))
     return out
-
-
-def _check_document(doc: _Doc, text: str, source: Optional[str]) -> None:
-    """Refuse, with its place, a document pySigma would not read, or read with a crash."""
-    try:
-        _check_shape(doc)
-    except _Shape as e:
-        raise RuleSyntaxError(str(e), text, e.node.start_mark.index, source=source, rule_id=doc.rule_id) from None
 
 
 def _rule_documents(docs: list[_Doc]):
