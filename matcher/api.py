@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any, Optional, Union
@@ -13,7 +14,7 @@ import numpy as np
 
 from . import ir as _ir
 from . import rules as _rules
-from .errors import MatcherError, RuleError
+from .errors import ArgumentError, MatcherError, RuleError
 from . import _core
 from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE
@@ -79,15 +80,15 @@ class Rule:
 
     def match(self, event: Mapping) -> bool:
         """Whether this rule matches ``event`` (a mapping, as decoded from JSON)."""
-        return bool(self._ruleset().match(event))
+        return bool(self._ruleset().match(event, _method="Rule.match"))
 
     def match_many(self, events: Iterable[Mapping]):
         """A numpy bool array: the verdict on each event."""
-        return self._ruleset()._match_many_one(events)
+        return self._ruleset()._match_many_one(_events_arg(events, "Rule.match_many"))
 
     def match_arrow(self, data: Any):
         """A numpy bool array: the verdict on each row of a pyarrow Table or RecordBatch."""
-        return self._ruleset()._match_arrow_one(data)
+        return self._ruleset()._match_arrow_one(_arrow_arg(data, "Rule.match_arrow"))
 
 
 class RuleSet:
@@ -126,16 +127,28 @@ class RuleSet:
         return tuple(self._program.field_names)
 
     # -- matching (the compiled core) ----------------------------------------------------------
-    def match(self, event: Mapping) -> list[str]:
+    def match(self, event: Mapping, *, _method: str = "RuleSet.match") -> list[str]:
         """Ids of the rules that match ``event``, in the RuleSet's order."""
+        if not isinstance(event, Mapping):
+            hint = f"; for many events use {_method}_many" if _method == "Rule.match" else \
+                "; for many events use scan or match_arrays"
+            raise ArgumentError(f"{_method} takes one event (a mapping such as a dict), "
+                                f"but was given {_kind(event)}{hint if _iterable(event) else ''}")
         ids = self._ids
         return [ids[i] for i in self._program.match_one(event)]
 
     def scan(self, events: Iterable[Mapping], *, batch: int = 8192) -> Iterator[tuple[int, str]]:
         """``(event_index, rule_id)`` for every match, in event order then rule order.
 
-        Events are consumed ``batch`` at a time, so a generator of any length streams.
+        Events are consumed ``batch`` at a time, so a generator of any length streams. A wrong
+        argument raises :class:`~matcher.errors.ArgumentError` here, not when iterated.
         """
+        events = _events_arg(events, "RuleSet.scan")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ArgumentError(f"RuleSet.scan: batch must be a positive int, not {batch!r}")
+        return self._scan(events, batch)
+
+    def _scan(self, events: Iterable[Mapping], batch: int) -> Iterator[tuple[int, str]]:
         ids = self._ids
         it = iter(events)
         base = 0
@@ -143,13 +156,19 @@ class RuleSet:
             chunk = list(islice(it, batch))
             if not chunk:
                 return
-            rows, rules, _ = self._program.match_events(chunk)
+            rows, rules, _ = _events_call(self._program.match_events, chunk, "RuleSet.scan", base)
             for r, u in zip(rows.tolist(), rules.tolist()):
                 yield base + r, ids[u]
             base += len(chunk)
 
     def scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
-        """``(row_index, rule_id)`` for every match in a pyarrow Table or RecordBatch."""
+        """``(row_index, rule_id)`` for every match in a pyarrow Table or RecordBatch.
+
+        The argument is checked at the call (:class:`~matcher.errors.ArgumentError`), not when
+        the iterator is first read."""
+        return self._scan_arrow(_arrow_arg(data, "RuleSet.scan_arrow"))
+
+    def _scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
         ids = self._ids
         for rows, rules in self._arrow_pairs(data):
             for r, u in zip(rows.tolist(), rules.tolist()):
@@ -157,7 +176,8 @@ class RuleSet:
 
     def match_arrays(self, events: Iterable[Mapping]):
         """All matches as two numpy arrays: event indices (int64) and rule indices (int32)."""
-        rows, rules, _ = self._program.match_events(events)
+        events = _events_arg(events, "RuleSet.match_arrays")
+        rows, rules, _ = _events_call(self._program.match_events, events, "RuleSet.match_arrays")
         return rows, rules
 
     def _arrow_pairs(self, data: Any):
@@ -173,7 +193,7 @@ class RuleSet:
             base += batch.num_rows
 
     def _match_many_one(self, events: Iterable[Mapping]):
-        rows, _, n = self._program.match_events(events)
+        rows, _, n = _events_call(self._program.match_events, events, "Rule.match_many")
         out = np.zeros(n, dtype=bool)
         out[rows] = True
         return out
@@ -206,6 +226,68 @@ class RuleSet:
 
         self._plan = plan
         return _core.Program(plan, py_eval)
+
+
+def _kind(x: Any) -> str:
+    """How an argument is described in messages: its type, and its size when it has one."""
+    name = type(x).__name__
+    if isinstance(x, (str, bytes, bytearray)):
+        return f"{name} {x[:40]!r}"
+    try:
+        return f"{name} ({len(x)} item{'s' if len(x) != 1 else ''})"
+    except TypeError:
+        return name
+
+
+def _iterable(x: Any) -> bool:
+    try:
+        iter(x)
+    except TypeError:
+        return False
+    return not isinstance(x, (str, bytes, bytearray, Mapping))
+
+
+def _events_arg(events: Any, method: str) -> Iterable[Mapping]:
+    """``events`` if it can be an iterable of events; :class:`ArgumentError` saying what it is otherwise."""
+    if isinstance(events, Mapping):
+        raise ArgumentError(f"{method} takes an iterable of events (mappings), but was given one event "
+                            f"({_kind(events)}): pass [event], or use match(event)")
+    if isinstance(events, (str, bytes, bytearray)) or not _iterable(events):
+        hint = " (a pyarrow Table or RecordBatch goes to match_arrow / scan_arrow)" if _is_arrow(events) else ""
+        raise ArgumentError(f"{method} takes an iterable of events (mappings such as dicts), "
+                            f"not {_kind(events)}{hint}")
+    if _is_arrow(events):
+        raise ArgumentError(f"{method} takes an iterable of events (mappings), not {_kind(events)}: "
+                            "a pyarrow Table or RecordBatch goes to match_arrow / scan_arrow")
+    return events
+
+
+def _events_call(fn: Any, events: Any, method: str, base: int = 0):
+    """``fn(events)`` (the core's event loop); its error on an item that is not a mapping becomes an
+    :class:`ArgumentError` naming the item's index when ``events`` is a list or tuple."""
+    try:
+        return fn(events)
+    except TypeError as e:
+        where = ""
+        if isinstance(events, (list, tuple)):
+            bad = next((i for i, ev in enumerate(events) if not isinstance(ev, Mapping)), None)
+            if bad is not None:
+                where = f" (event {base + bad}, {_kind(events[bad])})"
+        raise ArgumentError(f"{method}: {e}{where}; every event must be a mapping such as a dict") from None
+
+
+def _is_arrow(data: Any) -> bool:
+    pa = sys.modules.get("pyarrow")  # not imported: data cannot be a pyarrow object
+    return pa is not None and isinstance(data, (pa.Table, pa.RecordBatch))
+
+
+def _arrow_arg(data: Any, method: str) -> Any:
+    if _is_arrow(data):
+        return data
+    hint = ""
+    if isinstance(data, Mapping) or _iterable(data):
+        hint = " (for mappings such as dicts use match / match_many / scan)"
+    raise ArgumentError(f"{method} takes a pyarrow Table or RecordBatch, not {_kind(data)}{hint}")
 
 
 @contextlib.contextmanager

@@ -13,6 +13,8 @@ __all__ = [
     "RuleSyntaxError",
     "UnprintableQueryError",
     "UnsupportedFeature",
+    "MissingDependency",
+    "ArgumentError",
 ]
 
 
@@ -99,3 +101,22 @@ class UnsupportedFeature(RuleError):
         self.detail = detail
         where = f" ({detail})" if detail else ""
         super().__init__(f"{rule}: unsupported feature: {feature}{where}")
+
+
+class MissingDependency(MatcherError):
+    """An optional package a feature needs is not installed (``extra`` names the pip extra).
+
+    ``str()`` is one line naming the package and how to install it.
+    """
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        self.package = package
+        self.extra = extra
+        self.purpose = purpose
+        super().__init__(f"{purpose} needs the optional package {package}, which is not installed: "
+                         f"pip install 'matcher[{extra}]' (from a source checkout: pip install '.[{extra}]')")
+
+
+class ArgumentError(MatcherError, TypeError):
+    """An API function was given an argument of the wrong kind; the message says what was given
+    and what is wanted. A ``TypeError`` too, as Python's own argument errors."""
