@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 
-from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, selftest
+from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, parallel, selftest
 from .errors import MatcherError
 from .rules import RULE_LINES_SUFFIXES, read_rule_lines, rule_files
 
@@ -371,32 +371,10 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
                 _say(f"{source}:{'' if unit == 'line' else unit + ' '}{where}: the match of rule {rid} could not be "
                      f"written as {writer.fmt} ({e}); counted, not written")
 
-    def run_records(source: str, item: inputs.Records) -> None:
-        stats.read += len(item.events)
-        rows, ridx = ruleset.match_arrays(item.events)
-        i = 0
-        rows_l, ridx_l = rows.tolist(), ridx.tolist()
-        while i < len(rows_l):
-            r = rows_l[i]
-            j = i
-            while j < len(rows_l) and rows_l[j] == r:
-                j += 1
-            emit(source, item.unit, item.where[r], lambda: item.event(r), [ids[u] for u in ridx_l[i:j]])
-            i = j
-
-    def run_columns(source: str, item: inputs.Columns) -> None:
-        batch = item.batch
-        stats.read += batch.num_rows
-        pending: Optional[int] = None
-        rids: list[str] = []
-        for r, rid in ruleset.scan_arrow(batch):
-            if r != pending and pending is not None:
-                emit(source, "row", item.first_row + pending, partial(item.row, pending), rids)
-                rids = []
-            pending = r
-            rids.append(rid)
-        if pending is not None:
-            emit(source, "row", item.first_row + pending, partial(item.row, pending), rids)
+    def run(source: str, done: parallel.Matched) -> None:
+        stats.read += done.read
+        for where, event, rules in done.hits:
+            emit(source, done.unit, where, partial(parallel.record, event), [ids[u] for u in rules])
 
     def bad(source: str, item: inputs.Bad) -> None:
         stats.read += item.records
@@ -426,28 +404,24 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     try:
         if sample:
             evs = datasets.generate(SAMPLE_SIZE, SAMPLE_SEED)
-            run_records("<sample>", inputs.Records("line", list(range(1, len(evs) + 1)), evs))
+            run("<sample>", parallel.match_item(ruleset, inputs.Records("line", list(range(1, len(evs) + 1)), evs)))
             formats.append(("<sample>", None, False))
         before = 0
-        for inp, size in zip(todo, sizes):
-            pos = inputs.Position()
-            selected = False  # JSON lines decoded by field (Records.full set), as the reader decided
-            live = size is None  # a pipe or a terminal: matches go out as they are found
-            for item in inputs.read(inp, fmt=args.input_format, fields=fields, max_record=args.max_record_bytes,
-                                    position=pos):
-                if isinstance(item, inputs.Records):
-                    selected = selected or item.full is not None
-                    run_records(inp.name, item)
-                elif isinstance(item, inputs.Columns):
-                    run_columns(inp.name, item)
-                else:
-                    bad(inp.name, item)
-                if live:
-                    writer.flush()
-                progress.scanned(stats, before + pos.done)
-            before += size or 0
-            formats.append((inp.name, pos.format, selected))
-            progress.scanned(stats, before)
+        # one process or --jobs N: the same items in the same order (matcher/parallel.py)
+        for i, result, done in parallel.scan_items(todo, ruleset, jobs=args.jobs, fmt=args.input_format,
+                                                   fields=fields, max_record=args.max_record_bytes):
+            if isinstance(result, parallel.InputDone):
+                before += sizes[i] or 0
+                formats.append((todo[i].name, result.format, result.selected))
+                progress.scanned(stats, before)
+                continue
+            if isinstance(result, inputs.Bad):
+                bad(todo[i].name, result)
+            else:
+                run(todo[i].name, result)
+            if sizes[i] is None:  # a pipe or a terminal: matches go out as they are found
+                writer.flush()
+            progress.scanned(stats, before + done)
     except _Strict:
         code = 1
     except KeyboardInterrupt:
@@ -679,6 +653,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stats", action="store_true",
                    help="print timings, events/s, how each input was read, and every rule's match count on stderr")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
+    s.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+                   help="processes (default: the machine's cores when the inputs hold 8 MiB or more, else 1); "
+                        "files, Parquet row groups and byte ranges of JSON lines files are shared out, and the "
+                        "output is the same as one process's, in the same order")
     s.add_argument("--max-record-bytes", type=_positive, default=inputs.MAX_RECORD_BYTES, metavar="N",
                    help="a JSON line or CSV record longer than this is a bad record, skipped without being held in "
                         f"memory (default {inputs.MAX_RECORD_BYTES:,} = 64 MiB)")

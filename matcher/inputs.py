@@ -551,27 +551,34 @@ def _too_long(size: int, limit: int) -> str:
     return f"a record of {size:,} bytes, over the limit of {limit:,} (--max-record-bytes); skipped"
 
 
-def _read_jsonl(inp: Input, stream: IO[bytes], fields, chunk: int, limit: int) -> Iterator[Item]:
-    dec = JsonLinesDecoder(None)
-    decided = fields is None
-    lineno = 0
+def jsonl_decoder(first: bytes, fields: Optional[Iterable[str]]) -> JsonLinesDecoder:
+    """The decoder for a JSON lines input whose first non-blank line is ``first``: only the
+    rules' ``fields`` when records are wide, else whole records (measured: docs/cli.md)."""
+    try:
+        n = len(orjson.loads(first))
+    except (orjson.JSONDecodeError, TypeError):
+        n = 0
+    sel = JsonLinesDecoder(fields)
+    return sel if sel.keys is not None and n >= WIDE * len(sel.keys) else JsonLinesDecoder(None)
+
+
+def _read_jsonl(inp: Input, stream: IO[bytes], fields, chunk: int, limit: int, *, lineno: int = 0,
+                dec: Optional[JsonLinesDecoder] = None) -> Iterator[Item]:
+    """``lineno``: lines before the stream (a byte range of a file); ``dec``: the decoder chosen
+    for the whole file (else chosen here, from the first non-blank line)."""
+    decided = fields is None or dec is not None
+    dec = dec or JsonLinesDecoder(None)
     try:
         for block in _lines(stream, limit):
             for n, line in enumerate(block):
                 if type(line) is _TooLong:
                     yield Bad(lineno + n + 1, _too_long(line.size, limit))
                     block[n] = b""
-            if not decided:  # measured (docs/cli.md): selecting fields pays on wide records only
+            if not decided:
                 first = next((line for line in block if line.strip()), None)
                 if first is not None:
                     decided = True
-                    try:
-                        n = len(orjson.loads(first))
-                    except (orjson.JSONDecodeError, TypeError):
-                        n = 0
-                    sel = JsonLinesDecoder(fields)
-                    if sel.keys is not None and n >= WIDE * len(sel.keys):
-                        dec = sel
+                    dec = jsonl_decoder(first, fields)
             full = _whole_record if dec.keys is not None else _no_whole
             for lo in range(0, len(block), chunk):
                 part = block[lo : lo + chunk]
@@ -799,11 +806,12 @@ def _csv_rows(lines: _CsvLines, chunk: int) -> Iterator[Item]:
 PARQUET_BATCH = 65_536
 
 
-def _read_parquet(inp: Input, stream: IO[bytes], fields, chunk: int, limit: int) -> Iterator[Item]:
+def _read_parquet(inp: Input, stream: IO[bytes], fields, chunk: int, limit: int, *,
+                  row_groups: Optional[list[int]] = None, first_row: int = 1) -> Iterator[Item]:
     """Record batches of at most :data:`PARQUET_BATCH` rows, read one row group at a time
     (bounded memory); a row group that cannot be read is reported (rows, bytes) and the next one
     read. Standard input and gzip-compressed files are read into memory first (Parquet needs
-    seeking)."""
+    seeking). ``row_groups`` (whose first row is ``first_row``) reads only those."""
     try:
         pa = need("pyarrow", "Parquet input")
         pq = need("pyarrow.parquet", "Parquet input")
@@ -819,8 +827,8 @@ def _read_parquet(inp: Input, stream: IO[bytes], fields, chunk: int, limit: int)
     except errors as e:
         yield Bad(None, f"not a readable Parquet file ({e})")
         return
-    row = 1
-    for g in range(md.num_row_groups):
+    row = first_row
+    for g in range(md.num_row_groups) if row_groups is None else row_groups:
         n = md.row_group(g).num_rows
         done = 0
         try:

@@ -208,6 +208,26 @@ def test_corrupt_parquet_row_group_keeps_the_others(tmp_path):
     assert [r["row"] for r in out_lines(proc)] == expected
 
 
+def test_parquet_columns_sharing_a_name_are_a_bad_batch_counted(tmp_path):
+    """The core refuses a batch in which two columns share a field name a rule reads
+    (ArrowDataError): the command reports the batch's rows as bad and goes on, with one
+    process and with --jobs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dup = pa.Table.from_arrays([pa.array(["a\\cmd.exe", "b"]), pa.array(["x", "y"])], names=["k", "k"])
+    pq.write_table(dup, tmp_path / "dup.parquet")
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(jsonl({"k": "a\\cmd.exe"}, {"k": "b"}))
+    for jobs in ("1", "2"):
+        proc = run("-q", 'k endswithCIS "cmd.exe"', "--jobs", jobs, str(tmp_path / "dup.parquet"), str(good))
+        assert proc.returncode == 0, proc.stderr
+        no_traceback(proc)
+        assert "2 columns share this name" in err(proc) and "rows 1-2" in err(proc)
+        assert "4 records read = 2 matched or not + 2 bad" in err(proc)
+        assert [r["line"] for r in out_lines(proc)] == [1]
+
+
 EVTX_CHUNK = 65536
 
 
