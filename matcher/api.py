@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from .s1ql import parse, to_s1ql
 
 __all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "builtin_names"]
 
+
+if TYPE_CHECKING:  # imported where used: loading matcher does not load the correlation engine
+    from .correlation import Correlation, Correlator
 
 class Rule:
     """One compiled rule: its IR, its metadata and a matching program.

@@ -11,6 +11,7 @@ __all__ = [
     "MatcherError",
     "QuerySyntaxError",
     "RuleError",
+    "RuleSyntaxError",
     "UnprintableQueryError",
     "UnsupportedFeature",
     "MissingDependency",
@@ -80,6 +81,19 @@ class ArrowDataError(MatcherError):
 
 class RuleError(MatcherError):
     """A rule document that cannot be read (missing query, bad card, unreadable file)."""
+
+
+class RuleSyntaxError(QuerySyntaxError, RuleError):
+    """A rule document that is malformed at a known place: a YAML syntax error, or a Sigma
+    document whose shape or values are wrong. Both a :class:`QuerySyntaxError` (``offset``,
+    ``line``, ``column``, ``source``, a caret under the place) and a :class:`RuleError`.
+    ``rule_id`` is the rule's ``id`` when the document has a readable one, else ``None``.
+    """
+
+    def __init__(self, message: str, text: str, offset: int, *, source: str | None = None,
+                 rule_id: str | None = None):
+        self.rule_id = rule_id
+        super().__init__(f"rule {rule_id}: {message}" if rule_id else message, text, offset, source=source)
 
 
 class UnprintableQueryError(MatcherError):

@@ -193,28 +193,3 @@ def parse_correlation(doc: dict, *, where: str, source: Optional[str] = None) ->
                        group_by=tuple(group_by), condition=tuple(terms), field=fields,
                        aliases={k: dict(v) for k, v in aliases.items()}, percentile=percentile,
                        generate=generate, name=name, level=str(level), info=info)
-
-
-def split_correlations(docs: list, text: str, source: Optional[str]) -> tuple[list, list[Correlation]]:
-    """The documents of one YAML file: ``(the others, the correlation rules parsed)``.
-
-    Errors name the file, and the line and column of the document's ``correlation`` key.
-    """
-    picked = [i for i, d in enumerate(docs) if isinstance(d, dict) and "correlation" in d]
-    if not picked:
-        return docs, []
-    import yaml
-
-    marks: dict[int, str] = {}
-    try:
-        for i, node in enumerate(yaml.compose_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))):
-            for k, _ in getattr(node, "value", []) if isinstance(node, yaml.MappingNode) else []:
-                if getattr(k, "value", None) == "correlation":
-                    marks[i] = f"line {k.start_mark.line + 1}, column {k.start_mark.column + 1}"
-    except yaml.YAMLError:
-        pass  # already parsed once: cannot happen
-    out = []
-    for i in picked:
-        where = f"{source or 'Sigma YAML'}:{marks.get(i, f'document {i + 1}')}"
-        out.append(parse_correlation(docs[i], where=where, source=source))
-    return [d for i, d in enumerate(docs) if i not in set(picked)], out

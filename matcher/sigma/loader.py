@@ -1,15 +1,20 @@
 """Sigma YAML -> :class:`~matcher.Rule`: files, multi-document files and rule trees.
 
 pySigma reads the YAML (its collection actions ``global``/``reset``/``repeat`` included) and
-checks each rule; :mod:`.translate` writes the IR. Errors are :class:`~matcher.MatcherError`:
-a YAML syntax error is a :class:`~matcher.QuerySyntaxError` with line, column and caret; a
-rule pySigma rejects is a :class:`~matcher.RuleError` carrying pySigma's message; a feature
-matcher does not implement is :class:`~matcher.errors.UnsupportedFeature`.
+checks each rule; :mod:`.translate` writes the IR. Every malformed document is a
+:class:`~matcher.errors.RuleSyntaxError` (a :class:`~matcher.RuleError` and a
+:class:`~matcher.QuerySyntaxError`) naming the file, the rule id when it has one, and the line
+and column: YAML syntax errors where the parser stopped; shapes pySigma would crash on, checked
+here first on the YAML nodes; pySigma's own errors placed at the key or value they are about.
+Limits (``MAX_YAML_DEPTH``, ``MAX_CONDITION_DEPTH``, ``MAX_CONDITION_TOKENS``) refuse what
+would overflow a stack or take super-linear time (``docs/sigma.md``). A feature matcher does
+not implement is :class:`~matcher.errors.UnsupportedFeature`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +28,7 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaLogSource, SigmaRule
 
 from .. import ir
-from ..errors import MatcherError, QuerySyntaxError, RuleError, UnsupportedFeature
+from ..errors import MatcherError, RuleError, RuleSyntaxError, UnsupportedFeature
 from .logsource import logsource_filter, s1_field_map, s1_logsource_condition
 from .translate import translate_rule
 
@@ -43,15 +48,281 @@ def _selector(logsource: LogsourceSpec) -> Optional[Callable[[SigmaLogSource], b
     return logsource_filter(**logsource)
 
 
-def _yaml_documents(text: str, source: Optional[str]) -> list:
+#: The deepest nesting of lists and maps a Sigma YAML document may have (SigmaHQ rules peak at
+#: 5). Deeper text is a :class:`RuleSyntaxError` at the first level too deep: the YAML composer,
+#: pySigma and libyaml itself work in time or stack that grows with the depth.
+MAX_YAML_DEPTH = 32
+#: The deepest nesting of ``not`` and parentheses in one condition (SigmaHQ: 3). pySigma's
+#: condition parser uses about 50 Python frames per parenthesis and fails from about 20 levels.
+MAX_CONDITION_DEPTH = 10
+#: The most words (names, operators, parentheses) in one condition (SigmaHQ: under 100);
+#: pySigma's parse time grows faster than linearly with the length.
+MAX_CONDITION_TOKENS = 1000
+
+try:
+    from yaml.cyaml import CParser as _Parser
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    class _Parser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):  # type: ignore[no-redef]
+        def __init__(self, stream: str):
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+
+
+class _Loader(yaml.composer.Composer, _Parser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """libyaml's parser (events), PyYAML's Python composer (nodes, with marks), safe
+    construction. The composer is the Python one so that nesting is counted as it is read and
+    refused at ``MAX_YAML_DEPTH``: libyaml's own composer recurses in C (a stack overflow at
+    about 100,000 levels) and its scanner slows down quadratically with the depth."""
+
+    def __init__(self, text: str):
+        _Parser.__init__(self, text)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self.depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise yaml.MarkedYAMLError(None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels",
+                                           self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError) as e:  # 2020-13-45, !!float abc, !!int 0x
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read the value {node.value!r} ({e})"
+                                                    if isinstance(node, yaml.ScalarNode) else str(e),
+                                                    node.start_mark) from None
+
+
+@dataclass
+class _Doc:
+    """One YAML document: its node tree (marks) and its data."""
+
+    node: Any
+    data: Any
+
+    @property
+    def rule_id(self) -> Optional[str]:
+        rid = self.data.get("id") if isinstance(self.data, dict) else None
+        return rid if isinstance(rid, str) else None
+
+
+def _yaml_documents(text: str, source: Optional[str]) -> list[_Doc]:
+    """The documents of a YAML text, each with its nodes. Empty (null) documents are left out."""
+    docs = []
+    loader = None
     try:
-        return list(yaml.load_all(text, Loader=yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader))
+        loader = _Loader(text)
+        while loader.check_node():
+            node = loader.get_node()
+            data = loader.construct_document(node)
+            if data is not None:  # as pySigma: an empty document (a trailing ---) is no rule
+                docs.append(_Doc(node, data))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        offset = mark.index if mark is not None else 0
-        raise QuerySyntaxError(f"YAML: {e.problem or e.context}", text, offset, source=source) from None
-    except yaml.YAMLError as e:
-        raise RuleError(f"{source or 'Sigma YAML'}: {e}") from None
+        raise RuleSyntaxError(f"YAML: {e.problem or e.context}", text, mark.index if mark else 0,
+                              source=source) from None
+    except yaml.YAMLError as e:  # the reader's errors (control characters, encoding)
+        raise RuleSyntaxError(f"YAML: {getattr(e, 'reason', None) or e}", text, getattr(e, "position", 0) or 0,
+                              source=source) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return docs
+
+
+def _find(node: Any, path: tuple) -> Any:
+    """The value node at ``path`` (mapping keys), or ``None``."""
+    for key in path:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                node = v
+                break
+        else:
+            return None
+    return node
+
+
+def _walk(node: Any):
+    """Every node under ``node``, mapping keys included, in document order (no alias twice)."""
+    seen: set = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        yield n
+        if isinstance(n, yaml.MappingNode):
+            stack.extend(x for kv in reversed(n.value) for x in reversed(kv))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(reversed(n.value))
+
+
+class _Shape(Exception):
+    """A shape error found by :func:`_check_shape`: message and the node it is at."""
+
+    def __init__(self, message: str, node: Any, rule_id: Optional[str] = None):
+        super().__init__(message)
+        self.node = node
+        self.rule_id = rule_id
+
+
+def _scalar_text(node: Any) -> Optional[str]:
+    """The text of a scalar node that YAML reads as a string, else ``None``."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
+        return node.value
+    return None
+
+
+def _check_shape(doc: _Doc) -> None:
+    """Raise :class:`_Shape` for what pySigma would trip over with a ``TypeError``, an
+    ``AttributeError`` or a ``RecursionError`` (it checks the rest itself, see :func:`_locate`).
+    Each node is looked at once however many aliases point to it (no "billion laughs")."""
+    try:
+        _check_document_shape(doc.node)
+    except _Shape as e:
+        e.rule_id = doc.rule_id
+        raise
+
+
+def _check_document_shape(node: Any) -> None:
+    if not isinstance(node, yaml.MappingNode):
+        raise _Shape(f"a Sigma document is a map of keys (title, detection, ...), not a {_kind(node)}", node)
+    for key in ("id", "action"):
+        n = _find(node, (key,))
+        if n is not None and _scalar_text(n) is None:
+            raise _Shape(f"{key} must be a string, not a {_kind(n)}", n)
+    det = _find(node, ("detection",))
+    if not isinstance(det, yaml.MappingNode):
+        return  # missing or not a map: pySigma says so
+    seen: set = set()
+    for k, v in det.value:
+        name = _scalar_text(k)
+        if name is None:
+            raise _Shape(f"detection names are strings, not a {_kind(k)}", k)
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if name == "condition":
+            conds = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            for c in conds:
+                if _scalar_text(c) is None:
+                    raise _Shape(f"a condition is a string (or a list of strings), not a {_kind(c)}", c)
+                _check_condition(c)
+        elif name != "timeframe":
+            _check_selection(v, seen)
+
+
+def _check_selection(node: Any, seen: set) -> None:
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for item in items:
+        if id(item) in seen and item is not node:
+            continue
+        seen.add(id(item))
+        if isinstance(item, yaml.MappingNode):
+            for k, v in item.value:
+                if _scalar_text(k) is None:
+                    raise _Shape(f"field names are strings, not a {_kind(k)} (quote it)", k)
+                if id(v) in seen:
+                    continue
+                seen.add(id(v))
+                values = v.value if isinstance(v, yaml.SequenceNode) else [v]
+                for x in values:
+                    if not isinstance(x, yaml.ScalarNode):
+                        raise _Shape(f"the value of a field is a value or a list of values, not a {_kind(x)}", x)
+        elif isinstance(item, yaml.SequenceNode) and node is not item:
+            for x in item.value:
+                if not isinstance(x, yaml.ScalarNode):
+                    raise _Shape(f"a keyword is a value, not a {_kind(x)}", x)
+        elif not isinstance(item, yaml.ScalarNode):
+            raise _Shape(f"a selection is a map of fields, a list of maps or a list of keywords, not a {_kind(item)}",
+                         item)
+
+
+_CONDITION_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+
+
+def _check_condition(node: Any) -> None:
+    """Refuse a condition nested (``not``, parentheses) or long beyond what pySigma parses."""
+    depth = nots = total = 0
+    stack: list[int] = []
+    tokens = 0
+    for m in _CONDITION_TOKEN.finditer(node.value):
+        tokens += 1
+        if tokens > MAX_CONDITION_TOKENS:
+            raise _Shape(f"a condition of more than {MAX_CONDITION_TOKENS} words", node)
+        word = m.group().lower()
+        if word == "not":
+            nots += 1
+        elif word == "(":
+            stack.append(nots + 1)
+            total += nots + 1
+            nots = 0
+        elif word == ")":
+            total -= stack.pop() if stack else 0
+            nots = 0
+        elif word in ("and", "or"):
+            nots = 0
+        else:
+            depth = max(depth, total + nots)
+            nots = 0
+        if max(depth, total + nots) > MAX_CONDITION_DEPTH:
+            raise _Shape(f"a condition nested deeper than {MAX_CONDITION_DEPTH} levels of not and parentheses", node)
+
+
+def _kind(node: Any) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "map"
+    if isinstance(node, yaml.SequenceNode):
+        return "list"
+    tag = node.tag.rsplit(":", 1)[-1]
+    return {"str": "string", "int": "number", "float": "number", "bool": "boolean", "null": "null",
+            "timestamp": "date"}.get(tag, tag)
+
+
+#: The key each of pySigma's errors is about (an error about a value is placed at the value).
+_ERROR_KEYS = {
+    "SigmaTitleError": "title", "SigmaIdentifierError": "id", "SigmaNameError": "name",
+    "SigmaLevelError": "level", "SigmaStatusError": "status", "SigmaDateError": "date",
+    "SigmaModifiedError": "modified", "SigmaAuthorError": "author", "SigmaDescriptionError": "description",
+    "SigmaFalsePositivesError": "falsepositives", "SigmaFieldsError": "fields", "SigmaLicenseError": "license",
+    "SigmaReferencesError": "references", "SigmaRelatedError": "related", "SigmaScopeError": "scope",
+    "SigmaTagError": "tags", "SigmaTaxonomyError": "taxonomy", "SigmaLogsourceError": "logsource",
+    "SigmaDetectionError": "detection", "SigmaConditionError": "condition",
+}
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _locate(docs: list[_Doc], error: BaseException) -> Any:
+    """The node a pySigma error is about, in the first of ``docs`` that has it: a detection key
+    or value named in the message (``Unknown modifier 'x'``, ``Regular expression '(' ...``), else
+    the key the error's class is about, else the document."""
+    named = {n.lower() for n in _QUOTED.findall(str(error))}
+    key = next((_ERROR_KEYS[c.__name__] for c in type(error).__mro__ if c.__name__ in _ERROR_KEYS), None)
+    for doc in docs:
+        det = _find(doc.node, ("detection",))
+        if named and det is not None and key != "condition":
+            for n in _walk(det):
+                if isinstance(n, yaml.ScalarNode) and (n.value.lower() in named or any(
+                        m in named for m in n.value.lower().split("|")[1:])):
+                    return n
+        path = ("detection", "condition") if key == "condition" else (key,)
+        n = _find(doc.node, path) if key else None
+        if n is not None:
+            return n
+    return docs[0].node if docs else None
 
 
 def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
@@ -109,43 +380,140 @@ def parse_sigma(
     """
     from ..api import Rule
 
-    from ..correlation.rule import split_correlations
-
-    docs, correlations = split_correlations(_yaml_documents(text, source), text, source)
+    docs, correlations = _split_correlations(_yaml_documents(text, source), source)
+    try:  # what pySigma would not read, or read with a crash
+        for doc in docs:
+            _check_shape(doc)
+        _check_merges(docs)
+    except _Shape as e:
+        raise RuleSyntaxError(str(e), text, e.node.start_mark.index, source=source, rule_id=e.rule_id) from None
     select = _selector(logsource)
     try:
-        collection = SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False) if docs else ()
-    except SigmaError as e:
-        raise RuleError(f"{source or 'Sigma YAML'}: {e}") from None
+        collection = SigmaCollection.from_dicts([d.data for d in docs], collect_errors=True,
+                                                resolve_references=False) if docs else ()
+    except Exception as e:  # noqa: BLE001 - pySigma's own checks let TypeErrors & co. through
+        raise _rule_error(e, docs, text, source) from (None if isinstance(e, SigmaError) else e)
     items = list(collection)
+    own = {id(e) for r in items for e in r.errors}
+    for e in getattr(collection, "errors", ()):  # collection-level: an unknown action, an alias bomb
+        if id(e) not in own:
+            raise _rule_error(e, docs, text, source) from None
     if not items and not correlations:
         raise RuleError(f"{source or 'Sigma YAML'}: no Sigma rule in the document(s)")
     out = []
-    for i, rule in enumerate(items):
+    for i, (rule, (where, _)) in enumerate(zip(items, _rule_documents(docs))):
         name = _rule_name(rule, source, i, len(items))
         if isinstance(rule, SigmaCorrelationRule):
             raise UnsupportedFeature(name, "correlation rules", getattr(rule.type, "name", "").lower())
         if isinstance(rule, SigmaFilter):
             raise UnsupportedFeature(name, "filter documents (Sigma meta-filters)")
+        rid = str(rule.id) if rule.id is not None else where[0].rule_id
         if rule.errors:
-            raise RuleError(f"{name}: {rule.errors[0]}")
+            raise _rule_error(rule.errors[0], where, text, source, rid) from None
         if select is not None and not select(rule.logsource):
             continue
-        out.append(Rule(_rule_ir(rule, name, profile, s1_backend), _metadata(rule, name, source), text))
+        try:
+            node = _rule_ir(rule, name, profile, s1_backend)
+        except MatcherError:
+            raise
+        except Exception as e:  # noqa: BLE001 - pySigma parses conditions lazily, see _rule_ir
+            raise _rule_error(e, where, text, source, rid) from (None if isinstance(e, (SigmaError, ValueError)) else e)
+        out.append(Rule(node, _metadata(rule, name, source), text))
     return out + correlations
+
+
+def _split_correlations(docs: list[_Doc], source: Optional[str]) -> tuple[list[_Doc], list]:
+    """The documents of one YAML file: ``(the others, the correlation rules parsed)``; a
+    correlation's errors name the file and the line and column of its ``correlation`` key."""
+    if not any(isinstance(d.data, dict) and "correlation" in d.data for d in docs):
+        return docs, []
+    from ..correlation.rule import parse_correlation
+
+    rest, out = [], []
+    for i, d in enumerate(docs):
+        if not (isinstance(d.data, dict) and "correlation" in d.data):
+            rest.append(d)
+            continue
+        where = f"document {i + 1}"
+        for k, _ in d.node.value:
+            if getattr(k, "value", None) == "correlation":
+                where = f"line {k.start_mark.line + 1}, column {k.start_mark.column + 1}"
+        out.append(parse_correlation(d.data, where=f"{source or 'Sigma YAML'}:{where}", source=source))
+    return rest, out
+
+
+def _rule_documents(docs: list[_Doc]):
+    """For each rule pySigma makes of ``docs`` (``SigmaCollection.from_dicts``'s order): the
+    documents merged into it, its own first, and the pairs ``(dest, src)`` that pySigma's
+    ``deep_dict_update`` merges (``src`` into ``dest``)."""
+    glob: list[_Doc] = []
+    prev: list[_Doc] = []
+    for doc in docs:
+        action = doc.data.get("action")
+        if action == "global":
+            glob = prev = [doc]
+        elif action == "reset":
+            glob = []
+        elif action is None:
+            prev = [doc, *glob]
+            yield prev, [(doc, g) for g in glob]
+        elif action == "repeat":
+            merged = [doc, *prev]
+            if prev is glob:  # pySigma merges a repeat right after the global one into it
+                glob = merged
+            prev = merged
+            yield prev, [(p, doc) for p in prev[1:]]
+
+
+def _check_merges(docs: list[_Doc]) -> None:
+    """Raise :class:`_Shape` where ``action: global``/``repeat`` would merge a map into a key
+    that is not a map in the other document (pySigma fails with an ``AttributeError``)."""
+    seen: set = set()
+    for where, pairs in _rule_documents(docs):
+        rule_id = next((d.rule_id for d in where if d.rule_id), None)  # a repeat keeps the id
+        stack = [(dest.node, src.node) for dest, src in pairs]
+        while stack:
+            dest, src = stack.pop()
+            if (id(dest), id(src)) in seen or not isinstance(src, yaml.MappingNode):
+                continue
+            seen.add((id(dest), id(src)))
+            theirs = {k.value: v for k, v in dest.value if isinstance(k, yaml.ScalarNode)}
+            for k, v in src.value:
+                other = theirs.get(k.value) if isinstance(k, yaml.ScalarNode) else None
+                if other is None or not isinstance(v, yaml.MappingNode):
+                    continue
+                if not isinstance(other, yaml.MappingNode):
+                    raise _Shape(f"{k.value} is a map in the document merged into this one "
+                                 f"(line {v.start_mark.line + 1}), not a {_kind(other)}", other, rule_id)
+                stack.append((other, v))
+
+
+def _rule_error(error: BaseException, docs: list[_Doc], text: str, source: Optional[str],
+                rule_id: Optional[str] = None) -> RuleSyntaxError:
+    """A pySigma error (or a crash inside pySigma) as a :class:`RuleSyntaxError` at the place
+    it is about (:func:`_locate`)."""
+    if isinstance(error, (SigmaError, ValueError)):
+        message = str(error)
+    else:
+        message = f"pySigma cannot read this rule ({type(error).__name__}: {error})"
+    node = _locate(docs, error)
+    if rule_id is None and docs:
+        rule_id = docs[0].rule_id
+    offset = node.start_mark.index if node is not None else 0
+    at = _AT_CHAR.search(message)
+    if at and isinstance(node, yaml.ScalarNode) and not node.style and "\n" not in node.value \
+            and text[offset : offset + len(node.value)] == node.value:
+        offset += min(int(at.group(1)), len(node.value))  # pyparsing's place in a plain condition
+    return RuleSyntaxError(message, text, offset, source=source, rule_id=rule_id)
+
+
+_AT_CHAR = re.compile(r"\(at char (\d+)\)")
 
 
 def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False) -> ir.Node:
     s1 = profile not in (None, "sysmon")
-    try:
-        node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
-                              s1_backend=s1_backend)
-    except SigmaError as e:  # pySigma checks conditions and values lazily
-        raise RuleError(f"{name}: {e}") from None
-    except ValueError as e:
-        if isinstance(e, MatcherError):
-            raise
-        raise RuleError(f"{name}: {e}") from None  # e.g. nesting deeper than ir.MAX_DEPTH
+    node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
+                          s1_backend=s1_backend)
     if not s1:
         return node
     cond = s1_logsource_condition(rule.logsource)
@@ -231,6 +599,8 @@ def load_sigma_tar(
 
 def _read(p: Path) -> str:
     try:
+        if p.exists() and not p.is_file():  # a FIFO would block the read forever
+            raise RuleError(f"{p}: cannot read rule file: not a regular file")
         return p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise RuleError(f"{p}: cannot read rule file: {e}") from None
