@@ -33,12 +33,12 @@ from typing import Any, Optional
 
 from . import datasets
 from .compiler import _sre_c, _sre_parse, regex_factors
-from .errors import UnsatisfiableRule
+from .errors import RuleError, UnsatisfiableRule
 from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Or, Pred, Wild, walk_preds
 from .ops import compile_regex, field_texts, fold, network, to_number
 from .reference import evaluate_ir, predicate
 
-__all__ = ["events", "counterexample", "implies", "UnsatisfiableRule", "witness", "near_misses"]
+__all__ = ["events", "counterexample", "implies", "UnsatisfiableRule", "witness", "near_misses", "sample"]
 
 #: Conjunctions (DNF terms) looked at before a rule with no matching event found is given up on.
 SEARCH_TERMS = 2000
@@ -94,25 +94,29 @@ class _Variant(_Minimal):
 
 class _Drawn(_Minimal):
     def __init__(self, draw: Any):
-        from hypothesis import strategies as st
-
         self.draw = draw
-        self.st = st
 
     def pick(self, options: Sequence) -> Any:
-        return options[0] if len(options) == 1 else self.draw(self.st.sampled_from(options))
+        return options[self.index(len(options))]
 
     def index(self, n: int) -> int:
-        return 0 if n == 1 else self.draw(self.st.integers(0, n - 1))
+        return 0 if n == 1 else self.draw(_integers(0, n - 1))
 
     def integer(self, lo: int, hi: int) -> int:
-        return self.draw(self.st.integers(lo, hi))
+        return self.draw(_integers(lo, hi))
 
     def regex(self, pattern: str) -> Optional[str]:
         strategy = _from_regex(pattern)
         if strategy is None:
             return regex_sample(pattern)
         return self.draw(strategy)
+
+
+@lru_cache(maxsize=1024)
+def _integers(lo: int, hi: int):
+    from hypothesis import strategies as st
+
+    return st.integers(lo, hi)
 
 
 MINIMAL = _Minimal()
@@ -840,3 +844,101 @@ def implies(rule_a: Any, rule_b: Any, *, budget: int = BUDGET) -> Optional[dict]
     """
     a, b = _node(rule_a), _node(rule_b)
     return _search_pair(a, b, lambda ev: evaluate_ir(a, ev) and not evaluate_ir(b, ev), budget)
+
+
+# -- the command line: ``matcher examples`` and ``matcher diff`` (argument parsers in cli.py) --------
+
+
+def _one_rule(spec: str) -> Any:
+    from .cli import _gather_rules
+
+    rules, errors = _gather_rules([], [spec], default=False)
+    if errors:
+        raise RuleError("; ".join(errors))
+    if len(rules) != 1:
+        raise RuleError(f"{spec}: holds {len(rules)} rules; give one")
+    return rules[0]
+
+
+def sample(rule: Any, n: int, matching: bool = True, seed: int = 0) -> list[dict]:
+    """Up to ``n`` distinct events of :func:`events` (hypothesis' generation phase, seeded), the
+    simplest first."""
+    import orjson
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as _seed
+
+    strategy = events(rule, matching)
+    got: dict[bytes, dict] = {}
+
+    @_seed(seed)
+    @settings(max_examples=max(2 * n, 10), database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(ev: dict) -> None:
+        if len(got) < n:
+            got.setdefault(orjson.dumps(ev, option=orjson.OPT_SORT_KEYS), ev)
+
+    collect()
+    return list(got.values())
+
+
+def run_examples(args: Any) -> int:
+    """``matcher examples RULE [-n N] [--near-misses] [--seed S]``: events as JSON lines."""
+    import sys
+
+    import orjson
+
+    from .errors import MatcherError
+
+    if args.events < 0:
+        print("matcher examples: -n must be >= 0", file=sys.stderr)
+        return 2
+    try:
+        rule = _one_rule(args.rule)
+        evs = sample(rule, args.events, not args.near_misses, args.seed)
+    except MatcherError as e:
+        print(f"matcher examples: {e}", file=sys.stderr)
+        return 2
+    out = sys.stdout.buffer
+    for ev in evs:
+        out.write(orjson.dumps(ev, option=orjson.OPT_APPEND_NEWLINE))
+    out.flush()
+    if len(evs) < args.events:
+        print(f"matcher examples: {len(evs)} distinct event(s) found, not {args.events}", file=sys.stderr)
+    return 0
+
+
+def run_diff(args: Any) -> int:
+    """``matcher diff RULE_A RULE_B``: a counterexample with both rules' explanations; exit 1 if found."""
+    import sys
+
+    import orjson
+
+    from . import explain
+    from .errors import MatcherError
+
+    budget = BUDGET if args.budget is None else args.budget
+    try:
+        a, b = (_one_rule(spec) for spec in args.rules)
+    except MatcherError as e:
+        print(f"matcher diff: {e}", file=sys.stderr)
+        return 2
+    ev = counterexample(a, b, budget=budget)
+    if args.format == "json":
+        doc: dict[str, Any] = {"differ": ev is not None, "budget": budget, "event": ev}
+        if ev is not None:
+            doc["rules"] = [{"spec": spec, "rule_id": r.id, "matched": evaluate_ir(r.ir, ev),
+                             "tree": explain.to_dict(explain.explain(r.ir, ev))} for spec, r in zip(args.rules, (a, b))]
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        return 1 if ev is not None else 0
+    if ev is None:
+        print(f"no event found on which the rules disagree (structural search, then {budget} hypothesis examples); "
+              "this is not a proof that they are equivalent")
+        return 0
+    print("the rules disagree on this event:")
+    print(orjson.dumps(ev).decode())
+    for spec, r in zip(args.rules, (a, b)):
+        tree = explain.explain(r.ir, ev)
+        print(f"\n{spec} (rule {r.id}): {'MATCH' if tree.result else 'NO MATCH'}")
+        sys.stdout.write(explain.render(tree))
+    return 1
