@@ -61,7 +61,11 @@ def _node(rule: Any) -> Node:
         from .api import compile as _compile
 
         return _compile(rule).ir
-    return getattr(rule, "ir", rule)
+    node = getattr(rule, "ir", rule)
+    if not isinstance(node, (Pred, And, Or, Not)):
+        raise TypeError(f"expected a Rule, an IR node or S1QL text, not {type(rule).__name__} "
+                        "(a correlation's base rules are Rules: test each of them)")
+    return node
 
 
 # -- choices: minimal, fixed variants, or drawn by hypothesis ---------------------------------
@@ -394,7 +398,7 @@ def _fill_glob(glob: Glob, op: Op, d: _Minimal, extra: str = "") -> str:
     return "".join(out)
 
 
-def _compose(pos: list[Pred], d: _Minimal) -> Optional[str]:
+def _compose(pos: list[Pred], d: _Minimal, rx_at: int = 0) -> Optional[str]:
     """A value built to satisfy the positive predicates ``pos`` on one field (checked by the caller)."""
     by = {}
     for p in pos:
@@ -414,16 +418,16 @@ def _compose(pos: list[Pred], d: _Minimal) -> Optional[str]:
     head = max(by.get(Op.STARTSWITH, []), key=lambda p: len(p.value), default=None)
     tail = max(by.get(Op.ENDSWITH, []), key=lambda p: len(p.value), default=None)
     mids = [_case(d, p.value, p.op) for p in by.get(Op.CONTAINS, [])]
-    for p in by.get(Op.REGEX, []):
-        sample = d.regex(p.value)
-        if sample is None:
-            return None
-        mids.append(sample)
+    samples = [d.regex(p.value) for p in by.get(Op.REGEX, [])]
+    if None in samples:
+        return None
+    if rx_at == 0:  # regex matches among the contains terms; 1: first (for ^), 2: last (for $)
+        mids += samples
     parts = [_case(d, head.value, Op.STARTSWITH) if head else ""]
     for m in mids:
         parts += [_sep(d), m]
     parts += [_sep(d), _case(d, tail.value, Op.ENDSWITH) if tail else ""]
-    value = "".join(parts)
+    value = "".join(samples + parts if rx_at == 1 else parts + samples if rx_at == 2 else parts)
     if not value and Op.NOT_EMPTY in by:
         value = d.pick(["x"] + _pool()[1][1:])
     return value
@@ -439,6 +443,8 @@ def _field_value(name: str, pos: list[Pred], neg: list[Pred], d: _Minimal) -> An
     if not pos:
         return _ABSENT
     tries = [lambda: _compose(pos, d), lambda: _compose(pos, MINIMAL)]
+    if any(p.op is Op.REGEX for p in pos):
+        tries += [lambda: _compose(pos, d, 1), lambda: _compose(pos, d, 2)]
     tries += [lambda p=p: _compose([p], MINIMAL) for p in pos]
     for t in tries:
         value = t()
