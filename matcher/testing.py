@@ -226,7 +226,6 @@ def regex_sample(pattern: str) -> Optional[str]:
 
 def _regex_found(pattern: str) -> Optional[str]:
     from hypothesis import HealthCheck, Phase, find, settings
-    from hypothesis.errors import HypothesisException
 
     strategy = _from_regex(pattern)
     if strategy is None:
@@ -236,7 +235,7 @@ def _regex_found(pattern: str) -> Optional[str]:
         return find(strategy, lambda s: rx.search(s) is not None,
                     settings=settings(max_examples=200, database=None, deadline=None, phases=[Phase.generate],
                                       suppress_health_check=list(HealthCheck)))
-    except (HypothesisException, Exception):
+    except Exception:  # noqa: BLE001 - no sample is an answer ("none found")
         return None
 
 
@@ -322,31 +321,36 @@ def _bounds(preds: list[Pred]) -> Optional[tuple[float, bool, float, bool]]:
     return lo, lo_open, hi, hi_open
 
 
-def _contradiction(pos: list[Pred], neg: list[Pred]) -> bool:
-    """True when these literals on one field exclude each other (a sound, partial test)."""
+def _contradiction(pos: list[Pred], neg: list[Pred], scalar: bool = False) -> bool:
+    """True when these literals on one field exclude each other (a sound, partial test).
+
+    A field may hold a list (``docs/semantics.md``: a predicate holds if it holds for any
+    element), so ``x = "a" AND x = "b"`` holds for ``["a", "b"]``. The first tests hold for
+    every value; with ``scalar`` the tests that hold for one text only are added.
+    """
     if set(pos) & set(neg):
         return True
     if pos and any(p.op is Op.EXISTS for p in neg):
         return True
+    if any(p.op is Op.NOT_EMPTY for p in neg):  # every text is "": decide the others on it
+        if not all(predicate(Pred("f", p.op, p.value), {"f": ""}) for p in pos):
+            return True
+    for v in {p.value for p in pos if p.op is Op.EQUALS}:  # a text with fold(v) makes these hold
+        if any(p.op in _FOLDING and predicate(Pred("f", p.op, p.value), {"f": v}) for p in neg):
+            return True
+    if not scalar:
+        return False
     eqs = {fold(p.value) for p in pos if p.op is Op.EQUALS}
     if len(eqs) > 1:
         return True
     if eqs:  # the field's fold is fixed: every folding predicate on it is decided
         v = next(p.value for p in pos if p.op is Op.EQUALS)
-        ev = {"f": v}
-        for p in pos:
-            if p.op in _FOLDING and not predicate(Pred("f", p.op, p.value), ev):
-                return True
-        for p in neg:
-            if p.op in _FOLDING and predicate(Pred("f", p.op, p.value), ev):
-                return True
+        if any(p.op in _FOLDING and not predicate(Pred("f", p.op, p.value), {"f": v}) for p in pos):
+            return True
         folded = fold(v)
         for p in pos:  # a regex match holds one literal of each required set (compiler)
             if p.op is Op.REGEX and any(not any(s in folded for s in req) for req in regex_factors(p.value)):
                 return True
-    if any(p.op is Op.NOT_EMPTY for p in neg):  # every text is "": decide the others on it
-        if not all(predicate(Pred("f", p.op, p.value), {"f": ""}) for p in pos):
-            return True
     heads = sorted((fold(p.value) for p in pos if p.op is Op.STARTSWITH), key=len)
     if any(not heads[-1].startswith(h) for h in heads):
         return True
@@ -442,15 +446,27 @@ def _field_value(name: str, pos: list[Pred], neg: list[Pred], d: _Minimal) -> An
     """A value of field ``name`` for which ``pos`` hold and ``neg`` do not; ``_ABSENT``; or None."""
     if not pos:
         return _ABSENT
-    tries = [lambda: _compose(pos, d), lambda: _compose(pos, MINIMAL)]
-    if any(p.op is Op.REGEX for p in pos):
-        tries += [lambda: _compose(pos, d, 1), lambda: _compose(pos, d, 2)]
-    tries += [lambda p=p: _compose([p], MINIMAL) for p in pos]
-    for t in tries:
-        value = t()
-        if value is not None and _satisfies(name, value, pos, neg):
-            return value
-    return None
+    if not _contradiction(pos, neg, scalar=True):
+        tries = [lambda: _compose(pos, d), lambda: _compose(pos, MINIMAL)]
+        if any(p.op is Op.REGEX for p in pos):
+            tries += [lambda: _compose(pos, d, 1), lambda: _compose(pos, d, 2)]
+        tries += [lambda p=p: _compose([p], MINIMAL) for p in pos]
+        for t in tries:
+            value = t()
+            if value is not None and _satisfies(name, value, pos, neg):
+                return value
+    # no one text does: a multi-valued field, one element per predicate
+    elements: list[str] = []
+    for p in pos:
+        for dd in (d, MINIMAL):
+            e = _compose([p], dd)
+            if e is not None and _satisfies(name, e, [p], neg):
+                if e not in elements:
+                    elements.append(e)
+                break
+        else:
+            return None
+    return elements if _satisfies(name, elements, pos, neg) else None
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -684,6 +700,14 @@ def _breaks(ev: dict, lit: Lit, node: Node, d: _Minimal) -> list[dict]:
             out += [{**ev, k: y} for y in _value_breaks(Pred(k, Op.GLOB, p.value), ev[k])]
         out.append({k: v for k, v in ev.items() if k not in rx_hits})
         return out
+    value = ev.get(p.field)
+    if isinstance(value, list):  # a multi-valued field: change the element that satisfies p
+        for i, e in enumerate(value):
+            if predicate(p, {p.field: e}):
+                rest = value[:i] + value[i + 1:]
+                out += [{**ev, p.field: value[:i] + [y] + value[i + 1:]} for y in _value_breaks(p, e)]
+                out.append({**ev, p.field: rest} if rest else {k: v for k, v in ev.items() if k != p.field})
+                return out
     x = _first_text(ev, p.field)
     if x is not None and p.op not in (Op.EXISTS,) and p.op not in EVENT_OPS:
         out += [{**ev, p.field: y} for y in _value_breaks(p, x)]
@@ -780,9 +804,9 @@ def events(rule: Any, matching: bool = True):
 # -- comparing rules --------------------------------------------------------------------------
 
 
-def _candidates(node: Node, other: Node) -> Iterator[dict]:
+def _candidates(node: Node) -> Iterator[dict]:
     """Structural candidates: minimal events of each conjunction (and case variants), near
-    misses, and events of ``other``'s boundary values."""
+    misses (boundary values, edits, removed fields), events of the negation."""
     for term in islice(_terms(node, True, _Count()), 64):
         for d in (MINIMAL, _Variant(1), _Variant(2), _Variant(3), _Variant(4)):
             ev = _build(term, node, d, filler=False)
@@ -806,10 +830,10 @@ def _strategies(node: Node) -> list:
 
 
 def _search_pair(a: Node, b: Node, want, budget: int) -> Optional[dict]:
-    for ev in _candidates(a, b):
+    for ev in _candidates(a):
         if want(ev):
             return ev
-    for ev in _candidates(b, a):
+    for ev in _candidates(b):
         if want(ev):
             return ev
     strategies = _strategies(a) + _strategies(b)
