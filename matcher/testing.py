@@ -547,7 +547,7 @@ def _build(term: list[Lit], node: Node, d: _Minimal, filler: bool) -> Optional[d
         elif f not in ev or f in free:
             ev[g] = d.pick(["x"] + _pool()[1][5:])
             ev[f] = _relate(p.op, ev[g], d)
-    if filler and d.index(2):
+    if filler:
         pool = _pool()[0]
         base = pool[d.index(len(pool))]
         if fields & set(datasets.SYSMON_FIELDS.values()) - set(datasets.FIELDS):
@@ -740,10 +740,11 @@ def near_misses(rule: Any, limit: int = 64) -> Iterator[dict]:
 
 def _matching(draw: Any, node: Node, plan: _Plan) -> dict:
     d = _Drawn(draw)
+    with_filler = bool(d.index(2))  # shrinks to no filler
     term: list = []
     _draw_term(node, True, d, term)
     for t in (term, plan.witness_term):
-        for filler in (True, False):
+        for filler in dict.fromkeys((with_filler, False)):
             ev = _build(t, node, d, filler)
             if ev is not None and evaluate_ir(node, ev):
                 return ev
@@ -752,10 +753,11 @@ def _matching(draw: Any, node: Node, plan: _Plan) -> dict:
 
 def _missing(draw: Any, node: Node, plan: _Plan, fallback: dict) -> dict:
     d = _Drawn(draw)
+    with_filler = bool(d.index(2))
     term: list = []
     _draw_term(node, True, d, term)
     for t in (term, plan.witness_term):
-        ev = _build(t, node, d, draw(_booleans()))
+        ev = _build(t, node, d, with_filler)
         if ev is None or not evaluate_ir(node, ev):
             continue
         start = d.index(len(t))
@@ -765,12 +767,6 @@ def _missing(draw: Any, node: Node, plan: _Plan, fallback: dict) -> dict:
             if misses:
                 return misses[d.index(len(misses))]
     return dict(fallback)
-
-
-def _booleans():
-    from hypothesis import strategies as st
-
-    return st.booleans()
 
 
 def events(rule: Any, matching: bool = True):
