@@ -388,12 +388,14 @@ def _address(value: str, d: _Minimal) -> str:
     return str(net.network_address + offset)
 
 
-def _fill_glob(glob: Glob, op: Op, d: _Minimal, extra: str = "") -> str:
-    """A text the glob matches; ``extra`` goes into its first ``*``."""
+def _fill_glob(glob: Glob, op: Op, d: _Minimal, extra: str = "", head: str = "", tail: str = "") -> str:
+    """A text the glob matches; ``extra`` goes into its first ``*``, ``head`` at the start of a
+    leading ``*``, ``tail`` at the end of a trailing one."""
     out = []
-    for part in glob.parts:
+    last = len(glob.parts) - 1
+    for i, part in enumerate(glob.parts):
         if part is Wild.ANY:
-            out.append(_sep(d) + extra)
+            out.append((head if i == 0 else "") + _sep(d) + extra + (tail if i == last else ""))
             extra = ""
         elif part is Wild.ONE:
             out.append(d.pick(["x", "0", " ", "\u00e9"]))
@@ -413,7 +415,9 @@ def _compose(pos: list[Pred], d: _Minimal, rx_at: int = 0) -> Optional[str]:
     if Op.GLOB in by:
         extra = [_case(d, p.value, p.op) for p in by.get(Op.CONTAINS, [])]
         extra += [s for s in (d.regex(p.value) for p in by.get(Op.REGEX, [])) if s is not None]
-        return _fill_glob(by[Op.GLOB][0].value, Op.GLOB, d, " ".join(extra))
+        heads = [_case(d, p.value, p.op) for p in by.get(Op.STARTSWITH, [])[:1]]
+        tails = [_case(d, p.value, p.op) for p in by.get(Op.ENDSWITH, [])[:1]]
+        return _fill_glob(by[Op.GLOB][0].value, Op.GLOB, d, " ".join(extra), "".join(heads), "".join(tails))
     if Op.CIDR in by:
         return _address(by[Op.CIDR][0].value, d)
     comps = [p for p in pos if p.op in COMPARISONS]
@@ -442,7 +446,7 @@ def _satisfies(name: str, value: Any, pos: list[Pred], neg: list[Pred]) -> bool:
     return all(predicate(p, ev) for p in pos) and not any(predicate(p, ev) for p in neg)
 
 
-def _field_value(name: str, pos: list[Pred], neg: list[Pred], d: _Minimal) -> Any:
+def _field_value(name: str, pos: list[Pred], neg: list[Pred], d: _Minimal, lists: bool = True) -> Any:
     """A value of field ``name`` for which ``pos`` hold and ``neg`` do not; ``_ABSENT``; or None."""
     if not pos:
         return _ABSENT
@@ -455,6 +459,8 @@ def _field_value(name: str, pos: list[Pred], neg: list[Pred], d: _Minimal) -> An
             value = t()
             if value is not None and _satisfies(name, value, pos, neg):
                 return value
+    if not lists:
+        return None
     # no one text does: a multi-valued field, one element per predicate
     elements: list[str] = []
     for p in pos:
@@ -508,7 +514,7 @@ def _relate(op: Op, g: str, d: _Minimal) -> str:
     return g
 
 
-def _build(term: list[Lit], node: Node, d: _Minimal, filler: bool) -> Optional[dict]:
+def _build(term: list[Lit], node: Node, d: _Minimal, filler: bool, lists: bool = True) -> Optional[dict]:
     """An event for which every literal of ``term`` holds, or None (checked by the caller)."""
     pos: dict[str, list[Pred]] = {}
     neg: dict[str, list[Pred]] = {}
@@ -525,7 +531,7 @@ def _build(term: list[Lit], node: Node, d: _Minimal, filler: bool) -> Optional[d
     ev: dict[str, Any] = {}
     free = set()  # fields only required to be present: a fieldref may set them
     for name in pos:
-        value = _field_value(name, pos[name], neg.get(name, []), d)
+        value = _field_value(name, pos[name], neg.get(name, []), d, lists)
         if value is None:
             return None
         if value is not _ABSENT:
@@ -569,14 +575,16 @@ class _Plan:
 
 
 def _search(node: Node, holds: bool = True) -> _Plan:
+    """Conjunctions in order: one text per field first; a list per field only if none does."""
     count = _Count()
     seen = 0
-    for term in islice(_terms(node, holds, count), SEARCH_TERMS):
-        seen += 1
-        for d in (MINIMAL, _Variant(1), _Variant(2)):
-            ev = _build(term, node, d, filler=False)
-            if ev is not None and evaluate_ir(node, ev) == holds:
-                return _Plan(node, ev, False, seen, term)
+    for lists in (False, True):
+        for term in islice(_terms(node, holds, count), SEARCH_TERMS):
+            seen += not lists
+            for d in (MINIMAL, _Variant(1), _Variant(2)):
+                ev = _build(term, node, d, False, lists)
+                if ev is not None and evaluate_ir(node, ev) == holds:
+                    return _Plan(node, ev, False, seen, term)
     exhausted = seen < SEARCH_TERMS and not count.truncated
     return _Plan(node, None, exhausted and _all_contradictory(node, holds), seen, None)
 
@@ -743,9 +751,9 @@ def _matching(draw: Any, node: Node, plan: _Plan) -> dict:
     with_filler = bool(d.index(2))  # shrinks to no filler
     term: list = []
     _draw_term(node, True, d, term)
-    for t in (term, plan.witness_term):
+    for lists, t in ((False, term), (False, plan.witness_term), (True, term), (True, plan.witness_term)):
         for filler in dict.fromkeys((with_filler, False)):
-            ev = _build(t, node, d, filler)
+            ev = _build(t, node, d, filler, lists)
             if ev is not None and evaluate_ir(node, ev):
                 return ev
     return dict(plan.witness)
