@@ -41,7 +41,9 @@ from .reference import evaluate_ir, predicate
 __all__ = ["events", "counterexample", "implies", "UnsatisfiableRule", "witness", "near_misses", "sample"]
 
 #: Conjunctions (DNF terms) looked at before a rule with no matching event found is given up on.
-SEARCH_TERMS = 2000
+SEARCH_TERMS = 1000
+#: Of those, the first ones tried again with multi-valued (list) fields.
+LIST_TERMS = 64
 #: Terms of each child kept when an AND's children are multiplied out.
 CHILD_TERMS = 64
 #: Examples hypothesis tries in ``counterexample``/``implies`` after the structural search.
@@ -579,11 +581,13 @@ def _search(node: Node, holds: bool = True) -> _Plan:
     count = _Count()
     seen = 0
     for lists in (False, True):
-        for term in islice(_terms(node, holds, count), SEARCH_TERMS):
+        for term in islice(_terms(node, holds, count), LIST_TERMS if lists else SEARCH_TERMS):
             seen += not lists
             for d in (MINIMAL, _Variant(1), _Variant(2)):
                 ev = _build(term, node, d, False, lists)
-                if ev is not None and evaluate_ir(node, ev) == holds:
+                if ev is None:  # a contradiction or no value: the variants would not do better
+                    break
+                if evaluate_ir(node, ev) == holds:
                     return _Plan(node, ev, False, seen, term)
     exhausted = seen < SEARCH_TERMS and not count.truncated
     return _Plan(node, None, exhausted and _all_contradictory(node, holds), seen, None)
