@@ -10,7 +10,6 @@ spaced sample of events (about 1,000 of them; all of them when the corpus is tha
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,15 +17,15 @@ import sigma_sqlite
 from conftest import run
 
 import matcher
+from shared_data import corpus_path
 from matcher.reference import evaluate
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "sigmahq-s1ql.jsonl"
 SAMPLE = 1000
 
 
 def _records(windows_process_creation: bool):
     out = []
-    with open(CORPUS, encoding="utf-8") as fh:
+    with open(corpus_path(), encoding="utf-8") as fh:
         for line in fh:
             r = json.loads(line)
             if not r["query"]:

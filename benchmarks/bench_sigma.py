@@ -1,6 +1,6 @@
 """Sigma rules as one RuleSet: every Windows process_creation rule of SigmaHQ loaded from YAML
-(``corpus/sigma-rules.tar.xz``, profile ``s1``), against the S1QL route (the same rules
-converted by pySigma's SentinelOne backend, ``corpus/sigmahq-s1ql.jsonl``).
+(the shared ``sigma-rules/`` tree, profile ``s1``), against the S1QL route (the same rules
+converted by pySigma's SentinelOne backend, the shared ``corpus/sigmahq-s1ql.jsonl``).
 
     pytest benchmarks/bench_sigma.py --events 20000 --benchmark-json=sigma.json
 
@@ -12,7 +12,6 @@ sample of about 200 events (the reference's answers computed once per route).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,16 +20,16 @@ import matcher
 from bench_corpus import _records
 from conftest import run
 from matcher.reference import evaluate
-from matcher.sigma import load_sigma_tar
+from matcher.sigma import load_sigma_tree
+from shared_data import sigma_rules_path
 
-ARCHIVE = Path(__file__).resolve().parent.parent / "corpus" / "sigma-rules.tar.xz"
 WINDOWS_PROCESS_CREATION = {"category": "process_creation", "product": "windows"}
 SAMPLE = 200
 
 
 @pytest.fixture(scope="module")
 def sigma_rules():
-    loaded = load_sigma_tar(ARCHIVE, profile="s1", logsource=WINDOWS_PROCESS_CREATION)
+    loaded = load_sigma_tree(sigma_rules_path(), profile="s1", logsource=WINDOWS_PROCESS_CREATION)
     assert loaded.rules and all(isinstance(e, matcher.errors.UnsupportedFeature) for _, e in loaded.failures)
     return loaded.rules
 
@@ -88,10 +87,10 @@ def test_sigma_ruleset_arrow(benchmark, route, events, table, expected):
 
 @pytest.mark.benchmark(group="sigma-compile")
 def test_sigma_load_and_compile(benchmark):
-    """Reading the archive's Windows process_creation rules with pySigma and compiling them."""
+    """Reading the SigmaHQ tree's Windows process_creation rules with pySigma and compiling them."""
 
     def build():
-        loaded = load_sigma_tar(ARCHIVE, profile="s1", logsource=WINDOWS_PROCESS_CREATION)
+        loaded = load_sigma_tree(sigma_rules_path(), profile="s1", logsource=WINDOWS_PROCESS_CREATION)
         return matcher.RuleSet(loaded.rules)
 
     rs = run(benchmark, build, rounds=1)

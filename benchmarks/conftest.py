@@ -7,12 +7,18 @@ answer fails instead of being reported.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import matcher
 from matcher import datasets
 from matcher.reference import evaluate
+
+# shared_data (tests/shared_data.py) says where the third-party rules live; benchmarks read them too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 SEED = 1
 

@@ -14,23 +14,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 
 from matcher import datasets
+from shared_data import sigma_rules_path
 
-DATA = Path(__file__).resolve().parent / "data"
-SIGMA_ARCHIVE = Path(__file__).resolve().parent.parent / "corpus" / "sigma-rules.tar.xz"  # SigmaHQ, DRL 1.1
+FLAGSHIP_PATH = "rules/windows/process_creation/proc_creation_win_webshell_susp_process_spawned_from_webserver.yml"
 
 
 def sigma_texts(paths) -> list[str]:
-    """The YAML texts of SigmaHQ rules (paths as in the corpus records) from the archive in corpus/."""
-    import tarfile
-
-    with tarfile.open(SIGMA_ARCHIVE) as tar:
-        return [tar.extractfile(p).read().decode("utf-8") for p in paths]
-FLAGSHIP_YAML = DATA / "proc_creation_win_webshell_susp_process_spawned_from_webserver.yml"
+    """The YAML texts of SigmaHQ rules (paths as in the corpus records) from the shared tree."""
+    tree = sigma_rules_path()
+    return [(tree / p).read_text(encoding="utf-8") for p in paths]
 COLUMNS = tuple(datasets.SYSMON_FIELDS[f] for f in datasets.FIELDS)
 
 
@@ -117,7 +113,7 @@ def run(con: sqlite3.Connection, sql: str) -> np.ndarray:
 
 
 def flagship_sql() -> str:
-    (sql,) = convert([FLAGSHIP_YAML.read_text(encoding="utf-8")])
+    (sql,) = convert(sigma_texts([FLAGSHIP_PATH]))
     return sql
 
 

@@ -80,9 +80,10 @@ def assert_all_equal_reference(rs, evs, *, arrow: bool = True):
 
 def corpus_rules() -> list[matcher.Rule]:
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "corpus" / "sigmahq-s1ql.jsonl"
+    from shared_data import corpus_path
+
+    path = corpus_path()
     out = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:

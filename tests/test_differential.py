@@ -43,10 +43,10 @@ from matcher.errors import UnprintableQueryError
 from matcher.ir import Glob, Not, Op, Pred, Wild, and_, not_, or_
 from matcher.rules import RuleInfo
 from matcher.s1ql import to_s1ql
+from shared_data import corpus_path
 from strategies import DOTTED_FIELD, FIELDS, LITERAL_POOL, events, ir_nodes, literals
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "corpus" / "sigmahq-s1ql.jsonl"
 
 #: Disagreements between the core and the reference found by this suite. Each is pinned by a
 #: test (checked, never skipped); all four were fixed in the core by commit fb28636 and the
@@ -1025,7 +1025,7 @@ CORPUS_RULE_CHUNK = 24
 
 
 def corpus_records() -> list[dict]:
-    with CORPUS.open(encoding="utf-8") as fh:
+    with corpus_path().open(encoding="utf-8") as fh:
         recs = [json.loads(line) for line in fh if line.strip()]
     return [r for r in recs if r.get("query") is not None]
 

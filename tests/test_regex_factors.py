@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,15 +17,15 @@ from hypothesis import strategies as st
 import matcher
 import matcher._core as core
 from helpers import corpus_queries
+from shared_data import corpus_path
 from matcher import compiler
 from matcher.ir import Op, walk_preds
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _corpus_regexes() -> list[str]:
     out = set()
-    for q in corpus_queries(ROOT / "corpus" / "sigmahq-s1ql.jsonl").values():
+    for q in corpus_queries(corpus_path()).values():
         for p in walk_preds(matcher.compile(q).ir):
             if p.op is Op.REGEX:
                 out.add(p.value)

@@ -14,13 +14,12 @@ from hypothesis import strategies as st
 
 import matcher
 from helpers import corpus_queries
+from shared_data import corpus_path
 from matcher import QuerySyntaxError, ir
 from matcher.ir import And, Glob, Not, Op, Or, Pred, Wild
 from matcher.s1ql import parse
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "corpus" / "sigmahq-s1ql.jsonl"
-CORPUS_SORTED = ROOT / "corpus" / "sigmahq-s1ql-sortedkeys.jsonl"
 SEED_CARD = ROOT / "matcher" / "data" / "proc_creation_win_webshell_susp_process_spawned_from_webserver.md"
 SEED_ID = "8202070f-edeb-4d31-a010-a26c72ac5600"
 
@@ -34,12 +33,12 @@ def card_query(card_text: str) -> str:
 
 @pytest.fixture(scope="module")
 def corpus() -> dict[str, str]:
-    return corpus_queries(CORPUS)
+    return corpus_queries(corpus_path())
 
 
 @pytest.fixture(scope="module")
 def corpus_sorted() -> dict[str, str]:
-    return corpus_queries(CORPUS_SORTED)
+    return corpus_queries(corpus_path(sorted_keys=True))
 
 
 def P(field: str, op: Op, value=None) -> Pred:
@@ -59,10 +58,10 @@ def test_corpus_files_have_the_documented_size(corpus, corpus_sorted):
     assert set(corpus) == set(corpus_sorted)
 
 
-@pytest.mark.parametrize("path", [CORPUS, CORPUS_SORTED], ids=["unsorted", "sortedkeys"])
-def test_every_corpus_query_parses(path):
+@pytest.mark.parametrize("sorted_keys", [False, True], ids=["unsorted", "sortedkeys"])
+def test_every_corpus_query_parses(sorted_keys):
     failures = []
-    for rid, q in corpus_queries(path).items():
+    for rid, q in corpus_queries(corpus_path(sorted_keys)).items():
         try:
             node = parse(q)
             ir.validate(node)

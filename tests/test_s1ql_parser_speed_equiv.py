@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import random
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import corpus_queries
+from shared_data import corpus_path
 from matcher import QuerySyntaxError
 from matcher.s1ql import parser
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "sigmahq-s1ql.jsonl"
 NEVER = re.compile(r"(?!)")
 
 PIECES = [
@@ -57,7 +56,7 @@ def test_fast_path_is_taken():
 
 
 def test_corpus_fast_equals_general():
-    queries = list(corpus_queries(CORPUS).values())
+    queries = list(corpus_queries(corpus_path()).values())
     assert len(queries) == 1648
     for q in queries:
         assert outcome(q) == general_outcome(q), q
@@ -65,7 +64,7 @@ def test_corpus_fast_equals_general():
 
 def test_corpus_mutants_fast_equal_general():
     rng = random.Random(20240601)
-    queries = [q for q in corpus_queries(CORPUS).values() if len(q) < 2000]
+    queries = [q for q in corpus_queries(corpus_path()).values() if len(q) < 2000]
     for _ in range(3000):
         q = list(rng.choice(queries))
         for _ in range(rng.randint(1, 4)):

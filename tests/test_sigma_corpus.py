@@ -1,6 +1,6 @@
 """The two routes to one SigmaHQ rule: the Sigma YAML loaded directly (fields mapped to S1
 names, logsource conditions added) and the S1QL query pySigma's SentinelOne backend wrote for
-it (``corpus/sigmahq-s1ql.jsonl``), paired by the rule's path, on Windows process-creation
+it (the shared corpus, ``sigmahq-s1ql.jsonl``), paired by the rule's path, on Windows process-creation
 events built from the rules' own literals plus the generator's events.
 
 The backend changes what some rules mean (docs/sigma.md, "The S1QL route"). The test proves
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import random
-import tarfile
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -23,31 +21,30 @@ import matcher
 from matcher import datasets, reference
 from matcher.ir import Glob, Op, Wild, walk_preds
 from matcher.sigma import parse_sigma
+from shared_data import corpus_path, sigma_rules_path
 
-ROOT = Path(__file__).resolve().parent.parent / "corpus"
-ARCHIVE = ROOT / "sigma-rules.tar.xz"
-CORPUS = ROOT / "sigmahq-s1ql.jsonl"
 
 
 def _pairs():
     records = {}
-    for line in CORPUS.read_text(encoding="utf-8").splitlines():
+    for line in corpus_path().read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         ls = rec["logsource"] or {}
         if rec["query"] and ls.get("category") == "process_creation" and ls.get("product") == "windows":
             records[rec["path"]] = rec
     out = []
-    with tarfile.open(ARCHIVE) as tar:
-        for m in tar.getmembers():
-            rec = records.get(m.name)
-            if rec is None:
-                continue
-            text = tar.extractfile(m).read().decode("utf-8-sig")
-            (sig,) = parse_sigma(text, source=m.name, profile="s1")
-            (emu,) = parse_sigma(text, source=m.name, profile="s1", s1_backend=True)
-            s1 = matcher.compile(rec["query"], id=rec["id"], title=rec["title"])
-            assert sig.id == rec["id"]
-            out.append((m.name, sig, emu, s1))
+    tree = sigma_rules_path()
+    for path in sorted(tree.rglob("*.yml")):
+        name = path.relative_to(tree).as_posix()
+        rec = records.get(name)
+        if rec is None:
+            continue
+        text = path.read_text(encoding="utf-8-sig")
+        (sig,) = parse_sigma(text, source=name, profile="s1")
+        (emu,) = parse_sigma(text, source=name, profile="s1", s1_backend=True)
+        s1 = matcher.compile(rec["query"], id=rec["id"], title=rec["title"])
+        assert sig.id == rec["id"]
+        out.append((name, sig, emu, s1))
     return sorted(out, key=lambda t: t[0])
 
 

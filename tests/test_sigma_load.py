@@ -1,4 +1,4 @@
-"""Every SigmaHQ rule (corpus/sigma-rules.tar.xz, 3,780 files) loads, or fails with an
+"""Every SigmaHQ rule (the shared ``sigma-rules/`` tree, 3,780 files) loads, or fails with an
 UnsupportedFeature that docs/sigma.md lists; all loaded rules compile into one RuleSet and the
 core agrees with the reference on them."""
 
@@ -11,15 +11,15 @@ import pytest
 import matcher
 from matcher import datasets, reference
 from matcher.errors import UnsupportedFeature
-from matcher.sigma import load_sigma_tar
+from matcher.sigma import load_sigma_tree
+from shared_data import sigma_rules_path
 
-ARCHIVE = Path(__file__).resolve().parent.parent / "corpus" / "sigma-rules.tar.xz"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "sigma.md"
 
 
 @pytest.fixture(scope="module")
 def sigmahq():
-    return load_sigma_tar(ARCHIVE)
+    return load_sigma_tree(sigma_rules_path())
 
 
 def test_sigmahq_loads_or_fails_with_a_documented_feature(sigmahq):
