@@ -30,18 +30,7 @@ from matcher.ir import Glob, Op, Pred, Wild, walk_preds  # noqa: E402
 from matcher.reference import predicate  # noqa: E402
 from matcher.sigma import parse_sigma  # noqa: E402
 
-try:
-    from shared_data import corpus_path, sigma_rules_path  # noqa: E402
-except ImportError:  # before tests/shared_data.py lands: the same defaults
-    import os
-
-    _SHARED = Path(os.environ.get("MATCHER_SHARED") or Path(__file__).resolve().parent.parent.parent / "shared")
-
-    def corpus_path() -> Path:
-        return _SHARED / "corpus" / "sigmahq-s1ql.jsonl"
-
-    def sigma_rules_path() -> Path:
-        return _SHARED / "sigma-rules"
+from shared_data import corpus_path, sigma_rules_path  # noqa: E402
 
 
 def pairs(limit: int | None = None) -> list[tuple[str, object, object, object]]:

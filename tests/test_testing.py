@@ -23,22 +23,12 @@ from matcher import testing as mt
 from matcher.errors import MatcherError
 from matcher.ir import Op, walk_preds
 from matcher.sigma import parse_sigma
+from shared_data import corpus_path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The property tests below: the profile's example count, at most 30 (each example is built and
 #: checked by the reference, then matched by the core).
 FEW = settings(max_examples=min(settings.default.max_examples, 30))
-
-try:
-    from shared_data import shared_path
-except ImportError:  # tests/shared_data.py is the lead's; the same lookup until it lands
-    def shared_path(*parts: str) -> Path:
-        base = Path(os.environ.get("MATCHER_SHARED") or ROOT.parent / "shared")
-        path = base.joinpath(*parts)
-        if not path.exists():
-            pytest.skip(f"third-party data not found: {path} (set MATCHER_SHARED)")
-        return path
-
 
 # One rule per kind of predicate events() must satisfy (S1QL); Sigma-only kinds below.
 S1QL_RULES = [
@@ -334,7 +324,7 @@ def test_builtin_rules_yield_events_the_core_matches(name):
 
 def _corpus_rules():
     out = []
-    with shared_path("corpus", "sigmahq-s1ql.jsonl").open(encoding="utf-8") as fh:
+    with corpus_path().open(encoding="utf-8") as fh:
         for line in fh:
             rec = json.loads(line)
             if rec["query"]:
