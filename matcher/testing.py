@@ -323,6 +323,23 @@ def _bounds(preds: list[Pred]) -> Optional[tuple[float, bool, float, bool]]:
     return lo, lo_open, hi, hi_open
 
 
+_LITERAL_OPS = (Op.EQUALS, Op.STARTSWITH, Op.ENDSWITH, Op.CONTAINS)
+
+
+def _implies(p: Pred, q: Pred) -> bool:
+    """Every text ``p`` holds for, ``q`` holds for (``endswith "\\a.exe"`` implies ``contains "a.exe"``)."""
+    if p.op not in _LITERAL_OPS or q.op not in _LITERAL_OPS:
+        return False
+    v, w = fold(p.value), fold(q.value)
+    if q.op is Op.CONTAINS:
+        return w in v
+    if q.op is Op.STARTSWITH:
+        return p.op in (Op.EQUALS, Op.STARTSWITH) and v.startswith(w)
+    if q.op is Op.ENDSWITH:
+        return p.op in (Op.EQUALS, Op.ENDSWITH) and v.endswith(w)
+    return p.op is Op.EQUALS and v == w
+
+
 def _contradiction(pos: list[Pred], neg: list[Pred], scalar: bool = False) -> bool:
     """True when these literals on one field exclude each other (a sound, partial test).
 
@@ -340,6 +357,8 @@ def _contradiction(pos: list[Pred], neg: list[Pred], scalar: bool = False) -> bo
     for v in {p.value for p in pos if p.op is Op.EQUALS}:  # a text with fold(v) makes these hold
         if any(p.op in _FOLDING and predicate(Pred("f", p.op, p.value), {"f": v}) for p in neg):
             return True
+    if any(_implies(p, q) for p in pos for q in neg):
+        return True
     if not scalar:
         return False
     eqs = {fold(p.value) for p in pos if p.op is Op.EQUALS}

@@ -201,6 +201,8 @@ def test_near_misses_of_a_negated_predicate_make_it_hold():
     'x containsCIS "dllhost" AND NOT x IS NOT EMPTY',
     'x = "a" AND NOT x startswithCIS "A"',
     'x endswithCIS "a" AND NOT x endswithCIS "a"',
+    'x endswithCIS "/etc/nsswitch.conf" AND NOT x In Contains AnyCase ("/etc/nsswitch.conf","/x")',
+    'x startswithCIS "C:\\Windows" AND NOT x startswithCIS "c:\\"',
     '(x = "a" OR y = "b") AND NOT (x EXISTS OR y EXISTS)',
 ])
 def test_unsatisfiable_rules_are_proven_by_structure(query):
