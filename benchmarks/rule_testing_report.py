@@ -1,6 +1,7 @@
 """matcher.testing over the 751 Windows process-creation rules both Sigma routes accept.
 
-    PYTHONPATH=. python benchmarks/rule_testing_report.py [--budget 50] [--examples 20] [--limit N]
+    PYTHONPATH=. python benchmarks/rule_testing_report.py [--budget 50] [--emu-budget 20] [--examples 10]
+        [--limit N] [--json FILE] [--reuse FILE] [--skip-events]
 
 1. Satisfiability: how many of the S1QL corpus queries ``events`` can build a matching event
    for, and how many are reported as ``UnsatisfiableRule`` (proven, or by the bounded search).
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import matcher  # noqa: E402
 from matcher import reference, testing as mt  # noqa: E402
-from matcher.ir import Glob, Op, Pred, Wild, walk_preds  # noqa: E402
+from matcher.ir import And, Glob, Not, Op, Or, Pred, Wild, walk_preds  # noqa: E402
 from matcher.reference import predicate  # noqa: E402
 from matcher.sigma import parse_sigma  # noqa: E402
 
@@ -67,6 +68,17 @@ def _any_glob(g: Glob) -> Glob:
     return Glob.of(*(Wild.ANY if p is Wild.ONE else p for p in g.parts))
 
 
+def _null_as_backend(node):
+    """The IR with Sigma's ``null`` (``NOT F IS NOT EMPTY``) as the backend writes it (``F IS NOT EMPTY``)."""
+    if isinstance(node, Not):
+        if isinstance(node.item, Pred) and node.item.op is Op.NOT_EMPTY:
+            return node.item
+        return Not(_null_as_backend(node.item))
+    if isinstance(node, (And, Or)):
+        return type(node)(tuple(_null_as_backend(c) for c in node.items))
+    return node
+
+
 def causes(sig, emu, event: dict) -> set[str]:
     """The backend changes that account for the two routes' verdicts differing on ``event``."""
     found = set()
@@ -74,8 +86,6 @@ def causes(sig, emu, event: dict) -> set[str]:
     for p in preds:
         if p.op is Op.EQUALS and not predicate(p, event) and predicate(Pred(p.field, Op.CONTAINS, p.value), event):
             found.add("list")
-        if p.op is Op.NOT_EMPTY:
-            found.add("null")
         if isinstance(p.value, Glob) and Wild.ONE in p.value.parts and (
                 predicate(p, event) != predicate(Pred(p.field, p.op, _any_glob(p.value)), event)):
             found.add("one")
@@ -84,6 +94,9 @@ def causes(sig, emu, event: dict) -> set[str]:
             found.add("star")
         if p.op is Op.REGEX and p.value.startswith("(?"):
             found.add("flags")
+    if any(p.op is Op.NOT_EMPTY for p in preds) and (
+            reference.evaluate(_null_as_backend(sig.ir), event) != reference.evaluate(sig, event)):
+        found.add("null")
     if "Or(items=(Not(" in repr(emu.ir) and "Or(items=(Not(" not in repr(sig.ir):
         found.add("not")
     return found
@@ -136,13 +149,14 @@ def events_rate(rules, examples: int) -> tuple[int, float, list]:
     return total, time.perf_counter() - t0, missed
 
 
-def route_table(ps, budget: int, emu_budget: int) -> dict:
+def route_table(ps, budget: int, emu_budget: int, reuse: dict | None = None) -> dict:
     by_cause: Counter = Counter()
     directions: Counter = Counter()
     rows, unexplained, emulation_left = [], [], []
     t0 = time.perf_counter()
     for path, sig, emu, s1 in ps:
-        ev = mt.counterexample(sig, s1, budget=budget)
+        ev = reuse.get(path) if reuse is not None else mt.counterexample(sig, s1, budget=budget)
+        assert ev is None or reference.evaluate(sig, ev) != reference.evaluate(s1, ev)
         if ev is not None:
             why = causes(sig, emu, ev)
             by_cause.update(why or {"unexplained"})
@@ -151,7 +165,7 @@ def route_table(ps, budget: int, emu_budget: int) -> dict:
             directions["Sigma matches, S1QL does not" if reference.evaluate(sig, ev) else
                        "S1QL matches, Sigma does not"] += 1
             rows.append({"path": path, "event": ev, "causes": sorted(why)})
-        left = mt.counterexample(emu, s1, budget=emu_budget)
+        left = None if reuse is not None else mt.counterexample(emu, s1, budget=emu_budget)
         if left is not None:
             emulation_left.append((path, left))
     return {"rules": len(ps), "differ": len(rows), "by_cause": by_cause, "directions": directions,
@@ -166,10 +180,18 @@ def main(argv=None) -> int:
     ap.add_argument("--examples", type=int, default=20, help="events drawn per rule for the events/s figure")
     ap.add_argument("--limit", type=int, default=None, help="only the first N rules (by path)")
     ap.add_argument("--json", help="write every counterexample found to this file")
+    ap.add_argument("--reuse", help="classify the counterexamples of an earlier --json file instead of searching")
+    ap.add_argument("--skip-events", action="store_true", help="leave out the satisfiability and events/s parts")
     args = ap.parse_args(argv)
 
     ps = pairs(args.limit)
-    s1_rules = [p[3] for p in ps]
+    if not args.skip_events:
+        report_events([p[3] for p in ps], args.examples)
+    report_routes(ps, args)
+    return 0
+
+
+def report_events(s1_rules, examples: int) -> None:
     ok, unsat = satisfiability(s1_rules)
     print(f"## Satisfiability ({len(s1_rules)} S1QL queries)\n")
     lists = sum(any(isinstance(v, list) for v in mt.witness(r).values()) for r in s1_rules if _sat(r))
@@ -178,14 +200,19 @@ def main(argv=None) -> int:
     for e in unsat:
         print(f"- {e}")
 
-    n, secs, missed = events_rate(s1_rules, args.examples)
+    n, secs, missed = events_rate(s1_rules, examples)
     print(f"\n## events(rule): {n} events over {ok} rules in {secs:.1f} s = {n / secs:,.0f} events/s "
-          f"(hypothesis, {args.examples} examples a rule, generation phase only)")
+          f"(hypothesis, {examples} examples a rule, generation phase only)")
     print(f"events the core or the reference does not match: {len(missed)}")
     for rid, ev in missed[:10]:
         print(f"- {rid}: {ev}")
 
-    res = route_table(ps, args.budget, args.emu_budget)
+
+def report_routes(ps, args) -> None:
+    reuse = None
+    if args.reuse:  # the counterexamples of an earlier --json run, classified again (no search)
+        reuse = {row["path"]: row["event"] for row in json.loads(Path(args.reuse).read_text(encoding="utf-8"))}
+    res = route_table(ps, args.budget, args.emu_budget, reuse)
     print(f"\n## Route comparison: counterexample(Sigma, S1QL) over {res['rules']} rules "
           f"(budget {args.budget}; {res['seconds']:.0f} s)\n")
     print("| backend change | rules with a counterexample it explains |\n| --- | ---: |")
@@ -195,12 +222,12 @@ def main(argv=None) -> int:
         print(f"| none of these (unexplained) | {res['by_cause']['unexplained']} |")
     print(f"\n{res['differ']} of {res['rules']} rules have a counterexample; "
           + "; ".join(f"{k}: {v}" for k, v in res["directions"].most_common()))
-    print(f"with the backend's changes emulated (budget {args.emu_budget}): {len(res['emulation_left'])} rules still differ")
+    if reuse is None:
+        print(f"with the backend's changes emulated (budget {args.emu_budget}): {len(res['emulation_left'])} rules still differ")
     for path, ev in res["unexplained"] + res["emulation_left"]:
         print(f"- {path}: {ev}")
     if args.json:
         Path(args.json).write_text(json.dumps(res["rows"], indent=1, ensure_ascii=False), encoding="utf-8")
-    return 0
 
 
 if __name__ == "__main__":
