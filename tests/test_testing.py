@@ -81,7 +81,7 @@ IDS = [r.id for r in ALL_RULES]
 def _collect(strategy, n: int = 40) -> list[dict]:
     got: list[dict] = []
 
-    @settings(max_examples=n, database=None, deadline=None, phases=[Phase.generate],
+    @settings(max_examples=n, database=None, deadline=None, phases=[Phase.generate], derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def run(ev):
