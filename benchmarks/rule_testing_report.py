@@ -213,8 +213,8 @@ def report_routes(ps, args) -> None:
     if args.reuse:  # the counterexamples of an earlier --json run, classified again (no search)
         reuse = {row["path"]: row["event"] for row in json.loads(Path(args.reuse).read_text(encoding="utf-8"))}
     res = route_table(ps, args.budget, args.emu_budget, reuse)
-    print(f"\n## Route comparison: counterexample(Sigma, S1QL) over {res['rules']} rules "
-          f"(budget {args.budget}; {res['seconds']:.0f} s)\n")
+    how = f"counterexamples of {args.reuse}" if reuse is not None else f"budget {args.budget}; {res['seconds']:.0f} s"
+    print(f"\n## Route comparison: counterexample(Sigma, S1QL) over {res['rules']} rules ({how})\n")
     print("| backend change | rules with a counterexample it explains |\n| --- | ---: |")
     for key, text in CAUSES.items():
         print(f"| {text} | {res['by_cause'].get(key, 0)} |")

@@ -708,6 +708,19 @@ def _value_breaks(p: Pred, x: str) -> list[str]:
     return out
 
 
+def _padded(op: Op, v: str) -> list[str]:
+    """Texts ``op`` still holds for that a stricter operator on the same literal does not."""
+    if op is Op.CONTAINS:
+        return ["x" + v + "x", v + ".bak", "x" + v]
+    if op is Op.STARTSWITH:
+        return [v + ".bak"]
+    if op is Op.ENDSWITH:
+        return ["x" + v]
+    if op is Op.EQUALS:
+        return [v.upper(), v.lower()]
+    return []
+
+
 def _breaks(ev: dict, lit: Lit, node: Node, d: _Minimal) -> list[dict]:
     """Events that differ from ``ev`` in one place, each meant to make literal ``lit`` fail."""
     p, holds = lit
@@ -724,6 +737,8 @@ def _breaks(ev: dict, lit: Lit, node: Node, d: _Minimal) -> list[dict]:
                 value = _compose([p], dd)
                 if value is not None:
                     out.append({**ev, p.field: value})
+            if value is not None:  # the literal with more around it: contains, not equal
+                out += [{**ev, p.field: y} for y in _padded(p.op, value)]
         return out
     if p.op is Op.KEYWORD:
         rx_hits = [k for k, v in ev.items() if isinstance(v, str) and predicate(p, {k: v})]

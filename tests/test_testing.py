@@ -287,6 +287,15 @@ def test_counterexample_on_boundaries_case_and_absence(qa, qb):
         _check_disagreement(a, b, ev)
 
 
+def test_counterexample_under_not_equality_against_substring():
+    # SigmaHQ's sigverif rule: the backend turned "NOT equals any" into "NOT contains any"
+    a = matcher.compile('S endswithCIS "\\sigverif.exe" AND NOT (T = "C:\\W\\WerFault.exe" OR T = "C:\\X\\WerFault.exe")')
+    b = matcher.compile('S endswithCIS "\\sigverif.exe" AND NOT T In Contains AnyCase ("C:\\W\\WerFault.exe","C:\\X\\WerFault.exe")')
+    ev = mt.counterexample(a, b, budget=0)  # found by the structural search alone
+    _check_disagreement(a, b, ev)
+    assert a.match(ev) and "WerFault.exe" in ev["T"]
+
+
 def test_equivalent_rewrites_have_no_counterexample():
     a = matcher.compile('x In Contains AnyCase ("a","b") AND NOT y = "c"')
     b = matcher.compile('NOT (y = "C" OR NOT (x containsCIS "B" OR x containsCIS "A"))')
