@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -64,6 +65,9 @@ CAUSES = {
 }
 
 
+_FLAGS = re.compile(r"\(\?[imsx]+\)")  # the inline flags pySigma puts in front for |i, |m, |s
+
+
 def _any_glob(g: Glob) -> Glob:
     return Glob.of(*(Wild.ANY if p is Wild.ONE else p for p in g.parts))
 
@@ -92,7 +96,8 @@ def causes(sig, emu, event: dict) -> set[str]:
         texts = p.value.parts if isinstance(p.value, Glob) else [p.value] if isinstance(p.value, str) else []
         if p.op in (Op.EQUALS, Op.GLOB) and any(isinstance(t, str) and "*" in t for t in texts):
             found.add("star")
-        if p.op is Op.REGEX and p.value.startswith("(?"):
+        if p.op is Op.REGEX and _FLAGS.match(p.value) and (
+                predicate(p, event) != predicate(Pred(p.field, p.op, _FLAGS.sub("", p.value, 1)), event)):
             found.add("flags")
     if any(p.op is Op.NOT_EMPTY for p in preds) and (
             reference.evaluate(_null_as_backend(sig.ir), event) != reference.evaluate(sig, event)):
