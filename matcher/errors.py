@@ -7,12 +7,16 @@ so callers that already catch ``ValueError`` around rule loading keep working.
 from __future__ import annotations
 
 __all__ = [
+    "ArrowDataError",
     "MatcherError",
     "QuerySyntaxError",
     "RuleError",
     "UnprintableQueryError",
     "UnsatisfiableRule",
     "UnsupportedFeature",
+    "MissingDependency",
+    "ArgumentError",
+    "MissingRuntime",
 ]
 
 
@@ -65,6 +69,16 @@ class QuerySyntaxError(MatcherError):
         )
 
 
+class ArrowDataError(MatcherError):
+    """Arrow data whose buffers contradict its own metadata (string offsets or dictionary
+    indices out of range, a buffer too short for the array's length), or a field name that
+    two columns share. ``column`` names the column."""
+
+    def __init__(self, message: str, column: str):
+        self.column = column
+        super().__init__(f"column {column!r}: {message}")
+
+
 class RuleError(MatcherError):
     """A rule document that cannot be read (missing query, bad card, unreadable file)."""
 
@@ -92,7 +106,7 @@ class UnsatisfiableRule(MatcherError):
     """A rule no event can match (``matcher.testing``), or with ``always`` one every event matches.
 
     ``proven`` is True when the rule's structure shows it (every conjunction of its predicates
-    contradicts itself, e.g. ``x = "a" AND x = "b"``), False when a bounded search over
+    contradicts itself, e.g. ``x EXISTS AND NOT x EXISTS``), False when a bounded search over
     ``searched`` conjunctions found no event.
     """
 
@@ -105,3 +119,27 @@ class UnsatisfiableRule(MatcherError):
         how = ("its predicates contradict each other in every branch" if proven
                else f"none found in a search of {searched} branch(es)")
         super().__init__(f"{rule}: {what} ({how})")
+
+
+class MissingDependency(MatcherError):
+    """An optional package a feature needs is not installed (``extra`` names the pip extra).
+
+    ``str()`` is one line naming the package and how to install it.
+    """
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        self.package = package
+        self.extra = extra
+        self.purpose = purpose
+        super().__init__(f"{purpose} needs the optional package {package}, which is not installed: "
+                         f"pip install 'matcher[{extra}]' (from a source checkout: pip install '.[{extra}]')")
+
+
+class ArgumentError(MatcherError, TypeError):
+    """An API function was given an argument of the wrong kind; the message says what was given
+    and what is wanted. A ``TypeError`` too, as Python's own argument errors."""
+
+
+class MissingRuntime(MatcherError):
+    """A program an optional feature needs is not installed (Java for Spark); the message is
+    one line saying what to install."""
