@@ -33,7 +33,7 @@ from typing import Any, Optional
 
 from . import datasets
 from .compiler import _sre_c, _sre_parse, regex_factors
-from .errors import RuleError, UnsatisfiableRule
+from .errors import ArgumentError, RuleError, UnsatisfiableRule
 from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Or, Pred, Wild, walk_preds
 from .ops import compile_regex, field_texts, fold, network, to_number
 from .reference import evaluate_ir, predicate
@@ -65,7 +65,7 @@ def _node(rule: Any) -> Node:
         return _compile(rule).ir
     node = getattr(rule, "ir", rule)
     if not isinstance(node, (Pred, And, Or, Not)):
-        raise TypeError(f"expected a Rule, an IR node or S1QL text, not {type(rule).__name__} "
+        raise ArgumentError(f"expected a Rule, an IR node or S1QL text, not {type(rule).__name__} "
                         "(a correlation's base rules are Rules: test each of them)")
     return node
 

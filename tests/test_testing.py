@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 import matcher
 from matcher import reference
 from matcher import testing as mt
-from matcher.errors import MatcherError
+from matcher.errors import ArgumentError, MatcherError
 from matcher.ir import Op, walk_preds
 from matcher.sigma import parse_sigma
 from shared_data import corpus_path
@@ -249,7 +249,7 @@ def test_a_rule_every_event_matches_has_no_near_miss():
 
 
 def test_a_correlation_is_not_a_rule():
-    with pytest.raises(TypeError, match="base rules"):
+    with pytest.raises(ArgumentError, match="base rules"):  # a MatcherError and a TypeError
         mt.events(object())
 
 
