@@ -248,9 +248,35 @@ def test_a_rule_every_event_matches_has_no_near_miss():
     assert ei.value.always
 
 
-def test_a_correlation_is_not_a_rule():
+CORRELATION = """
+title: failed logon
+id: 5638f7c0-ac70-491d-8465-2a65075e0d86
+name: failed_logon
+logsource: {product: windows, service: security}
+detection:
+  selection: {EventID: 4625, LogonType: [3, 10]}
+  condition: selection
+---
+title: brute force
+id: 0e95725d-7320-415d-80f7-004da920fc11
+correlation:
+  type: event_count
+  rules: [failed_logon]
+  group-by: [TargetUserName]
+  timespan: 5m
+  condition: {gte: 10}
+"""
+
+
+def test_correlation_base_rules_are_rules():
+    base, corr = parse_sigma(CORRELATION, source="corr.yml", profile="sysmon")
+    assert isinstance(base, matcher.Rule) and not isinstance(corr, matcher.Rule)
+    evs = _collect(mt.events(base), 20)
+    assert evs and all(base.match(ev) for ev in evs)
+    misses = _collect(mt.events(base, matching=False), 20)
+    assert misses and not any(base.match(ev) for ev in misses)
     with pytest.raises(ArgumentError, match="base rules"):  # a MatcherError and a TypeError
-        mt.events(object())
+        mt.events(corr)
 
 
 # -- counterexample / implies ------------------------------------------------------------------------
