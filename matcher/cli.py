@@ -1,4 +1,5 @@
-"""``matcher`` on the command line: ``scan``, ``check``, ``explain``, ``test``, ``coverage`` and ``generate``.
+"""``matcher`` on the command line: ``scan``, ``check``, ``explain``, ``test``, ``coverage``, ``generate``,
+``examples`` and ``diff``.
 
 The manual is ``docs/cli.md``. Exit codes:
 
@@ -10,6 +11,8 @@ The manual is ``docs/cli.md``. Exit codes:
 - ``check``: 0 every rule parses and compiles; 1 one or more do not (each reported); 2 usage.
 - ``explain``: 0 explained (whatever the verdict); 2 usage, a bad rule or no such event.
 - ``generate``: 0 written; 1 an I/O error; 2 usage.
+- ``examples``: 0 printed; 2 usage, a bad rule, or a rule no event can match.
+- ``diff``: 0 no disagreement found within the budget; 1 a counterexample was found; 2 usage or a bad rule.
 """
 
 from __future__ import annotations
@@ -648,6 +651,12 @@ def _explain(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+def _testing(name: str, args: argparse.Namespace) -> int:
+    from . import testing  # imports hypothesis: only for these commands
+
+    return getattr(testing, name)(args)
+
+
 def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--profile", default="s1",
                    help="field names of the events: s1 (default), s1ql2, sysmon, ecs, or a .json/.toml mapping file")
@@ -742,6 +751,19 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="write deterministic synthetic events (JSON lines or Parquet)")
     datasets.add_generate_arguments(g)
     g.set_defaults(func=datasets.run_generate)
+
+    x = sub.add_parser("examples", help="print events a rule matches (or its near misses) as JSON lines")
+    x.add_argument("rule", help="a rule file (S1QL, rule card, Sigma) or a built-in rule name or id")
+    x.add_argument("-n", "--events", type=int, default=10, help="number of events (default 10)")
+    x.add_argument("--near-misses", action="store_true", help="events the rule must not match, each broken in one place")
+    x.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    x.set_defaults(func=lambda a: _testing("run_examples", a))
+
+    d = sub.add_parser("diff", help="search an event on which two rules disagree (exit 1 when one is found)")
+    d.add_argument("rules", nargs=2, metavar="RULE", help="rule files or built-in rule names or ids")
+    d.add_argument("--budget", type=int, default=None, help="hypothesis examples after the structural search (default 200)")
+    d.add_argument("-f", "--format", choices=("text", "json"), default="text", help="output format (default text)")
+    d.set_defaults(func=lambda a: _testing("run_diff", a))
     return p
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "RuleError",
     "RuleSyntaxError",
     "UnprintableQueryError",
+    "UnsatisfiableRule",
     "UnsupportedFeature",
     "MissingDependency",
     "ArgumentError",
@@ -113,6 +114,25 @@ class UnsupportedFeature(RuleError):
         self.detail = detail
         where = f" ({detail})" if detail else ""
         super().__init__(f"{rule}: unsupported feature: {feature}{where}")
+
+
+class UnsatisfiableRule(MatcherError):
+    """A rule no event can match (``matcher.testing``), or with ``always`` one every event matches.
+
+    ``proven`` is True when the rule's structure shows it (every conjunction of its predicates
+    contradicts itself, e.g. ``x EXISTS AND NOT x EXISTS``), False when a bounded search over
+    ``searched`` conjunctions found no event.
+    """
+
+    def __init__(self, rule: str, proven: bool, searched: int, *, always: bool = False):
+        self.rule = rule
+        self.proven = proven
+        self.searched = searched
+        self.always = always
+        what = "every event matches it" if always else "no event can match it"
+        how = ("its predicates contradict each other in every branch" if proven
+               else f"none found in a search of {searched} branch(es)")
+        super().__init__(f"{rule}: {what} ({how})")
 
 
 class MissingDependency(MatcherError):
