@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from . import ir as _ir
+from ._files import read_rule_bytes, read_rule_text
 from .errors import QuerySyntaxError, RuleError
 from .s1ql import parse
 
@@ -204,12 +205,7 @@ def parse_rule_card(text: str, *, source: Optional[str] = None) -> tuple[RuleInf
 
 def load_path(path: Union[str, os.PathLike]) -> tuple[RuleInfo, _ir.Node, str]:
     """Read a rule card (``.md`` or any text with a '## SentinelOne Query' section) or a bare query."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the query
-    except (OSError, UnicodeDecodeError) as e:
-        raise RuleError(f"{p}: cannot read rule file: {e}") from None
-    return parse_rule_text(text, source=str(p))
+    return parse_rule_text(read_rule_text(path), source=str(Path(path)))
 
 
 def parse_rule_text(text: str, *, source: str) -> tuple[RuleInfo, _ir.Node, str]:
@@ -245,12 +241,7 @@ def read_rule_lines(path: Union[str, os.PathLike]) -> tuple[list[tuple[RuleInfo,
     record that carries no query (``"query": null``, with the converter's ``error``): those are
     reported, not rules.
     """
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise RuleError(f"{p}: cannot read rule file: {e.strerror or e}") from None
-    return parse_rule_lines(data, source=str(p))
+    return parse_rule_lines(read_rule_bytes(path), source=str(Path(path)))
 
 
 def parse_rule_lines(data: bytes, *, source: str) -> tuple[list[tuple[RuleInfo, _ir.Node, str]], list[str], list[str]]:

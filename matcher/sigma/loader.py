@@ -28,6 +28,7 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaLogSource, SigmaRule
 
 from .. import ir
+from .._files import read_rule_text
 from ..errors import MatcherError, RuleError, RuleSyntaxError, UnsupportedFeature
 from .logsource import logsource_filter, s1_field_map, s1_logsource_condition
 from .translate import translate_rule
@@ -529,7 +530,7 @@ def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False)
 def load_sigma(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None) -> list:
     """The rules of one Sigma YAML file (see :func:`parse_sigma`)."""
     p = Path(path)
-    return parse_sigma(_read(p), source=str(p), profile=profile, logsource=logsource)
+    return parse_sigma(read_rule_text(p), source=str(p), profile=profile, logsource=logsource)
 
 
 @dataclass
@@ -565,7 +566,7 @@ def load_sigma_tree(
     if not base.is_dir():
         raise RuleError(f"{base}: not a directory")
     paths = sorted(p for p in base.rglob("*") if p.suffix.lower() in SIGMA_SUFFIXES and p.is_file())
-    return _load_many(((str(p), lambda p=p: _read(p)) for p in paths), profile, logsource, strict)
+    return _load_many(((str(p), lambda p=p: read_rule_text(p)) for p in paths), profile, logsource, strict)
 
 
 def load_sigma_tar(
@@ -595,15 +596,6 @@ def load_sigma_tar(
             raise RuleError(f"{name}: cannot read rule file: {e}") from None
 
     return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict)
-
-
-def _read(p: Path) -> str:
-    try:
-        if p.exists() and not p.is_file():  # a FIFO would block the read forever
-            raise RuleError(f"{p}: cannot read rule file: not a regular file")
-        return p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RuleError(f"{p}: cannot read rule file: {e}") from None
 
 
 def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool) -> TreeLoad:

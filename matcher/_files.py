@@ -1,0 +1,39 @@
+"""Reading a rule file: regular files only, so that a FIFO (or a device) named like a rule
+is reported instead of blocking the load forever. Imports nothing but the errors."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Union
+
+from .errors import RuleError
+
+
+def read_rule_bytes(path: Union[str, "os.PathLike[str]"]) -> bytes:
+    """The bytes of the rule file at ``path``; a :class:`RuleError` naming it when it is not a
+    regular file or cannot be read. Opened without blocking, so a FIFO never waits for a writer."""
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise RuleError(f"{p}: cannot read rule file: {e.strerror or e}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RuleError(f"{p}: cannot read rule file: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    except OSError as e:
+        raise RuleError(f"{p}: cannot read rule file: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
+def read_rule_text(path: Union[str, "os.PathLike[str]"]) -> str:
+    """:func:`read_rule_bytes` decoded as UTF-8 (a byte-order mark is not part of the rule)."""
+    data = read_rule_bytes(path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise RuleError(f"{Path(path)}: cannot read rule file: {e}") from None
