@@ -15,6 +15,7 @@ import numpy as np
 
 from . import ir as _ir
 from . import rules as _rules
+from ._files import read_rule_text
 from .errors import ArgumentError, ArrowDataError, MatcherError, RuleError
 from . import _core
 from .compiler import compile_plan
@@ -549,11 +550,11 @@ def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", log
     p = Path(path)
     name = str(p)
     if p.is_dir():
-        texts: Iterable = ((str(f), lambda f=f: _read_text(f)) for f in _rules.rule_files(p))
+        texts: Iterable = ((str(f), lambda f=f: read_rule_text(f)) for f in _rules.rule_files(p))
     elif name.lower().endswith(_ARCHIVES):
         texts = _archive_texts(p)
     else:
-        texts = [(name, lambda: _read_text(p))]
+        texts = [(name, lambda: read_rule_text(p))]
     out: list = []
     for source, read in texts:
         try:
@@ -563,13 +564,6 @@ def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", log
                 raise
             failures.append((source, e))
     return out
-
-
-def _read_text(p: Path) -> str:
-    try:
-        return p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RuleError(f"{p}: cannot read rule file: {e}") from None
 
 
 def _archive_texts(p: Path) -> list:

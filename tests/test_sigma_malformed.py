@@ -186,7 +186,7 @@ def test_load_and_tree_report_every_bad_file(tmp_path):
 @pytest.mark.parametrize("suffix", [".yml", ".md", ".s1ql", ".jsonl"])
 def test_a_fifo_is_reported_not_read(tmp_path, suffix):
     """A FIFO named like a rule file of any kind is a RuleError, through the API and through
-    `matcher check DIR` (which reports it beside the good rule and exits 1), never a hang."""
+    `matcher check` (which reports it beside the good rule and exits 1), never a hang."""
     d = tmp_path / "rules"
     d.mkdir()
     fifo = d / f"pipe{suffix}"
@@ -194,7 +194,7 @@ def test_a_fifo_is_reported_not_read(tmp_path, suffix):
     (d / "good.yml").write_text(GOOD, encoding="utf-8")
     with pytest.raises(RuleError, match="not a regular file"):
         matcher.load_rules(fifo)
-    proc = run(str(d), command="check")
+    proc = run(str(fifo), str(d / "good.yml"), command="check")
     no_traceback(proc)
     assert proc.returncode == 1 and f"pipe{suffix}: cannot read rule file: not a regular file" in err(proc)
 
