@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import threading
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any, Optional, Union
@@ -13,10 +15,10 @@ import numpy as np
 
 from . import ir as _ir
 from . import rules as _rules
-from .errors import MatcherError, RuleError
+from .errors import MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
 from .compiler import compile_plan
-from .ops import EVENT_REFERENCE, REFERENCE
+from .ops import EVENT_REFERENCE, REFERENCE, compile_regex, is_linear, regex_engine
 from .s1ql import parse, to_s1ql
 
 __all__ = ["Rule", "RuleSet", "compile", "load", "builtin", "builtin_names"]
@@ -109,6 +111,11 @@ class RuleSet:
         self._ids = tuple(r.id for r in items)
         self._prog: Optional[_core.Program] = None
         self._plan = None
+        #: Budget overruns of backtracking regexes (opted in) while matching: each one a
+        #: predicate taken as false for one value of one event, and a RegexBudgetWarning.
+        self.regex_overruns = 0
+        self._overrun_lock = threading.Lock()
+        self._pending = threading.local()  # overruns of the core call running on this thread
         self._program  # compile now: errors and cost belong to construction
 
     def __len__(self) -> int:
@@ -129,7 +136,9 @@ class RuleSet:
     def match(self, event: Mapping) -> list[str]:
         """Ids of the rules that match ``event``, in the RuleSet's order."""
         ids = self._ids
-        return [ids[i] for i in self._program.match_one(event)]
+        found = self._program.match_one(event)
+        self._report_overruns(0)
+        return [ids[i] for i in found]
 
     def scan(self, events: Iterable[Mapping], *, batch: int = 8192) -> Iterator[tuple[int, str]]:
         """``(event_index, rule_id)`` for every match, in event order then rule order.
@@ -144,6 +153,7 @@ class RuleSet:
             if not chunk:
                 return
             rows, rules, _ = self._program.match_events(chunk)
+            self._report_overruns(base)
             for r, u in zip(rows.tolist(), rules.tolist()):
                 yield base + r, ids[u]
             base += len(chunk)
@@ -158,6 +168,7 @@ class RuleSet:
     def match_arrays(self, events: Iterable[Mapping]):
         """All matches as two numpy arrays: event indices (int64) and rule indices (int32)."""
         rows, rules, _ = self._program.match_events(events)
+        self._report_overruns(0)
         return rows, rules
 
     def _arrow_pairs(self, data: Any):
@@ -169,11 +180,13 @@ class RuleSet:
             prog = self._program
             row_event = _RowMappings(batch) if prog.has_event else None
             rows, rules = prog.match_columns(cols, batch.num_rows, row_event)
+            self._report_overruns(base)
             yield rows + base, rules
             base += batch.num_rows
 
     def _match_many_one(self, events: Iterable[Mapping]):
         rows, _, n = self._program.match_events(events)
+        self._report_overruns(0)
         out = np.zeros(n, dtype=bool)
         out[rows] = True
         return out
@@ -195,17 +208,52 @@ class RuleSet:
     def _build_program(self) -> "_core.Program":
         plan = compile_plan([r.ir for r in self.rules])
         lazy, whole = plan.py_preds, plan.event_preds
+        # Regexes only the backtracking engine runs: each value under its own budget.
+        budgeted = {pid: compile_regex(v).search for pid, (op, v) in lazy.items()
+                    if op is _ir.Op.REGEX and not is_linear(v)}
 
         def py_eval(pid: int, texts: Optional[list], event: Any, _lazy=lazy, _ref=REFERENCE) -> bool:
             if texts is None:  # a whole-event predicate
                 pred = whole[pid]
                 return EVENT_REFERENCE[pred.op](event, pred)
+            if pid in budgeted:
+                return self._budgeted(budgeted[pid], pid, texts, event)
             op, value = _lazy[pid]
             test = _ref[op]
             return any(test(t, value) for t in texts)
 
         self._plan = plan
         return _core.Program(plan, py_eval)
+
+    def _budgeted(self, search: Any, pid: int, texts: list, row: int) -> bool:
+        """A backtracking regex over a field's texts: a text whose budget ran out counts as no
+        match, and the overrun is counted and reported (never read silently as "no match")."""
+        for t in texts:
+            try:
+                if search(t):
+                    return True
+            except RegexBudgetExceeded as e:
+                with self._overrun_lock:
+                    self.regex_overruns += 1
+                pending = getattr(self._pending, "items", None)
+                if pending is None:
+                    pending = self._pending.items = []
+                pending.append((pid, row, e))
+        return False
+
+    def _report_overruns(self, base: int) -> None:
+        """Warn (RegexBudgetWarning) about the overruns of the core call that just ran on this
+        thread, naming the rules, the event (``base`` + its index in the call) and the field."""
+        pending = getattr(self._pending, "items", None)
+        if not pending:
+            return
+        self._pending.items = []
+        for pid, row, e in pending:
+            pred = self._plan.preds[pid]
+            users = tuple(r.id for r in self.rules if pred in _ir.walk_preds(r.ir))
+            warnings.warn(RegexBudgetWarning(
+                f"rule {', '.join(users)}: event {base + row}: field {pred.field!r}: {e}; "
+                "the predicate was taken as false", rules=users, event=base + row, field=pred.field), stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -246,14 +294,27 @@ class _RowMappings:
         return self.rows[i]
 
 
-def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None) -> Rule:  # noqa: A001
-    """Parse an S1QL query into a :class:`Rule` (raises :class:`~matcher.QuerySyntaxError`)."""
-    node = parse(query)
+def _regex_scope(regex: Optional[str]) -> Any:
+    """The engines the front ends allow inside the block (``None``: leave them as they are)."""
+    return contextlib.nullcontext() if regex is None else regex_engine(regex)
+
+
+def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None,  # noqa: A001
+            regex: Optional[str] = None) -> Rule:
+    """Parse an S1QL query into a :class:`Rule` (raises :class:`~matcher.QuerySyntaxError`).
+
+    ``regex="backtracking"`` accepts ``RegExp`` patterns RE2 cannot run (backreferences,
+    lookaround); they run on a backtracking engine under a time budget per value
+    (``docs/semantics.md``, RegExp). By default (``"re2"``) such a pattern is a syntax error.
+    """
+    with _regex_scope(regex):
+        node = parse(query)
     rid = id if id is not None else _rules.default_id(query)
     return Rule(node, _rules.RuleInfo(id=rid, title=title if title is not None else rid), query)
 
 
-def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None) -> Any:
+def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
+         regex: Optional[str] = None) -> Any:
     """Read a rule card (markdown), a file holding one bare S1QL query, or Sigma YAML.
 
     A ``.yml``/``.yaml`` file is Sigma (:mod:`matcher.sigma`): one rule gives a :class:`Rule`,
@@ -261,7 +322,13 @@ def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource
     the schema of the events the rule will see: S1 names by default, as every rule's IR;
     for Sigma, ``"sysmon"`` keeps Sigma's own field names. ``logsource`` keeps only the Sigma
     rules of that log source (``{"category": ..., "product": ..., "service": ...}``).
+    ``regex``: as for :func:`compile` (``"backtracking"`` opts in to patterns RE2 cannot run).
     """
+    with _regex_scope(regex):
+        return _load(path, profile, logsource)
+
+
+def _load(path: Union[str, "os.PathLike[str]"], profile: Any, logsource: Any) -> Any:
     if os.fspath(path).lower().endswith((".yml", ".yaml")):
         from .sigma import load_sigma
 

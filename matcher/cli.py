@@ -12,19 +12,21 @@ The manual is ``docs/cli.md``. Exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
 
 import orjson
 
-from . import api, datasets, inputs, mapping
-from .errors import MatcherError
+from . import api, datasets, inputs, mapping, ops
+from .errors import MatcherError, RegexBudgetExceeded, RegexBudgetWarning
 from .rules import rule_files
 
 SAMPLE_SIZE = 2000
@@ -249,7 +251,8 @@ def _scan(args: argparse.Namespace) -> int:
 
     def run_records(source: str, item: inputs.Records) -> None:
         stats.read += len(item.events)
-        rows, ridx = ruleset.match_arrays(item.events)
+        with _overruns_reported(source, lambda r: f":{item.where[r]}" if item.unit == "line" else f": {item.unit} {item.where[r]}"):
+            rows, ridx = ruleset.match_arrays(item.events)
         i = 0
         rows_l, ridx_l = rows.tolist(), ridx.tolist()
         while i < len(rows_l):
@@ -265,7 +268,9 @@ def _scan(args: argparse.Namespace) -> int:
         stats.read += batch.num_rows
         pending: Optional[int] = None
         rids: list[str] = []
-        for r, rid in ruleset.scan_arrow(batch):
+        with _overruns_reported(source, lambda r: f": row {item.first_row + r}"):
+            found = list(ruleset.scan_arrow(batch))
+        for r, rid in found:
             if r != pending and pending is not None:
                 emit(source, "row", item.first_row + pending, batch.slice(pending, 1).to_pylist()[0], rids)
                 rids = []
@@ -319,6 +324,9 @@ def _scan(args: argparse.Namespace) -> int:
     _say(f"{stats.read} records read = {good} matched or not + {stats.bad} bad; "
          f"{stats.matched_events} events matched, {stats.matches} matches"
          + (" (stopped at the first bad record: --strict)" if code == 1 else ""))
+    if ruleset.regex_overruns:
+        _say(f"{ruleset.regex_overruns} regex budget overrun(s) (--regex-budget {ops.BACKTRACK_BUDGET:g} s): "
+             "each a backtracking regex taken as false on one value, reported above")
     if skipped or errors:
         _say(f"{len(errors)} rule(s) did not load, {len(skipped)} rule(s) cannot match under profile {dst.name!r}; "
              f"{len(ruleset)} rule(s) run")
@@ -442,6 +450,29 @@ def _explain(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _overruns_reported(source: str, where: Any) -> Any:
+    """Report the RegexBudgetWarnings of the block on stderr as ``source<where(event)>: ...``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RegexBudgetWarning)
+        yield
+    for w in caught:
+        if isinstance(w.message, RegexBudgetWarning):
+            _say(f"{source}{where(w.message.event)}: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _regex_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--regex", choices=ops.ENGINES, default=ops.LINEAR,
+                   help="re2 (default): every RegExp/|re runs in linear time, and a pattern RE2 cannot run "
+                        "(backreference, lookaround) is a rule error; backtracking: run those on a backtracking "
+                        "engine under --regex-budget (docs/semantics.md)")
+    p.add_argument("--regex-budget", type=float, default=None, metavar="SECONDS",
+                   help=f"time a backtracking regex may spend on one value (default {ops.BACKTRACK_BUDGET:g}); "
+                        "an overrun is reported and counted, the predicate taken as false")
+
+
 def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--profile", default="s1",
                    help="field names of the events: s1 (default), s1ql2, sysmon, ecs, or a .json/.toml mapping file")
@@ -465,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-i", "--input-format", choices=inputs.FORMATS, default=None,
                    help="input format for every input (default: detected from the content, then the extension)")
     _profile_args(s)
+    _regex_args(s)
     s.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 1)")
     s.add_argument("--skip-bad-rules", action="store_true", help="report rules that do not load and scan with the others")
     s.add_argument("--stats", action="store_true", help="print timings and events/s on stderr")
@@ -478,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("rules", nargs="*", help="rule files, directories of rules, or built-in rule names")
     c.add_argument("-q", "--query", action="append", help="an S1QL query given as text; repeatable")
     _profile_args(c)
+    _regex_args(c)
     c.set_defaults(func=_check)
 
     e = sub.add_parser("explain", help="show why one rule matches one event or not: the rule's tree with each value")
@@ -491,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-f", "--format", choices=("text", "json"), default="text", help="output format (default text)")
     e.add_argument("--all", action="store_true", help="list every item of value lists (default: folded to one line)")
     _profile_args(e)
+    _regex_args(e)
     e.set_defaults(func=_explain)
 
     g = sub.add_parser("generate", help="write deterministic synthetic events (JSON lines or Parquet)")
@@ -501,8 +535,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "regex_budget", None) is not None:
+        if not args.regex_budget > 0:
+            _say("--regex-budget: give a positive number of seconds")
+            return 2
+        ops.BACKTRACK_BUDGET = args.regex_budget
     try:
-        return args.func(args)
+        with ops.regex_engine(getattr(args, "regex", ops.LINEAR)):
+            return args.func(args)
+    except RegexBudgetExceeded as e:  # the reference evaluator (explain) gives no verdict
+        _say(str(e))
+        return 2
     except BrokenPipeError:
         try:  # keep Python from complaining when it flushes a closed stdout at exit
             devnull = os.open(os.devnull, os.O_WRONLY)

@@ -18,7 +18,8 @@ from typing import Optional, Union
 
 from ..errors import QuerySyntaxError
 from ..ir import MAX_DEPTH, And, Glob, Node, Not, Op, Or, Pred, Wild, and_, or_
-from ..ops import compile_regex, to_number
+from ..errors import RegexError
+from ..ops import check_regex, to_number
 
 __all__ = ["parse"]
 
@@ -156,6 +157,14 @@ class _Parser:
         return f"character U+{ord(ch):04X}"
 
     # -- strings ---------------------------------------------------------------------------
+    def regex_offset(self, start: int, k: int) -> int:
+        """The offset in the query of character ``k`` of the RegExp string opening at ``start``
+        (``string`` in _REGEX mode reads ``\\\\`` as one character, anything else as itself)."""
+        text, i = self.text, start + 1
+        for _ in range(k):
+            i += 2 if text.startswith("\\\\", i) else 1
+        return min(i, self.n)
+
     def string(self, pos: int, mode: int, in_list: bool = False) -> tuple[Union[str, Glob], int]:
         """Decode the string literal whose opening quote is at ``pos``; return (value, end)."""
         text = self.text
@@ -288,9 +297,9 @@ class _Parser:
                 raise self.fail(f"expected a quoted regular expression, found {self.describe(pos)}", pos)
             value, end = self.string(pos, _REGEX)
             try:
-                compile_regex(value)
-            except re.error as e:
-                raise self.fail(f"invalid regular expression: {e.msg}", pos) from None
+                check_regex(value)
+            except RegexError as e:
+                raise self.fail(str(e.args[0]), self.regex_offset(pos, e.offset)) from None
             return Pred(field, op, value), end
         if op is Op.EQUALS:
             m = _BOOL.match(text, pos)

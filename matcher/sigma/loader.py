@@ -25,7 +25,7 @@ from sigma.rule import SigmaLogSource, SigmaRule
 from .. import ir
 from ..errors import MatcherError, QuerySyntaxError, RuleError, UnsupportedFeature
 from .logsource import logsource_filter, s1_field_map, s1_logsource_condition
-from .translate import translate_rule
+from .translate import SIGMA_POLICY, translate_rule
 
 __all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "load_sigma_tar", "TreeLoad", "SIGMA_SUFFIXES"]
 
@@ -111,7 +111,8 @@ def parse_sigma(
     docs = _yaml_documents(text, source)
     select = _selector(logsource)
     try:
-        collection = SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False)
+        collection = SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False,
+                                                  policy=SIGMA_POLICY)
     except SigmaError as e:
         raise RuleError(f"{source or 'Sigma YAML'}: {e}") from None
     items = list(collection)
