@@ -184,6 +184,10 @@ class BacktrackingRegex:
         import regex as _regex  # only for the patterns a caller opted in for
 
         self.pattern = pattern
+        copies, at = _nested_repeat(pattern)
+        if copies > MAX_NESTED_REPEAT:
+            raise RegexError(f"nested counted repetitions make {copies} copies (at most {MAX_NESTED_REPEAT})",
+                             pattern, at)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -217,20 +221,23 @@ def compile_regex(pattern: str) -> "LinearRegex | BacktrackingRegex":
 
 def check_regex(pattern: str, engine: Optional[str] = None) -> None:
     """Raise :class:`~matcher.errors.RegexError` unless ``pattern`` runs on the engines
-    ``engine`` (default: :func:`allowed_engine`) allows; a pattern only the backtracking engine
-    runs is refused under :data:`LINEAR`, with ``backtracking=True`` and a hint."""
+    ``engine`` (default: :func:`allowed_engine`) allows. Under :data:`LINEAR` a pattern RE2
+    refuses is an error (with a hint to opt in when RE2's reason is a backtracking feature);
+    the backtracking engine is only tried for callers that opted in."""
     engine = engine or allowed_engine()
     try:
         LinearRegex(pattern)
         return
     except RegexError as e:
-        linear_error = e
-    try:
-        BacktrackingRegex(pattern)
-    except RegexError as e:
-        raise (e if engine == BACKTRACKING else linear_error) from None
-    if engine != BACKTRACKING:
-        raise RegexError(linear_error.reason, pattern, linear_error.offset, backtracking=True)
+        if engine != BACKTRACKING:
+            hint = any(x in e.reason for x in _BACKTRACKING_FEATURES)
+            raise RegexError(e.reason, pattern, e.offset, backtracking=hint) from None
+    BacktrackingRegex(pattern)
+
+
+#: RE2's reasons for refusing a pattern that point to a backtracking feature (lookaround and
+#: atomic groups, backreferences, possessive repetition, \Z).
+_BACKTRACKING_FEATURES = ("invalid perl operator", "invalid escape sequence", "bad repetition operator")
 
 
 @lru_cache(maxsize=4096)
@@ -245,11 +252,14 @@ def is_linear(pattern: str) -> bool:
 
 _BRACES = re.compile(r"\{(\d*)(,?)(\d*)\}")
 
+#: The most copies nested counted repetitions may make of their body (``(a{100}){100}``) in a
+#: backtracking pattern: the ``regex`` module's compile time grows with it (~10 s at 10**6).
+MAX_NESTED_REPEAT = 10_000
 
-def _literal_brace(pattern: str) -> Optional[tuple[int, str]]:
-    """(offset, reason) of a counted repetition that RE2 would read as literal text (``{,n}``,
-    or a count that overflows) or refuse (above :data:`MAX_REPEAT`): Python's ``re`` reads both
-    as repetitions, so a rule author could not tell what the rule means."""
+
+def _structure(pattern: str) -> Iterator[tuple[int, str, Any]]:
+    """The groups and counted repetitions of ``pattern``: ``(offset, "(" or ")" or "{", match)``,
+    skipping escapes, ``\\Q...\\E`` and character classes (POSIX classes inside them too)."""
     i, n = 0, len(pattern)
     in_class = False
     while i < n:
@@ -279,16 +289,47 @@ def _literal_brace(pattern: str) -> Optional[tuple[int, str]]:
             if pattern.startswith("]", i):  # a leading ] is a member
                 i += 1
             continue
-        if c == "{":
+        if c in "()":
+            yield i, c, None
+        elif c == "{":
             m = _BRACES.match(pattern, i)
             if m:
-                lo, comma, hi = m.groups()
-                if not lo and comma:
-                    return i, f"RE2 reads {m.group()} as literal text, Python's re as a repetition: write {{0{comma}{hi}}}"
-                if any(x and int(x) > MAX_REPEAT for x in (lo, hi)):
-                    return i, f"repetition count above {MAX_REPEAT} in {m.group()[:40]}"
+                yield i, "{", m
         i += 1
+
+
+def _literal_brace(pattern: str) -> Optional[tuple[int, str]]:
+    """(offset, reason) of a counted repetition that RE2 would read as literal text (``{,n}``,
+    or a count that overflows) or refuse (above :data:`MAX_REPEAT`): Python's ``re`` reads both
+    as repetitions, so a rule author could not tell what the rule means."""
+    for i, kind, m in _structure(pattern):
+        if kind != "{":
+            continue
+        lo, comma, hi = m.groups()
+        if not lo and comma:
+            return i, f"RE2 reads {m.group()} as literal text, Python's re as a repetition: write {{0{comma}{hi}}}"
+        if any(x and int(x) > MAX_REPEAT for x in (lo, hi)):
+            return i, f"repetition count above {MAX_REPEAT} in {m.group()[:40]}"
     return None
+
+
+def _nested_repeat(pattern: str) -> tuple[int, int]:
+    """(copies, offset): the most copies nested counted repetitions make of one item, and the
+    offset of the outermost repetition that reaches it."""
+    stack = [(1, 0)]  # per open group: the most copies inside it so far, and where
+    closed: Optional[tuple[int, int, int]] = None  # (end offset, copies, at) of the group just closed
+    for i, kind, m in _structure(pattern):
+        if kind == "(":
+            stack.append((1, 0))
+        elif kind == ")":
+            inner = stack.pop() if len(stack) > 1 else (1, 0)
+            closed = (i + 1, *inner)
+            stack[-1] = max(stack[-1], inner)
+        else:
+            count = max(int(x) for x in m.groups()[::2] if x) if any(m.groups()[::2]) else 1
+            inner_copies = closed[1] if closed is not None and closed[0] == i else 1
+            stack[-1] = max(stack[-1], (inner_copies * count, i))
+    return max(stack)
 
 
 @lru_cache(maxsize=4096)

@@ -157,14 +157,6 @@ class _Parser:
         return f"character U+{ord(ch):04X}"
 
     # -- strings ---------------------------------------------------------------------------
-    def regex_offset(self, start: int, k: int) -> int:
-        """The offset in the query of character ``k`` of the RegExp string opening at ``start``
-        (``string`` in _REGEX mode reads ``\\\\`` as one character, anything else as itself)."""
-        text, i = self.text, start + 1
-        for _ in range(k):
-            i += 2 if text.startswith("\\\\", i) else 1
-        return min(i, self.n)
-
     def string(self, pos: int, mode: int, in_list: bool = False) -> tuple[Union[str, Glob], int]:
         """Decode the string literal whose opening quote is at ``pos``; return (value, end)."""
         text = self.text
@@ -299,7 +291,7 @@ class _Parser:
             try:
                 check_regex(value)
             except RegexError as e:
-                raise self.fail(str(e.args[0]), self.regex_offset(pos, e.offset)) from None
+                raise self.fail(f"{e.args[0]} (character {e.offset + 1} of the pattern)", pos) from None
             return Pred(field, op, value), end
         if op is Op.EQUALS:
             m = _BOOL.match(text, pos)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional
 
+import re2
+
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -58,7 +60,7 @@ from sigma.policy.regex_engine import RegexEngine
 
 from .. import ir
 from ..errors import RegexError, UnsupportedFeature
-from ..ops import check_regex, compile_regex
+from ..ops import check_regex, is_linear
 from ..ir import Glob, Op, Pred, Wild
 
 __all__ = ["translate_rule", "string_pred", "KEYWORD_FIELD"]
@@ -135,15 +137,22 @@ def _regex(value: SigmaRegularExpression) -> str:
 
 
 class _RegexEngine(RegexEngine):
-    """pySigma's check of ``|re`` values (run when a rule is parsed), made with matcher's
-    engines: RE2, or the backtracking engine when the caller opted in (``ops.check_regex``)."""
+    """pySigma's regexes (its check of ``|re`` values when it parses a rule, its condition
+    selectors such as ``1 of sel*``) on matcher's engines: RE2, or the backtracking engine when
+    the caller opted in (``ops.check_regex``)."""
 
     _PY_FLAGS = {re.IGNORECASE: "i", re.MULTILINE: "m", re.DOTALL: "s"}
+    _OPTIONS = re2.Options()
+    _OPTIONS.log_errors = False
 
     def compile(self, pattern: str, flags: int = 0):
         full = _with_flags(pattern, (v for k, v in self._PY_FLAGS.items() if int(flags) & int(k)))
         check_regex(full)
-        return compile_regex(full)
+        if is_linear(full):
+            return re2.compile(full, self._OPTIONS)
+        import regex
+
+        return regex.compile(full, regex.VERSION0)
 
     @property
     def error(self) -> type[Exception]:
