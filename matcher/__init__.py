@@ -1,4 +1,4 @@
-"""matcher: compile S1QL detection rules into one fast matching program.
+"""matcher: compile S1QL and Sigma detection rules into one fast matching program.
 
 >>> import matcher
 >>> rule = matcher.compile('TgtProcImagePath endswithCIS "\\\\cmd.exe"')

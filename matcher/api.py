@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,7 +16,7 @@ import numpy as np
 
 from . import ir as _ir
 from . import rules as _rules
-from .errors import MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
+from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
 from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE, compile_regex, is_linear, regex_engine
@@ -73,6 +74,10 @@ class Rule:
     def __hash__(self) -> int:
         return hash((self.info.id, self.ir))
 
+    def __reduce__(self) -> tuple:
+        # The IR and the metadata are plain data; the compiled program is rebuilt on demand.
+        return (Rule, (self.ir, self.info, self.source_query))
+
     # -- matching ----------------------------------------------------------------------------
     def _ruleset(self) -> "RuleSet":
         if self._set is None:
@@ -81,15 +86,15 @@ class Rule:
 
     def match(self, event: Mapping) -> bool:
         """Whether this rule matches ``event`` (a mapping, as decoded from JSON)."""
-        return bool(self._ruleset().match(event))
+        return bool(self._ruleset().match(event, _method="Rule.match"))
 
     def match_many(self, events: Iterable[Mapping]):
         """A numpy bool array: the verdict on each event."""
-        return self._ruleset()._match_many_one(events)
+        return self._ruleset()._match_many_one(_events_arg(events, "Rule.match_many"))
 
     def match_arrow(self, data: Any):
         """A numpy bool array: the verdict on each row of a pyarrow Table or RecordBatch."""
-        return self._ruleset()._match_arrow_one(data)
+        return self._ruleset()._match_arrow_one(_arrow_arg(data, "Rule.match_arrow"))
 
 
 class RuleSet:
@@ -127,14 +132,25 @@ class RuleSet:
     def __repr__(self) -> str:
         return f"RuleSet({len(self.rules)} rules)"
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its rules: unpickling compiles them again (the core program holds C
+        tables and a Python callback, which do not pickle), so ``multiprocessing``, Ray,
+        Dask and Spark can ship a RuleSet; compile it once per worker, not per task."""
+        return (RuleSet, (self.rules,))
+
     @property
     def fields(self) -> tuple[str, ...]:
         """The field names the rules read: an event's other fields never change a verdict."""
         return tuple(self._program.field_names)
 
     # -- matching (the compiled core) ----------------------------------------------------------
-    def match(self, event: Mapping) -> list[str]:
+    def match(self, event: Mapping, *, _method: str = "RuleSet.match") -> list[str]:
         """Ids of the rules that match ``event``, in the RuleSet's order."""
+        if not isinstance(event, Mapping):
+            hint = f"; for many events use {_method}_many" if _method == "Rule.match" else \
+                "; for many events use scan or match_arrays"
+            raise ArgumentError(f"{_method} takes one event (a mapping such as a dict), "
+                                f"but was given {_kind(event)}{hint if _iterable(event) else ''}")
         ids = self._ids
         found = self._program.match_one(event)
         self._report_overruns(0)
@@ -143,49 +159,126 @@ class RuleSet:
     def scan(self, events: Iterable[Mapping], *, batch: int = 8192) -> Iterator[tuple[int, str]]:
         """``(event_index, rule_id)`` for every match, in event order then rule order.
 
-        Events are consumed ``batch`` at a time, so a generator of any length streams.
+        Events are consumed ``batch`` at a time, so a generator of any length streams. If the
+        iterable raises, the matches of every event read before the failure are yielded
+        first, then the error propagates. A wrong argument raises
+        :class:`~matcher.errors.ArgumentError` here, not when iterated.
         """
+        events = _events_arg(events, "RuleSet.scan")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ArgumentError(f"RuleSet.scan: batch must be a positive int, not {batch!r}")
+        return self._scan(events, batch)
+
+    def _scan(self, events: Iterable[Mapping], batch: int) -> Iterator[tuple[int, str]]:
         ids = self._ids
         it = iter(events)
         base = 0
         while True:
-            chunk = list(islice(it, batch))
-            if not chunk:
+            chunk: list = []
+            failure: Optional[BaseException] = None
+            try:
+                chunk.extend(islice(it, batch))  # keeps what was read if the iterator raises
+            except Exception as exc:
+                failure = exc
+            if chunk:
+                rows, rules, _ = _events_call(self._program.match_events, chunk, "RuleSet.scan", base)
+                self._report_overruns(base)
+                for r, u in zip(rows.tolist(), rules.tolist()):
+                    yield base + r, ids[u]
+                base += len(chunk)
+            if failure is not None:
+                raise failure
+            if len(chunk) < batch:
                 return
-            rows, rules, _ = self._program.match_events(chunk)
-            self._report_overruns(base)
-            for r, u in zip(rows.tolist(), rules.tolist()):
-                yield base + r, ids[u]
-            base += len(chunk)
 
-    def scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
-        """``(row_index, rule_id)`` for every match in a pyarrow Table or RecordBatch."""
+    def scan_arrow(self, data: Any, *, threads: int = 1) -> Iterator[tuple[int, str]]:
+        """``(row_index, rule_id)`` for every match in a pyarrow Table, RecordBatch, or an
+        iterable of them (a ``RecordBatchReader``), rows numbered across batches.
+
+        With ``threads=1`` each batch's matches are yielded before the next batch is read, so if
+        reading fails every match before the failure has reached the caller. ``threads > 1``
+        matches slices of the data on that many threads (the core releases the GIL while it
+        reads Arrow string columns; see docs/scale.md for what still takes it); an iterable of
+        batches is then read whole first. The output is the same, in the same order, at every
+        ``threads``. Buffers that contradict their metadata, and field names two columns share,
+        raise :class:`~matcher.errors.ArrowDataError`. The argument is checked at the call
+        (:class:`~matcher.errors.ArgumentError`), not when the iterator is first read."""
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ArgumentError(f"RuleSet.scan_arrow: threads must be a positive int, not {threads!r}")
+        return self._scan_arrow(_arrow_arg(data, "RuleSet.scan_arrow", batches=True), threads)
+
+    def _scan_arrow(self, data: Any, threads: int) -> Iterator[tuple[int, str]]:
         ids = self._ids
-        for rows, rules in self._arrow_pairs(data):
+        for rows, rules in self._arrow_arrays(data, threads):
             for r, u in zip(rows.tolist(), rules.tolist()):
                 yield r, ids[u]
 
     def match_arrays(self, events: Iterable[Mapping]):
         """All matches as two numpy arrays: event indices (int64) and rule indices (int32)."""
-        rows, rules, _ = self._program.match_events(events)
+        events = _events_arg(events, "RuleSet.match_arrays")
+        rows, rules, _ = _events_call(self._program.match_events, events, "RuleSet.match_arrays")
         self._report_overruns(0)
         return rows, rules
 
-    def _arrow_pairs(self, data: Any):
-        from ._arrow import column_descriptors, record_batches
+    def match_arrow_arrays(self, data: Any, *, threads: int = 1):
+        """All matches in a pyarrow RecordBatch (or Table) as two numpy arrays: row indices
+        (int64) and rule indices (int32, into ``RuleSet.rules``), in row order then rule order.
 
-        base = 0
-        for batch in record_batches(data):
-            cols = column_descriptors(batch, self._program.field_names)
-            prog = self._program
-            row_event = _RowMappings(batch) if prog.has_event else None
-            rows, rules = prog.match_columns(cols, batch.num_rows, row_event)
-            self._report_overruns(base)
-            yield rows + base, rules
-            base += batch.num_rows
+        The array form of :meth:`scan_arrow`, as :meth:`match_arrays` is for mappings: one
+        call per record batch, no Python object per row or per match. ``threads`` as for
+        :meth:`scan_arrow`.
+        """
+        data = _arrow_arg(data, "RuleSet.match_arrow_arrays")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ArgumentError(f"RuleSet.match_arrow_arrays: threads must be a positive int, not {threads!r}")
+        if threads == 1 and isinstance(data, _pa_record_batch()):
+            return self._match_batch(data)
+        parts = list(self._arrow_arrays(data, threads))
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _match_batch(self, batch: Any, base: int = 0):
+        """The core's matches in one record batch (``base``: the index of its first row, for reports)."""
+        from ._arrow import column_descriptors
+
+        prog = self._program
+        cols = column_descriptors(batch, prog.field_names)
+        row_event = _RowMappings(batch) if prog.has_event else None
+        found = prog.match_columns(cols, batch.num_rows, row_event)
+        self._report_overruns(base)
+        return found
+
+    def _arrow_arrays(self, data: Any, threads: int) -> Iterator[tuple[Any, Any]]:
+        """``(rows, rules)`` per record batch of ``data``, rows counted from the start of ``data``."""
+        from ._arrow import record_batches
+
+        if threads == 1:  # streamed: a batch is read only once the one before it is matched
+            base = 0
+            for batch in record_batches(data):
+                rows, rules = self._match_batch(batch, base)
+                yield rows + base, rules
+                base += batch.num_rows
+            return
+        batches = _slices(list(record_batches(data)), threads)
+        bases = np.cumsum([0] + [b.num_rows for b in batches]).tolist()
+        pool = None
+        if len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(min(threads, len(batches)), thread_name_prefix="matcher")
+        starts = bases[:-1]
+        results: Iterable = (map(self._match_batch, batches, starts) if pool is None
+                             else pool.map(self._match_batch, batches, starts))
+        try:
+            for base, (rows, rules) in zip(bases, results):  # pool.map keeps submission order
+                yield rows + base, rules
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
     def _match_many_one(self, events: Iterable[Mapping]):
-        rows, _, n = self._program.match_events(events)
+        rows, _, n = _events_call(self._program.match_events, events, "Rule.match_many")
         self._report_overruns(0)
         out = np.zeros(n, dtype=bool)
         out[rows] = True
@@ -193,7 +286,7 @@ class RuleSet:
 
     def _match_arrow_one(self, data: Any):
         out = np.zeros(data.num_rows, dtype=bool)
-        for rows, _ in self._arrow_pairs(data):
+        for rows, _ in self._arrow_arrays(data, 1):
             out[rows] = True
         return out
 
@@ -223,7 +316,7 @@ class RuleSet:
             return any(test(t, value) for t in texts)
 
         self._plan = plan
-        return _core.Program(plan, py_eval)
+        return _core.Program(plan, py_eval, ArrowDataError)
 
     def _budgeted(self, search: Any, pid: int, texts: list, row: int) -> bool:
         """A backtracking regex over a field's texts: a text whose budget ran out counts as no
@@ -256,6 +349,74 @@ class RuleSet:
                 "the predicate was taken as false", rules=users, event=base + row, field=pred.field), stacklevel=3)
 
 
+def _kind(x: Any) -> str:
+    """How an argument is described in messages: its type, and its size when it has one."""
+    name = type(x).__name__
+    if isinstance(x, (str, bytes, bytearray)):
+        return f"{name} {x[:40]!r}"
+    try:
+        return f"{name} ({len(x)} item{'s' if len(x) != 1 else ''})"
+    except TypeError:
+        return name
+
+
+def _iterable(x: Any) -> bool:
+    try:
+        iter(x)
+    except TypeError:
+        return False
+    return not isinstance(x, (str, bytes, bytearray, Mapping))
+
+
+def _events_arg(events: Any, method: str) -> Iterable[Mapping]:
+    """``events`` if it can be an iterable of events; :class:`ArgumentError` saying what it is otherwise."""
+    if isinstance(events, Mapping):
+        raise ArgumentError(f"{method} takes an iterable of events (mappings), but was given one event "
+                            f"({_kind(events)}): pass [event], or use match(event)")
+    if isinstance(events, (str, bytes, bytearray)) or not _iterable(events):
+        hint = " (a pyarrow Table or RecordBatch goes to match_arrow / scan_arrow)" if _is_arrow(events) else ""
+        raise ArgumentError(f"{method} takes an iterable of events (mappings such as dicts), "
+                            f"not {_kind(events)}{hint}")
+    if _is_arrow(events):
+        raise ArgumentError(f"{method} takes an iterable of events (mappings), not {_kind(events)}: "
+                            "a pyarrow Table or RecordBatch goes to match_arrow / scan_arrow")
+    return events
+
+
+def _events_call(fn: Any, events: Any, method: str, base: int = 0):
+    """``fn(events)`` (the core's event loop); its error on an item that is not a mapping becomes an
+    :class:`ArgumentError` naming the item's index when ``events`` is a list or tuple."""
+    try:
+        return fn(events)
+    except TypeError as e:
+        where = ""
+        if isinstance(events, (list, tuple)):
+            bad = next((i for i, ev in enumerate(events) if not isinstance(ev, Mapping)), None)
+            if bad is not None:
+                where = f" (event {base + bad}, {_kind(events[bad])})"
+        raise ArgumentError(f"{method}: {e}{where}; every event must be a mapping such as a dict") from None
+
+
+def _is_arrow(data: Any) -> bool:
+    pa = sys.modules.get("pyarrow")  # not imported: data cannot be a pyarrow object
+    return pa is not None and isinstance(data, (pa.Table, pa.RecordBatch))
+
+
+def _arrow_arg(data: Any, method: str, batches: bool = False) -> Any:
+    """data if it is a pyarrow Table or RecordBatch (or, with batches, any other iterable: its
+    items are checked as they are read, see _arrow.record_batches)."""
+    if _is_arrow(data):
+        return data
+    if batches and _iterable(data) and not isinstance(data, (list, tuple)):
+        return data
+    if batches and isinstance(data, (list, tuple)) and all(_is_arrow(x) for x in data):
+        return data
+    hint = ""
+    if isinstance(data, Mapping) or _iterable(data):
+        hint = " (for mappings such as dicts use match / match_many / scan)"
+    raise ArgumentError(f"{method} takes a pyarrow Table or RecordBatch, not {_kind(data)}{hint}")
+
+
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a RuleSet is built: the build allocates hundreds of
@@ -269,6 +430,28 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _pa_record_batch() -> type:
+    import pyarrow as pa
+
+    return pa.RecordBatch
+
+
+#: Rows per slice when a scan is split across threads: large enough that a slice's fixed cost
+#: (column descriptors, a State from the pool, the output arrays) is noise.
+THREAD_SLICE = 16_384
+
+
+def _slices(batches: list, threads: int) -> list:
+    """Record batches cut so that ``threads`` threads share the work (zero-copy slices)."""
+    total = sum(b.num_rows for b in batches)
+    size = max(1024, min(THREAD_SLICE, -(-total // (4 * threads))))
+    out = []
+    for b in batches:
+        for lo in range(0, b.num_rows, size):
+            out.append(b.slice(lo, size))
+    return out
 
 
 class _RowMappings:
@@ -286,6 +469,12 @@ class _RowMappings:
         self.rows: Optional[list] = None
 
     def __call__(self, i: int) -> dict:
+        if self.asked == 0:  # every column is read: check them all, once
+            from ._arrow import duplicate_names, validated
+
+            duplicate_names(self.batch)
+            for name, col in zip(self.batch.schema.names, self.batch.columns):
+                validated(col, name, full=True)
         if self.rows is None:
             self.asked += 1
             if self.asked <= self.ONE_BY_ONE:
@@ -305,7 +494,8 @@ def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None
 
     ``regex="backtracking"`` accepts ``RegExp`` patterns RE2 cannot run (backreferences,
     lookaround); they run on a backtracking engine under a time budget per value
-    (``docs/semantics.md``, RegExp). By default (``"re2"``) such a pattern is a syntax error.
+    (``docs/semantics.md``, Regular expressions). By default (``"re2"``) such a pattern is a
+    syntax error.
     """
     with _regex_scope(regex):
         node = parse(query)

@@ -1,9 +1,12 @@
-"""``matcher`` on the command line: ``scan``, ``check``, ``explain`` and ``generate``.
+"""``matcher`` on the command line: ``scan``, ``check``, ``explain``, ``test``, ``coverage`` and ``generate``.
 
 The manual is ``docs/cli.md``. Exit codes:
 
 - ``scan``: 0 the scan ran (bad records, if any, were reported and counted); 1 ``--strict``
-  stopped at a bad record; 2 a usage error, or a rule that does not load.
+  stopped at a bad record; 2 a usage error, a missing input, or a rule that does not load; 130
+  Ctrl-C (the matches found so far written, the summary printed).
+- ``test``, ``coverage``: see :mod:`matcher.selftest` and :mod:`matcher.coverage`.
+- any command: 2 when an optional dependency it needs is missing (one line names the extra).
 - ``check``: 0 every rule parses and compiles; 1 one or more do not (each reported); 2 usage.
 - ``explain``: 0 explained (whatever the verdict); 2 usage, a bad rule or no such event.
 - ``generate``: 0 written; 1 an I/O error; 2 usage.
@@ -12,22 +15,22 @@ The manual is ``docs/cli.md``. Exit codes:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import os
+import stat
 import sys
 import time
 import warnings
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
-import orjson
 
-from . import api, datasets, inputs, mapping, ops
-from .errors import MatcherError, RegexBudgetExceeded, RegexBudgetWarning
-from .rules import rule_files
+from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, ops, parallel, selftest
+from .errors import MatcherError, RegexBudgetWarning
+from .rules import RULE_LINES_SUFFIXES, read_rule_lines, rule_files
 
 SAMPLE_SIZE = 2000
 SAMPLE_SEED = 7
@@ -42,10 +45,15 @@ def _say(msg: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = True) -> tuple[list[api.Rule], list[str]]:
-    """Rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids).
+def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = True,
+                  progress: Optional["_Progress"] = None,
+                  sigma_profile: Any = "s1") -> tuple[list[api.Rule], list[str]]:
+    """Rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids, JSON
+    lines rule files). ``sigma_profile``: the field names Sigma rules are loaded for (``api.load``;
+    ``"sysmon"`` keeps Sigma's own).
 
-    Returns the rules that load and one message per rule that does not (every one, not just the first).
+    Returns the rules that load and one message per rule that does not (every one, not just the
+    first). Records of a JSON lines rule file that carry no query are counted in one message.
     """
     rules: list[api.Rule] = []
     errors: list[str] = []
@@ -54,27 +62,40 @@ def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = 
             rules.append(api.compile(q, id=f"query-{i}", title=f"query {i}"))
         except MatcherError as e:
             errors.append(f"-q #{i}: {e}")
+    todo: list[Path] = []
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
             files = rule_files(p)
             if not files:
                 errors.append(f"{spec}: no rule files (.md, .s1ql, .txt, .yml, .yaml) in this directory")
+            todo.extend(files)
         elif p.exists():
-            files = [p]
+            todo.append(p)
         else:
             try:
                 rules.append(api.builtin(spec))
             except MatcherError as e:
                 errors.append(f"{spec}: not a file or directory, and {e}")
-            continue
-        for f in files:
-            try:
-                loaded = api.load(f)  # a list for a multi-rule Sigma file
+    if progress is not None:
+        progress.start("loading rules", len(todo), "files")
+    for f in todo:
+        try:
+            if f.suffix.lower() in RULE_LINES_SUFFIXES:  # TODO(load_rules): one loader for every kind
+                found, bad, no_query = read_rule_lines(f)
+                errors.extend(bad)
+                rules.extend(api.Rule(node, info, query) for info, node, query in found)
+                if no_query:
+                    _say(f"{f}: {len(no_query)} record(s) carry no query (e.g. {no_query[0]}): not rules, passed over")
+            else:
+                sigma = f.suffix.lower() in (".yml", ".yaml")
+                loaded = api.load(f, profile=sigma_profile if sigma else "s1")  # a list for a multi-rule Sigma file
                 rules.extend(loaded if isinstance(loaded, list) else [loaded])
-            except MatcherError as e:
-                msg = str(e)
-                errors.append(msg if str(f) in msg else f"{f}: {msg}")
+        except MatcherError as e:
+            msg = str(e)
+            errors.append(msg if str(f) in msg else f"{f}: {msg}")
+        if progress is not None:
+            progress.advance(1)
     if default and not rules and not errors:
         rules.append(api.builtin())
     seen: dict[str, api.Rule] = {}
@@ -111,7 +132,13 @@ def _profiles(args: argparse.Namespace) -> tuple[mapping.Profile, mapping.Profil
 
 
 class _Writer:
-    """Matches to stdout as JSON lines, a JSON array, CSV, or a rich table (at the end)."""
+    """Matches to stdout as JSON lines, a JSON array, CSV, or a table, each written as it comes.
+
+    Any event a reader gives can be written (:func:`matcher.jsonio.dumps`: any depth, integers
+    of any size, non-finite floats as strings); the table shows values as plain text, never as
+    rich markup. :meth:`write` raises ``ValueError`` for a match it cannot write, having written
+    nothing of it.
+    """
 
     COLUMNS = ("rule_id", "rule_title", "level", "author", "source", "unit", "where", "event")
 
@@ -119,46 +146,67 @@ class _Writer:
         self.fmt = fmt
         self.out = sys.stdout.buffer
         self.n = 0
-        self.rows: list[dict] = []
         if fmt == "csv":
             self.text = io.TextIOWrapper(self.out, encoding="utf-8", newline="", write_through=True)
             self.csv = csv.writer(self.text)
             self.csv.writerow(self.COLUMNS)
+        elif fmt == "table":
+            from rich.console import Console
+
+            self.console = Console(highlight=False, emoji=False, markup=False, soft_wrap=False)
 
     def write(self, rec: dict) -> None:
+        unit = "line" if "line" in rec else "row" if "row" in rec else "record"
+        try:
+            if self.fmt in ("jsonl", "json"):
+                line = jsonio.dumps(rec)
+                self.out.write((b"" if self.fmt == "jsonl" else b"[\n" if self.n == 0 else b",\n") + line
+                               + (b"\n" if self.fmt == "jsonl" else b""))
+            elif self.fmt == "csv":
+                event = jsonio.dumps(rec["event"]).decode()
+                self.csv.writerow([rec["rule_id"], rec["rule_title"], rec["level"] or "", rec["author"] or "",
+                                   rec["source"], unit, rec[unit], event])
+            else:
+                self._table_row(rec, unit, jsonio.dumps(rec["event"]))
+        except OSError:  # a closed stdout ends the command (main)
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever a value holds, the scan goes on
+            raise ValueError(f"{type(e).__name__}: {e}") from None
         self.n += 1
-        if self.fmt == "jsonl":
-            self.out.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE, default=str))
-        elif self.fmt == "json":
-            self.out.write(b"[\n" if self.n == 1 else b",\n")
-            self.out.write(orjson.dumps(rec, default=str))
-        elif self.fmt == "csv":
-            unit = "line" if "line" in rec else "row" if "row" in rec else "record"
-            self.csv.writerow([rec["rule_id"], rec["rule_title"], rec["level"] or "", rec["author"] or "",
-                               rec["source"], unit, rec[unit], orjson.dumps(rec["event"], default=str).decode()])
-        else:
-            self.rows.append(rec)
+
+    def _table_row(self, rec: dict, unit: str, event: bytes) -> None:
+        """One line: rule, level, where, then the event cut to the terminal's width."""
+        from rich.text import Text
+
+        line = Text(no_wrap=True, overflow="ellipsis", end="\n")
+        line.append(rec["rule_title"], style="bold")
+        if rec["level"]:
+            line.append(f"  {rec['level']}", style="yellow")
+        line.append(f"  {rec['source']}:{rec[unit]}  ", style="cyan")
+        width = self.console.width
+        text = event[: 4 * width].decode("utf-8", "replace")  # no more than a line can show
+        line.append(text)
+        line.truncate(width, overflow="ellipsis")
+        self.console.print(line)
+        self.console.file.flush()  # a line a match, as it comes
+
+    def flush(self) -> None:
+        if self.fmt == "csv":
+            self.text.flush()
+        elif self.fmt == "table":
+            self.console.file.flush()
+        self.out.flush()
 
     def close(self) -> None:
         if self.fmt == "json":
             self.out.write(b"[]\n" if self.n == 0 else b"\n]\n")
-        elif self.fmt == "csv":
-            self.text.flush()
-            self.text.detach()
         elif self.fmt == "table":
-            from rich.console import Console
-            from rich.table import Table
+            from rich.text import Text
 
-            table = Table(title=f"{self.n} matches", show_lines=False)
-            for col in ("rule", "level", "where", "event"):
-                table.add_column(col, overflow="fold")
-            for rec in self.rows:
-                unit = "line" if "line" in rec else "row" if "row" in rec else "record"
-                ev = orjson.dumps(rec["event"], default=str).decode()
-                table.add_row(rec["rule_title"], rec["level"] or "", f"{rec['source']}:{rec[unit]}",
-                              ev if len(ev) <= 300 else ev[:297] + "...")
-            Console().print(table)
-        self.out.flush()
+            self.console.print(Text(f"{self.n} match{'' if self.n == 1 else 'es'}", style="dim"))
+        self.flush()
+        if self.fmt == "csv":
+            self.text.detach()
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,6 +222,8 @@ class _Stats:
         self.matched_events = 0
         self.per_rule: dict[str, int] = {}
         self.inputs = 0
+        self.unwritten = 0  # matches the output format could not write (reported)
+        self.passed_over = 0  # directory entries not read (reported)
 
 
 class _Strict(Exception):
@@ -181,31 +231,76 @@ class _Strict(Exception):
 
 
 class _Progress:
-    """A rich progress line on a terminal's stderr (records, bad, matches, rate); nothing otherwise."""
+    """A rich progress line on a terminal's stderr, one step at a time: loading rules (files),
+    compiling them, then scanning (bytes of the inputs, records, bad, matches, rate); nothing
+    when not on a terminal."""
 
-    def __init__(self, enabled: bool, n_inputs: int):
+    def __init__(self, enabled: bool):
         self.p = None
+        self.task = None
         if not enabled:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.p = Progress(TextColumn("inputs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                          TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-        self.task = self.p.add_task("", total=max(n_inputs, 1))
-        self.t0 = time.perf_counter()
+        self.p = Progress(TextColumn("{task.fields[step]}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                          TextColumn("{task.description}"), TimeElapsedColumn(),
+                          console=Console(stderr=True), transient=True)
         self.p.start()
 
-    def update(self, st: _Stats, advance: int = 0) -> None:
+    def start(self, step: str, total: Optional[int], unit: str) -> None:
+        """A new step of ``total`` ``unit`` (``"bytes"`` shows sizes; None: unknown total)."""
         if self.p is None:
             return
+        if self.task is not None:
+            self.p.remove_task(self.task)
+        self.unit, self.total, self.done = unit, total, 0.0
+        self.t0 = time.perf_counter()
+        self.task = self.p.add_task("", total=total, step=step, count=self._count())
+        self.p.refresh()  # every step is seen, however short
+
+    def _count(self) -> str:
+        if not self.unit:
+            return ""
+        if self.unit == "bytes":
+            return _size(self.done) + (f"/{_size(self.total)}" if self.total is not None else "")
+        return f"{self.done:,.0f}" + (f"/{self.total:,.0f}" if self.total is not None else "") + f" {self.unit}"
+
+    def advance(self, n: float) -> None:
+        if self.p is None or self.task is None:
+            return
+        self.done += n
+        self.p.update(self.task, completed=self.done, count=self._count())
+
+    def scanned(self, st: "_Stats", done: int) -> None:
+        """Scan step: ``done`` bytes of the inputs read so far."""
+        if self.p is None or self.task is None:
+            return
         rate = st.read / max(time.perf_counter() - self.t0, 1e-9)
-        self.p.update(self.task, advance=advance,
+        self.done = done
+        self.p.update(self.task, completed=done, count=self._count(),
                       description=f"{st.read:,} records  {st.bad:,} bad  {st.matches:,} matches  {rate:,.0f} records/s")
 
     def stop(self) -> None:
         if self.p is not None:
             self.p.stop()
+            self.p = None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
+def _stdin_is_input() -> bool:
+    """Whether standard input is data to read when no input is named: anything but a terminal."""
+    try:
+        return not sys.stdin.isatty()
+    except (AttributeError, ValueError):  # closed or absent
+        return False
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -214,7 +309,21 @@ def _scan(args: argparse.Namespace) -> int:
     except MatcherError as e:
         _say(str(e))
         return 2
-    rules, errors = _gather_rules(args.query or [], args.rule or [])
+    missing = [spec for spec in args.inputs if spec != "-" and not os.path.lexists(spec)]
+    for spec in missing:
+        _say(f"{spec}: no such file or directory")
+    if missing:
+        _say(f"{len(missing)} input(s) not found; nothing scanned")
+        return 2
+    progress = _Progress(sys.stderr.isatty() and not args.no_progress)
+    try:
+        return _scan_with(args, src, dst, progress)
+    finally:
+        progress.stop()
+
+
+def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Profile, progress: _Progress) -> int:
+    rules, errors = _gather_rules(args.query or [], args.rule or [], progress=progress)
     for msg in errors:
         _say(msg)
     if errors and not args.skip_bad_rules:
@@ -227,6 +336,7 @@ def _scan(args: argparse.Namespace) -> int:
         _say("no rule to run")
         return 2
     try:
+        progress.start(f"compiling {len(rules):,} rule(s)", None, "")
         t_compile = time.perf_counter()
         ruleset = api.RuleSet(rules)
         t_compile = time.perf_counter() - t_compile
@@ -240,82 +350,83 @@ def _scan(args: argparse.Namespace) -> int:
     stats = _Stats()
     fields = ruleset.fields if args.decode == "auto" else None
 
-    def emit(source: str, unit: str, where: int, event: Any, rids: list[str]) -> None:
+    def emit(source: str, unit: str, where: int, get_event: Any, rids: list[str]) -> None:
         stats.matched_events += 1
+        problem: Optional[str] = None
+        try:
+            event = get_event()
+        except Exception as e:  # noqa: BLE001 - the rules' fields were read; the whole record, for the output, not
+            event = None
+            problem = f"the whole record could not be read for the output ({type(e).__name__}: {e})"
         for rid in rids:
             stats.matches += 1
             stats.per_rule[rid] = stats.per_rule.get(rid, 0) + 1
             rule = by_id[rid]
-            writer.write({"rule_id": rid, "rule_title": rule.title, "level": rule.level or None,
-                          "author": rule.author or None, "source": source, unit: where, "event": event})
+            try:
+                if problem is not None:
+                    raise ValueError(problem)
+                writer.write({"rule_id": rid, "rule_title": rule.title, "level": rule.level or None,
+                              "author": rule.author or None, "source": source, unit: where, "event": event})
+            except ValueError as e:
+                stats.unwritten += 1
+                _say(f"{source}:{'' if unit == 'line' else unit + ' '}{where}: the match of rule {rid} could not be "
+                     f"written as {writer.fmt} ({e}); counted, not written")
 
-    def run_records(source: str, item: inputs.Records) -> None:
-        stats.read += len(item.events)
-        with _overruns_reported(source, lambda r: f":{item.where[r]}" if item.unit == "line" else f": {item.unit} {item.where[r]}"):
-            rows, ridx = ruleset.match_arrays(item.events)
-        i = 0
-        rows_l, ridx_l = rows.tolist(), ridx.tolist()
-        while i < len(rows_l):
-            r = rows_l[i]
-            j = i
-            while j < len(rows_l) and rows_l[j] == r:
-                j += 1
-            emit(source, item.unit, item.where[r], item.event(r), [ids[u] for u in ridx_l[i:j]])
-            i = j
-
-    def run_columns(source: str, item: inputs.Columns) -> None:
-        batch = item.batch
-        stats.read += batch.num_rows
-        pending: Optional[int] = None
-        rids: list[str] = []
-        with _overruns_reported(source, lambda r: f": row {item.first_row + r}"):
-            found = list(ruleset.scan_arrow(batch))
-        for r, rid in found:
-            if r != pending and pending is not None:
-                emit(source, "row", item.first_row + pending, batch.slice(pending, 1).to_pylist()[0], rids)
-                rids = []
-            pending = r
-            rids.append(rid)
-        if pending is not None:
-            emit(source, "row", item.first_row + pending, batch.slice(pending, 1).to_pylist()[0], rids)
+    def run(source: str, done: parallel.Matched) -> None:
+        stats.read += done.read
+        for where, event, rules in done.hits:
+            emit(source, done.unit, where, partial(parallel.record, event), [ids[u] for u in rules])
 
     def bad(source: str, item: inputs.Bad) -> None:
-        stats.read += 1
-        stats.bad += 1
+        stats.read += item.records
+        stats.bad += item.records
         where = "" if item.where is None else (f":{item.where}" if item.unit == "line" else f":{item.unit} {item.where}")
-        _say(f"{source}{where}: bad {'record' if item.where is not None else 'input'}: {item.problem}")
+        what = "record" if item.where is not None else "input" if item.records == 1 else f"input ({item.records:,} records)"
+        _say(f"{source}{where}: bad {what}: {item.problem}")
         if args.strict:
             raise _Strict
 
     specs = args.inputs
     t0 = time.perf_counter()
-    if not specs:
+    sample = not specs and not _stdin_is_input()
+    if sample:
         _say(f"no input given: scanning the built-in sample ({SAMPLE_SIZE} generated events, seed {SAMPLE_SEED}); "
-             "give files or directories, or - for stdin")
+             "give files or directories, or pipe events in")
         todo: list[inputs.Input] = []
     else:
-        todo, passed = inputs.expand(specs)
-        for f in passed:
-            _say(f"{f}: passed over: not a known log extension (.jsonl .ndjson .json .csv .parquet .pq .evtx, "
-                 "optionally .gz); name the file to read it")
-    progress = _Progress(sys.stderr.isatty() and not args.no_progress, len(todo))
+        todo, passed = inputs.expand(specs or ["-"])  # nothing named, stdin not a terminal: read it
+        stats.passed_over = len(passed)
+        for f, why in passed:
+            _say(f"{f}: passed over: {why}")
+    sizes = [_file_size(inp.path) for inp in todo]
+    progress.start("scanning", None if None in sizes else sum(sizes), "bytes")  # type: ignore[arg-type]
+    formats: list[tuple[str, Optional[str], bool]] = []  # (input, format read, by field) for --stats
     code = 0
     try:
-        if not specs:
+        if sample:
             evs = datasets.generate(SAMPLE_SIZE, SAMPLE_SEED)
-            run_records("<sample>", inputs.Records("line", list(range(1, len(evs) + 1)), evs))
-        for inp in todo:
-            for item in inputs.read(inp, fmt=args.input_format, fields=fields):
-                if isinstance(item, inputs.Records):
-                    run_records(inp.name, item)
-                elif isinstance(item, inputs.Columns):
-                    run_columns(inp.name, item)
-                else:
-                    bad(inp.name, item)
-                progress.update(stats)
-            progress.update(stats, advance=1)
+            run("<sample>", parallel.match_item(ruleset, inputs.Records("line", list(range(1, len(evs) + 1)), evs)))
+            formats.append(("<sample>", None, False))
+        before = 0
+        # one process or --jobs N: the same items in the same order (matcher/parallel.py)
+        for i, result, done in parallel.scan_items(todo, ruleset, jobs=args.jobs, fmt=args.input_format,
+                                                   fields=fields, max_record=args.max_record_bytes):
+            if isinstance(result, parallel.InputDone):
+                before += sizes[i] or 0
+                formats.append((todo[i].name, result.format, result.selected))
+                progress.scanned(stats, before)
+                continue
+            if isinstance(result, inputs.Bad):
+                bad(todo[i].name, result)
+            else:
+                run(todo[i].name, result)
+            if sizes[i] is None:  # a pipe or a terminal: matches go out as they are found
+                writer.flush()
+            progress.scanned(stats, before + done)
     except _Strict:
         code = 1
+    except KeyboardInterrupt:
+        code = 130
     finally:
         progress.stop()
         writer.close()
@@ -323,20 +434,57 @@ def _scan(args: argparse.Namespace) -> int:
     good = stats.read - stats.bad
     _say(f"{stats.read} records read = {good} matched or not + {stats.bad} bad; "
          f"{stats.matched_events} events matched, {stats.matches} matches"
-         + (" (stopped at the first bad record: --strict)" if code == 1 else ""))
+         + (f" ({stats.unwritten} not written: see above)" if stats.unwritten else "")
+         + (" (stopped at the first bad record: --strict)" if code == 1 else "")
+         + (" (interrupted: the matches found so far were written)" if code == 130 else ""))
+    if stats.passed_over:
+        _say(f"{stats.passed_over} director{'y entry' if stats.passed_over == 1 else 'y entries'} passed over (see above)")
     if ruleset.regex_overruns:
         _say(f"{ruleset.regex_overruns} regex budget overrun(s) (--regex-budget {ops.BACKTRACK_BUDGET:g} s): "
              "each a backtracking regex taken as false on one value, reported above")
     if skipped or errors:
         _say(f"{len(errors)} rule(s) did not load, {len(skipped)} rule(s) cannot match under profile {dst.name!r}; "
              f"{len(ruleset)} rule(s) run")
-    for rid, n in sorted(stats.per_rule.items(), key=lambda kv: (-kv[1], kv[0])):
+    silent = [rid for rid in ids if rid not in stats.per_rule]
+    shown = sorted(stats.per_rule.items(), key=lambda kv: (-kv[1], kv[0])) + \
+        ([(rid, 0) for rid in silent] if args.stats else [])
+    for rid, n in shown:
         _say(f"  {n:>8}  {rid}  {by_id[rid].title}")
+    if silent:
+        _say(f"{len(silent)} of {len(ids)} rule(s) loaded and never fired"
+             + ("" if args.stats else " (--stats lists them)"))
     if args.stats:
         _say(f"stats: {len(ruleset)} rules compiled in {t_compile:.3f} s; {stats.read} records in {elapsed:.3f} s = "
-             f"{stats.read / max(elapsed, 1e-9):,.0f} records/s; profile {dst.name}; "
-             f"JSON lines decoding {'auto' if fields is not None else 'whole records'}")
+             f"{stats.read / max(elapsed, 1e-9):,.0f} records/s; profile {dst.name}")
+        for name, kind, by_field in formats:
+            _say(f"stats: {name}: {_how_read(kind, by_field)}")
     return code
+
+
+def _file_size(path: str) -> Optional[int]:
+    """Size of a regular file, else None (standard input, a pipe, a missing file)."""
+    if path == "-":
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0  # reported as a bad input when read
+    if stat.S_ISDIR(st.st_mode):
+        return 0  # a directory with no log file: reported when read
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _how_read(kind: Optional[str], only_fields: bool) -> str:
+    """How one input was read, for ``--stats`` (``only_fields``: JSON lines decoded by field)."""
+    if kind is None:
+        return "generated events (the built-in sample)"
+    name = inputs.FORMAT_NAMES.get(kind, kind)
+    if kind == "jsonl":
+        return f"{name}, " + ("decoding only the fields the rules read (wide records)" if only_fields
+                              else "decoding whole records")
+    if kind == "parquet":
+        return f"{name}, columnar (Arrow record batches)"
+    return f"{name}, whole records"
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,9 +514,25 @@ def _check(args: argparse.Namespace) -> int:
         print(f"matcher check: {msg}", file=sys.stderr)
     for msg in never:
         print(f"matcher check: warning: {msg}", file=sys.stderr)
+    unknown = _unknown_fields(rules, src, dst)
+    for msg in unknown:
+        print(f"matcher check: warning: {msg}", file=sys.stderr)
     print(f"matcher check: {ok} rule(s) ok, {len(errors)} error(s)"
-          + (f", {len(never)} rule(s) that cannot match under profile {dst.name!r}" if never else ""), file=sys.stderr)
+          + (f", {len(never)} rule(s) that cannot match under profile {dst.name!r}" if never else "")
+          + (f", {len(unknown)} field name(s) no profile knows" if unknown else ""), file=sys.stderr)
     return 1 if errors else 0
+
+
+def _unknown_fields(rules: list[api.Rule], *profiles: mapping.Profile) -> list[str]:
+    """Warnings for fields of S1QL rules that no loaded profile knows (likely misspelt). Sigma
+    rules are left out: Sigma's field names are open-ended (every log source has its own)."""
+    known = mapping.known_fields(*profiles)
+    out = []
+    for r in rules:
+        if r.info.extra.get("format") == "sigma":
+            continue
+        out.extend(f"rule {r.id} ({r.info.source or r.title}): {msg}" for msg in mapping.unknown_field_warnings(r.ir, known))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,8 +564,8 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     if args.event is not None:
         try:
-            event = orjson.loads(args.event)
-        except orjson.JSONDecodeError as e:
+            event = jsonio.loads(args.event)
+        except ValueError as e:
             _say(f"--event: not valid JSON ({e})")
             return 2
         where = "--event"
@@ -422,7 +586,7 @@ def _explain(args: argparse.Namespace) -> int:
                 if isinstance(item, inputs.Columns):
                     lo = item.first_row
                     if lo <= args.line < lo + item.batch.num_rows:
-                        event = item.batch.slice(args.line - lo, 1).to_pylist()[0]
+                        event = item.row(args.line - lo)
                 elif args.line in item.where:
                     event = item.event(item.where.index(args.line))
                 if event is not None:
@@ -436,7 +600,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.format == "json":
         doc = {"rule_id": rule.id, "rule_title": rule.title, "profile": dst.name, "event_source": where,
                "matched": tree.result, "compiled_core": compiled, "tree": explain.to_dict(tree), "event": event}
-        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE, default=str))
+        sys.stdout.buffer.write(jsonio.dumps(doc, indent=True) + b"\n")
     else:
         head = f"rule {rule.id}: {rule.title}\nevent {where}" + (f" (profile {dst.name})" if dst.name != "s1" else "")
         verdict = "MATCH" if tree.result else "NO MATCH"
@@ -450,19 +614,6 @@ def _explain(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _overruns_reported(source: str, where: Any) -> Any:
-    """Report the RegexBudgetWarnings of the block on stderr as ``source<where(event)>: ...``."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RegexBudgetWarning)
-        yield
-    for w in caught:
-        if isinstance(w.message, RegexBudgetWarning):
-            _say(f"{source}{where(w.message.event)}: {w.message}")
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
 def _regex_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regex", choices=ops.ENGINES, default=ops.LINEAR,
                    help="re2 (default): every RegExp/|re runs in linear time, and a pattern RE2 cannot run "
@@ -473,22 +624,46 @@ def _regex_args(p: argparse.ArgumentParser) -> None:
                         "an overrun is reported and counted, the predicate taken as false")
 
 
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None,
+                  _default: Any = warnings.showwarning) -> None:
+    """Budget overruns on stderr as matcher's own messages (also from --jobs workers)."""
+    if isinstance(message, RegexBudgetWarning):
+        _say(f"regex budget overrun: {message}")
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--profile", default="s1",
                    help="field names of the events: s1 (default), s1ql2, sysmon, ecs, or a .json/.toml mapping file")
     p.add_argument("--rules-profile", default="s1", help="field names the rules are written in (default s1)")
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="matcher", description="Match detection rules (S1QL) against events. Manual: docs/cli.md")
+    p = argparse.ArgumentParser(
+        prog="matcher",
+        description="Match detection rules (S1QL and Sigma) against events. The manual is docs/cli.md "
+                    "in the source distribution (sdist) and on the project page.")
+    p.add_argument("-V", "--version", action="version", version=f"matcher {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("scan", help="run rules over log files and print the matches")
     s.add_argument("inputs", nargs="*",
                    help="files or directories (JSON lines, JSON, CSV, Parquet, EVTX, optionally .gz), or - for stdin "
-                        "(none: the built-in sample)")
+                        "(none: standard input when it is piped or redirected, the built-in sample on a terminal)")
     s.add_argument("-r", "--rule", action="append",
-                   help="a rule card (.md), a query file, a directory of rules, or a built-in rule name or id "
+                   help="a rule card (.md), a query file, Sigma YAML, a JSON lines rule file (.jsonl: one "
+                        "{id, title, query, ...} a line), a directory of rules, or a built-in rule name or id "
                         "(default: flagship); repeatable")
     s.add_argument("-q", "--query", action="append", help="an S1QL query given as text; repeatable")
     s.add_argument("-f", "--format", choices=("auto", "jsonl", "json", "csv", "table"), default="auto",
@@ -499,8 +674,16 @@ def build_parser() -> argparse.ArgumentParser:
     _regex_args(s)
     s.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 1)")
     s.add_argument("--skip-bad-rules", action="store_true", help="report rules that do not load and scan with the others")
-    s.add_argument("--stats", action="store_true", help="print timings and events/s on stderr")
+    s.add_argument("--stats", action="store_true",
+                   help="print timings, events/s, how each input was read, and every rule's match count on stderr")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
+    s.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+                   help="processes (default: the machine's cores when the inputs hold 8 MiB or more, else 1); "
+                        "files, Parquet row groups and byte ranges of JSON lines files are shared out, and the "
+                        "output is the same as one process's, in the same order")
+    s.add_argument("--max-record-bytes", type=_positive, default=inputs.MAX_RECORD_BYTES, metavar="N",
+                   help="a JSON line or CSV record longer than this is a bad record, skipped without being held in "
+                        f"memory (default {inputs.MAX_RECORD_BYTES:,} = 64 MiB)")
     s.add_argument("--decode", choices=("auto", "whole"), default="auto",
                    help="JSON lines: decode only the fields the rules read when records are wide (auto, default), "
                         "or always whole records")
@@ -527,6 +710,16 @@ def build_parser() -> argparse.ArgumentParser:
     _regex_args(e)
     e.set_defaults(func=_explain)
 
+    t = sub.add_parser("test", help="run the tests rules carry (rule cards' ## Tests, SigmaHQ regression data); "
+                       "exit 1 if any fails")
+    selftest.add_arguments(t)
+    t.set_defaults(func=selftest.run)
+
+    v = sub.add_parser("coverage", help="which fields the rules read and the events hold, and which rules can never "
+                       "fire on the events")
+    coverage.add_arguments(v)
+    v.set_defaults(func=coverage.run)
+
     g = sub.add_parser("generate", help="write deterministic synthetic events (JSON lines or Parquet)")
     datasets.add_generate_arguments(g)
     g.set_defaults(func=datasets.run_generate)
@@ -540,10 +733,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             _say("--regex-budget: give a positive number of seconds")
             return 2
         ops.BACKTRACK_BUDGET = args.regex_budget
+    warnings.showwarning = _show_warning
     try:
         with ops.regex_engine(getattr(args, "regex", ops.LINEAR)):
             return args.func(args)
-    except RegexBudgetExceeded as e:  # the reference evaluator (explain) gives no verdict
+    except KeyboardInterrupt:  # scan handles its own (flushes, summarizes); elsewhere: quietly
+        _say("interrupted")
+        return 130
+    except MatcherError as e:  # a missing optional dependency, or any error a command did not report
         _say(str(e))
         return 2
     except BrokenPipeError:

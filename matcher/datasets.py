@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from . import mapping as _mapping
+from ._optional import need
 from .errors import MatcherError
 
 __all__ = [
@@ -249,7 +250,7 @@ def _events(n: int, seed: int, schema: str) -> Iterator[dict[str, Any]]:
 
 def arrow_schema(schema: str = "s1"):
     """The pyarrow schema of the Parquet files :func:`write` produces (every field nullable)."""
-    import pyarrow as pa
+    pa = need("pyarrow", "Parquet output")
 
     if schema == "sysmon":
         return pa.schema([(SYSMON_FIELDS[f], pa.int32() if f == "EventType" else pa.string()) for f in FIELDS])
@@ -282,8 +283,8 @@ def _write_jsonl(fh: IO[bytes], events: Iterable[dict[str, Any]]) -> int:
 
 
 def _write_parquet(path: str | os.PathLike, events: Iterable[dict[str, Any]], schema: str) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa = need("pyarrow", "Parquet output")
+    pq = need("pyarrow.parquet", "Parquet output")
 
     sch = arrow_schema(schema)
     count = 0

@@ -7,6 +7,7 @@ so callers that already catch ``ValueError`` around rule loading keep working.
 from __future__ import annotations
 
 __all__ = [
+    "ArrowDataError",
     "MatcherError",
     "QuerySyntaxError",
     "RegexBudgetExceeded",
@@ -15,6 +16,9 @@ __all__ = [
     "RuleError",
     "UnprintableQueryError",
     "UnsupportedFeature",
+    "MissingDependency",
+    "ArgumentError",
+    "MissingRuntime",
 ]
 
 
@@ -65,6 +69,16 @@ class QuerySyntaxError(MatcherError):
             f"  {shown}\n"
             f"  {' ' * caret_col}^"
         )
+
+
+class ArrowDataError(MatcherError):
+    """Arrow data whose buffers contradict its own metadata (string offsets or dictionary
+    indices out of range, a buffer too short for the array's length), or a field name that
+    two columns share. ``column`` names the column."""
+
+    def __init__(self, message: str, column: str):
+        self.column = column
+        super().__init__(f"column {column!r}: {message}")
 
 
 class RuleError(MatcherError):
@@ -147,3 +161,27 @@ class RegexBudgetWarning(RuntimeWarning):
         self.rules = rules
         self.event = event
         self.field = field
+
+
+class MissingDependency(MatcherError):
+    """An optional package a feature needs is not installed (``extra`` names the pip extra).
+
+    ``str()`` is one line naming the package and how to install it.
+    """
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        self.package = package
+        self.extra = extra
+        self.purpose = purpose
+        super().__init__(f"{purpose} needs the optional package {package}, which is not installed: "
+                         f"pip install 'matcher[{extra}]' (from a source checkout: pip install '.[{extra}]')")
+
+
+class ArgumentError(MatcherError, TypeError):
+    """An API function was given an argument of the wrong kind; the message says what was given
+    and what is wanted. A ``TypeError`` too, as Python's own argument errors."""
+
+
+class MissingRuntime(MatcherError):
+    """A program an optional feature needs is not installed (Java for Spark); the message is
+    one line saying what to install."""

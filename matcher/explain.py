@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field as _field
 from typing import Any, Optional
 
-from .ir import And, Node, Not, Or, Pred
-from .ops import field_texts
+from .errors import UnprintableQueryError
+from .ir import EVENT_OPS, And, Glob, Node, Not, Op, Or, Pred, Wild
+from .ops import _glob_regex, field_texts, fold, string_values
 from .reference import predicate
 from .s1ql import to_s1ql
 
-__all__ = ["Explained", "explain", "render", "to_dict"]
+__all__ = ["Explained", "explain", "render", "to_dict", "pred_text", "pattern_text"]
 
 MAX_SHOWN = 160  # characters of a value shown in text output
 
@@ -35,19 +36,76 @@ class Explained:
     field: Optional[str] = None
     values: Optional[list[str]] = None  # the field's texts in the event; None: absent
     children: list["Explained"] = _field(default_factory=list)
+    ref_field: Optional[str] = None  # fieldref predicates: the other field, and its texts
+    ref_values: Optional[list[str]] = None
 
 
-def _pred_text(p: Pred) -> str:
+#: How predicates S1QL cannot write are shown (the Sigma operators, and values S1QL's escaping
+#: cannot express): ``field WORD value``.
+_WORDS = {
+    Op.CONTAINS: "containsCIS", Op.STARTSWITH: "startswithCIS", Op.ENDSWITH: "endswithCIS", Op.EQUALS: "=",
+    Op.GLOB: "=", Op.REGEX: "RegExp", Op.NOT_EMPTY: "IS NOT EMPTY", Op.EXISTS: "EXISTS", Op.LT: "<", Op.LE: "<=",
+    Op.GT: ">", Op.GE: ">=", Op.CIDR: "in network", Op.FIELDREF: "= field", Op.FIELDREF_CONTAINS: "containsCIS field",
+    Op.FIELDREF_STARTSWITH: "startswithCIS field", Op.FIELDREF_ENDSWITH: "endswithCIS field",
+    Op.KEYWORD: "=",
+}
+KEYWORD_FIELD = "any field"  # how a keyword predicate's (empty) field is shown
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def pattern_text(glob: Glob) -> str:
+    """A Glob as a pattern: ``*`` any run, ``?`` one character; a literal ``*``, ``?`` or ``\\``
+    is escaped with ``\\`` (Sigma's notation)."""
+    out = []
+    for p in glob.parts:
+        if isinstance(p, Wild):
+            out.append(p.value)
+        else:
+            out.append(p.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?"))
+    return _quoted("".join(out))
+
+
+def pred_text(p: Pred) -> str:
+    """One predicate as text: canonical S1QL when S1QL can write it, else ``field operator value``
+    with the operator in words (``in network``, ``= field``) and a keyword's field as ``any field``."""
     try:
         return to_s1ql(p)
-    except ValueError:  # a value S1QL cannot write: show the IR instead
-        return f"{p.field} {p.op.value} {p.value!r}"
+    except UnprintableQueryError:
+        pass
+    name = p.field or KEYWORD_FIELD
+    word = _WORDS[p.op]
+    if p.value is None:
+        return f"{name} {word}"
+    if isinstance(p.value, Glob):
+        return f"{name} {word} {pattern_text(p.value)}"
+    if p.op in EVENT_OPS:  # a field reference
+        return f"{name} {word} {p.value}"
+    return f"{name} {word} {_quoted(p.value)}"
+
+
+def _keyword_hits(p: Pred, event: Mapping) -> Optional[list[str]]:
+    rx = _glob_regex(p.value)
+    hits = [s for s in string_values(event) if rx.fullmatch(fold(s)) is not None]
+    return hits or None
+
+
+def _explain_pred(p: Pred, event: Mapping) -> Explained:
+    verdict = predicate(p, event)
+    if p.op is Op.KEYWORD:  # the values shown: the event's strings that match, if any
+        return Explained("pred", verdict, pred_text(p), KEYWORD_FIELD, _keyword_hits(p, event))
+    out = Explained("pred", verdict, pred_text(p), p.field, field_texts(event, p.field))
+    if p.op in EVENT_OPS:
+        out.ref_field, out.ref_values = p.value, field_texts(event, p.value)
+    return out
 
 
 def explain(node: Node, event: Mapping) -> Explained:
     """The verdict of every node of ``node`` on ``event`` (all children evaluated, no short cut)."""
     if isinstance(node, Pred):
-        return Explained("pred", predicate(node, event), _pred_text(node), node.field, field_texts(event, node.field))
+        return _explain_pred(node, event)
     if isinstance(node, Not):
         child = explain(node.item, event)
         return Explained("not", not child.result, children=[child])
@@ -62,6 +120,8 @@ def to_dict(e: Explained) -> dict[str, Any]:
     d: dict[str, Any] = {"node": e.kind, "result": e.result}
     if e.kind == "pred":
         d.update(predicate=e.text, field=e.field, values=e.values)
+        if e.ref_field is not None:
+            d.update(ref_field=e.ref_field, ref_values=e.ref_values)
     else:
         d["children"] = [to_dict(c) for c in e.children]
     return d
@@ -100,6 +160,8 @@ def render(e: Explained, *, full: bool = False) -> str:
     shown_fields: set[str] = set()
 
     def value_note(fieldname: Optional[str], values: Optional[list[str]]) -> str:
+        if fieldname == KEYWORD_FIELD:  # each keyword's own hits
+            return "    (no value matches)" if values is None else f"    (matching: {_shown(values)})"
         if fieldname in shown_fields:
             return ""
         shown_fields.add(fieldname or "")
@@ -108,7 +170,10 @@ def render(e: Explained, *, full: bool = False) -> str:
     def walk(n: Explained, depth: int) -> None:
         pad = "  " * depth
         if n.kind == "pred":
-            lines.append(f"{pad}{_mark(n.result)} {n.text}{value_note(n.field, n.values)}")
+            note = value_note(n.field, n.values)
+            if n.ref_field is not None:
+                note += value_note(n.ref_field, n.ref_values)
+            lines.append(f"{pad}{_mark(n.result)} {n.text}{note}")
             return
         runs = _runs(n.children) if n.kind == "or" and not full else [[c] for c in n.children]
         inner = pad + "  "

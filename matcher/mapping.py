@@ -47,10 +47,11 @@ from types import MappingProxyType
 from typing import Union
 
 from .errors import MatcherError, QuerySyntaxError
-from .ir import And, Node, Not, Op, Pred, and_, or_
+from .ir import EVENT_OPS, And, Node, Not, Op, Pred, and_, or_
 from .ops import REFERENCE, fold
 
-__all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "translate", "PROFILES", "SIGMA_TO_S1"]
+__all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "translate", "PROFILES", "SIGMA_TO_S1",
+           "known_fields", "unknown_field_warnings", "closest_fields"]
 
 
 class ProfileError(MatcherError):
@@ -300,7 +301,8 @@ def _parse_value_query(query: str, where: str) -> Node:
 def _to_s1(node: Node, src: Profile) -> Node:
     if isinstance(node, Pred):
         name = src.to_s1(node.field)
-        return node if name == node.field else Pred(name, node.op, node.value)
+        value = src.to_s1(node.value) if node.op in _FIELDREF_OPS else node.value  # type: ignore[arg-type]
+        return node if (name, value) == (node.field, node.value) else Pred(name, node.op, value)
     if isinstance(node, Not):
         return Not(_to_s1(node.item, src))
     return type(node)(tuple(_to_s1(c, src) for c in node.items))
@@ -315,7 +317,8 @@ def _from_s1(node: Node, dst: Profile) -> Union[Node, bool]:
         if table is not None and node.op is Op.EQUALS and fold(node.value) in table:
             return _parse_value_query(table[fold(node.value)], f"profile {dst.name}: values.{node.field}")
         name = dst.from_s1(node.field)
-        return node if name == node.field else Pred(name, node.op, node.value)
+        value = dst.from_s1(node.value) if node.op in _FIELDREF_OPS else node.value  # type: ignore[arg-type]
+        return node if (name, value) == (node.field, node.value) else Pred(name, node.op, value)
     if isinstance(node, Not):
         item = _from_s1(node.item, dst)
         return (not item) if isinstance(item, bool) else Not(item)
@@ -349,3 +352,46 @@ def translate(node: Node, src: Union[str, Profile], dst: Union[str, Profile]) ->
         )
     return out
 
+
+
+# --------------------------------------------------------------------------------------------
+# field names no profile knows (``matcher check``, ``matcher coverage``)
+# --------------------------------------------------------------------------------------------
+
+
+def known_fields(*extra: Profile) -> frozenset[str]:
+    """Every field name a built-in profile (or one of ``extra``) knows, in any of its schemas:
+    S1 names, their S1QL 2.0, Sysmon/Sigma and ECS names, aliases, and the Sigma tables'."""
+    names: set[str] = set()
+    for p in (*PROFILES.values(), *extra):
+        names.update(p.fields, p.fields.values(), p.aliases, p.aliases.values(), p.constants, p.values)
+    for table in SIGMA_TO_S1.values():
+        names.update(table, table.values())
+    return frozenset(names)
+
+
+def unknown_field_warnings(node: Node, known: frozenset[str]) -> list[str]:
+    """One message per field of ``node`` that is not in ``known``, with the closest known names
+    (a misspelt ``TgtProcImagPath`` is "did you mean TgtProcImagePath?")."""
+    from .ir import walk_preds
+
+    out = []
+    seen: set[str] = set()
+    for p in walk_preds(node):
+        for name in (p.field, p.value if p.op in _FIELDREF_OPS else None):
+            if not name or name in known or name in seen:
+                continue
+            seen.add(name)
+            close = closest_fields(name, known)
+            out.append(f"field {name!r} is known to no profile" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+    return out
+
+
+def closest_fields(name: str, known: frozenset[str]) -> list[str]:
+    """Up to two known names close to ``name`` (``difflib``, similarity 0.8 or more)."""
+    import difflib
+
+    return difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.8)
+
+
+_FIELDREF_OPS = EVENT_OPS - {Op.KEYWORD}  # their value is another field's name

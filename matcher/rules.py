@@ -1,8 +1,10 @@
 """Rules: an IR tree plus its metadata, read from rule cards, query files or query text.
 
 A *rule card* is the markdown format the flagship rule ships in (``## Title``, ``## ID``,
-``## Author``, ..., and the query in a fenced block under ``## SentinelOne Query``). Any
-other file is read as one bare S1QL query.
+``## Author``, ..., the query in a fenced block under ``## SentinelOne Query``, and optional
+``## Tests``); ``docs/rule-cards.md`` is its manual. A ``.jsonl`` file holds one rule a line
+(``{"id", "title", "query", ...}``, the corpus format). Any other file is read as one bare S1QL
+query.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import orjson
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,7 +22,8 @@ from . import ir as _ir
 from .errors import QuerySyntaxError, RuleError
 from .s1ql import parse
 
-__all__ = ["RuleInfo", "parse_rule_card", "load_path", "builtin_rules", "default_id", "rule_files", "RULE_SUFFIXES"]
+__all__ = ["RuleInfo", "CardTest", "parse_rule_card", "load_path", "read_rule_lines", "builtin_rules", "default_id",
+           "rule_files", "RULE_SUFFIXES", "RULE_LINES_SUFFIXES", "CARD_SECTIONS"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,16 @@ class RuleInfo:
     falsepositives: tuple[str, ...] = ()
     source: Optional[str] = None  # file the rule was read from
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class CardTest:
+    """One event of a rule card's ``## Tests`` section: the rule must match it (``expect``) or not.
+    ``line`` is its line in the card (1-based)."""
+
+    expect: bool
+    line: int
+    event: dict
 
 
 def default_id(query: str) -> str:
@@ -59,13 +73,87 @@ def _items(text: str, sep: str = "lines") -> tuple[str, ...]:
     return tuple(p.strip().lstrip("-*").strip() for p in parts if p.strip().lstrip("-*").strip())
 
 
+#: The sections a rule card may have (lower case) -> the RuleInfo attribute or ``extra`` key they
+#: fill. Any other ``##`` section is kept as text in ``RuleInfo.extra`` under its lower-case name.
+CARD_SECTIONS = {
+    "title": "title", "id": "id", "author": "author", "date": "date", "modified": "modified",
+    "status": "status", "level": "level", "tags": "tags", "description": "description",
+    "references": "references", "false positives": "falsepositives", "logsource": "logsource",
+    "sentinelone query": None, "tests": None,
+}
+_TEST_HEADING = re.compile(r"^###[ \t]+(.+?)[ \t]*$", re.M)
+_TEST_KINDS = {"match": True, "no match": False}
+
+
+def _card_error(source: Optional[str], text: str, offset: int, message: str) -> RuleError:
+    line = text.count("\n", 0, offset) + 1
+    return RuleError(f"{source or 'rule card'}:{line}: {message}")
+
+
+def _logsource(body: str, source: Optional[str], text: str, start: int) -> dict[str, str]:
+    """``key: value`` lines (``category: process_creation``); ``-`` bullets allowed."""
+    out: dict[str, str] = {}
+    for m in re.finditer(r"^[ \t]*(?:[-*][ \t]+)?([^\n]*?)[ \t]*$", body, re.M):
+        line = m.group(1)
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key.strip() or not value.strip():
+            raise _card_error(source, text, start + m.start(), f"## Logsource: expected 'key: value', not {line!r}")
+        out[key.strip().lower()] = value.strip()
+    return out
+
+
+def _card_tests(text: str, span: tuple[int, int], source: Optional[str]) -> tuple[CardTest, ...]:
+    """The events of the ``## Tests`` section: ``### Match`` and ``### No match`` sub-sections, each
+    with fenced blocks of JSON lines (one event, a JSON object, per line)."""
+    lo, hi = span
+    heads = [m for m in _TEST_HEADING.finditer(text, lo, hi)]
+    if not heads:
+        raise _card_error(source, text, lo, "## Tests has no '### Match' or '### No match' sub-section")
+    out: list[CardTest] = []
+    for i, h in enumerate(heads):
+        kind = h.group(1).strip().lower()
+        if kind not in _TEST_KINDS:
+            raise _card_error(source, text, h.start(), f"## Tests: unknown sub-section {h.group(1)!r} "
+                              "(expected '### Match' or '### No match')")
+        end = heads[i + 1].start() if i + 1 < len(heads) else hi
+        blocks = list(_FENCE.finditer(text, h.end(), end))
+        if not blocks:
+            raise _card_error(source, text, h.start(), f"### {h.group(1)} has no fenced block of JSON lines")
+        for b in blocks:
+            pos = b.start(2)
+            for raw in b.group(2).splitlines(keepends=True):
+                line_no = text.count("\n", 0, pos) + 1
+                pos += len(raw)
+                if not raw.strip():
+                    continue
+                try:
+                    event = orjson.loads(raw)
+                except orjson.JSONDecodeError as e:
+                    raise RuleError(f"{source or 'rule card'}:{line_no}: test event is not valid JSON ({e})") from None
+                if not isinstance(event, dict):
+                    raise RuleError(f"{source or 'rule card'}:{line_no}: a test event must be a JSON object, "
+                                    f"not {type(event).__name__}")
+                out.append(CardTest(_TEST_KINDS[kind], line_no, event))
+    return tuple(out)
+
+
 def parse_rule_card(text: str, *, source: Optional[str] = None) -> tuple[RuleInfo, _ir.Node, str]:
-    """Read a rule card; return (info, ir, query text). Errors name the card's line/column."""
+    """Read a rule card; return (info, ir, query text). Errors name the card's line/column.
+
+    Every section is read: those of :data:`CARD_SECTIONS` into their fields (``status``,
+    ``modified``, ``logsource`` and the ``tests`` (:class:`CardTest`) into ``RuleInfo.extra``),
+    any other into ``extra`` as text.
+    """
     sections: dict[str, tuple[int, int]] = {}
     heads = list(_HEADING.finditer(text))
     for i, m in enumerate(heads):
         end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
-        sections[m.group(1).strip().lower()] = (m.end(), end)
+        name = m.group(1).strip().lower()
+        if name in sections:
+            raise _card_error(source, text, m.start(), f"a second '## {m.group(1).strip()}' section")
+        sections[name] = (m.end(), end)
 
     def get(name: str) -> str:
         span = sections.get(name)
@@ -86,6 +174,17 @@ def parse_rule_card(text: str, *, source: Optional[str] = None) -> tuple[RuleInf
     query = query.strip()
     first = re.match(r"#[ \t]+(.+)", text)
     title = get("title") or (first.group(1).strip() if first else "") or (Path(source).stem if source else "")
+    extra: dict[str, Any] = {"format": "rule card"}
+    for name in ("status", "modified"):
+        if get(name):
+            extra[name] = " ".join(get(name).split())
+    if "logsource" in sections:
+        extra["logsource"] = _logsource(get("logsource"), source, text, sections["logsource"][0])
+    if "tests" in sections:
+        extra["tests"] = _card_tests(text, sections["tests"], source)
+    for name in sections:
+        if name not in CARD_SECTIONS:
+            extra[name] = get(name)
     info = RuleInfo(
         id=get("id") or default_id(query),
         title=title,
@@ -97,6 +196,7 @@ def parse_rule_card(text: str, *, source: Optional[str] = None) -> tuple[RuleInf
         references=_items(get("references")),
         falsepositives=_items(get("false positives")),
         source=source,
+        extra=extra,
     )
     return info, node, query
 
@@ -118,18 +218,85 @@ def load_path(path: Union[str, os.PathLike]) -> tuple[RuleInfo, _ir.Node, str]:
     return RuleInfo(id=p.stem, title=p.stem, source=str(p)), node, query
 
 
+#: Files of one rule a line (JSON objects with ``id``, ``title``, ``query``, ...).
+RULE_LINES_SUFFIXES = (".jsonl", ".ndjson")
+#: Keys of a rule line read into :class:`RuleInfo` (others go to ``extra``).
+_LINE_KEYS = ("id", "title", "author", "date", "level", "tags", "description", "references", "falsepositives")
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value) if isinstance(value, list) else (str(value),)
+
+
+def read_rule_lines(path: Union[str, os.PathLike]) -> tuple[list[tuple[RuleInfo, _ir.Node, str]], list[str], list[str]]:
+    """A JSON lines rule file (the corpus format: ``{"id", "title", "query", "level", "author", ...}``
+    a line). Returns the rules, one error per bad line (file:line and why), and one note per
+    record that carries no query (``"query": null``, with the converter's ``error``): those are
+    reported, not rules.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise RuleError(f"{p}: cannot read rule file: {e.strerror or e}") from None
+    rules: list[tuple[RuleInfo, _ir.Node, str]] = []
+    errors: list[str] = []
+    no_query: list[str] = []
+    for n, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        where = f"{p}:{n}"
+        try:
+            rec = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            errors.append(f"{where}: not a JSON object ({e})")
+            continue
+        if not isinstance(rec, dict):
+            errors.append(f"{where}: a rule line must be a JSON object, not {type(rec).__name__}")
+            continue
+        query = rec.get("query")
+        if query is None:
+            no_query.append(f"{where}: rule {rec.get('id', '?')} has no query"
+                            + (f" ({rec['error']})" if rec.get("error") else ""))
+            continue
+        if not isinstance(query, str):
+            errors.append(f"{where}: 'query' must be a string, not {type(query).__name__}")
+            continue
+        try:
+            node = parse(query)
+        except QuerySyntaxError as e:
+            errors.append(str(QuerySyntaxError(e.message, query, e.offset, source=f"{where} (query)")))
+            continue
+        fields = {k: rec.get(k) for k in _LINE_KEYS}
+        info = RuleInfo(
+            id=str(fields["id"]) if fields["id"] is not None else default_id(query),
+            title=str(fields["title"] or fields["id"] or p.stem),
+            author=str(fields["author"] or ""), date=str(fields["date"] or ""), level=str(fields["level"] or ""),
+            tags=_strings(fields["tags"]), description=str(fields["description"] or ""),
+            references=_strings(fields["references"]), falsepositives=_strings(fields["falsepositives"]),
+            source=where,
+            extra={k: v for k, v in rec.items() if k not in _LINE_KEYS and k != "query"},
+        )
+        rules.append((info, node, query.strip()))
+    return rules, errors, no_query
+
+
 #: Rule file extensions a directory of rules is searched for: rule cards, S1QL query files, Sigma.
 RULE_SUFFIXES = (".md", ".markdown", ".s1ql", ".txt", ".yml", ".yaml")
 
 
 def rule_files(directory: Union[str, os.PathLike]) -> list[Path]:
-    """The rule files under ``directory`` (recursive, sorted, hidden entries and README files left
-    out), by :data:`RULE_SUFFIXES`."""
+    """The rule files under ``directory`` (recursive, sorted, hidden entries, README and LICENSE
+    files left out), by :data:`RULE_SUFFIXES`."""
     out = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
-            if not f.startswith(".") and Path(f).suffix.lower() in RULE_SUFFIXES and not f.upper().startswith("README"):
+            if not f.startswith(".") and Path(f).suffix.lower() in RULE_SUFFIXES and not f.upper().startswith(("README", "LICENSE")):
                 out.append(Path(root) / f)
     return out
 

@@ -82,9 +82,15 @@ def _regex(value: str) -> str:
     return _checked(token, value, _REGEX, False)
 
 
+#: Operators S1QL has: every other (the Sigma operators of ``docs/sigma.md``) has no S1QL text.
+PRINTABLE_OPS = frozenset(_OPS) | {Op.EXISTS, Op.NOT_EMPTY, Op.GLOB, Op.EQUALS}
+
+
 def _pred(p: Pred) -> str:
-    f = _field(p.field)
     op = p.op
+    if op not in PRINTABLE_OPS:
+        raise UnprintableQueryError(f"the operator {op.value!r} (Sigma) has no S1QL form")
+    f = _field(p.field)
     if op is Op.EXISTS:
         return f"{f} EXISTS"
     if op is Op.NOT_EMPTY:
