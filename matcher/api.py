@@ -6,9 +6,11 @@ import contextlib
 import gc
 import os
 import sys
-from pathlib import Path
+import threading
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
@@ -16,10 +18,10 @@ import numpy as np
 from . import ir as _ir
 from . import rules as _rules
 from ._files import read_rule_text
-from .errors import ArgumentError, ArrowDataError, MatcherError, RuleError
+from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
 from .compiler import compile_plan
-from .ops import EVENT_REFERENCE, REFERENCE
+from .ops import EVENT_REFERENCE, REFERENCE, compile_regex, is_linear, regex_engine
 from .s1ql import parse, to_s1ql
 
 __all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "builtin_names"]
@@ -124,6 +126,11 @@ class RuleSet:
         self._ids = tuple(r.id for r in items)
         self._prog: Optional[_core.Program] = None
         self._plan = None
+        #: Budget overruns of backtracking regexes (opted in) while matching: each one a
+        #: predicate taken as false for one value of one event, and a RegexBudgetWarning.
+        self.regex_overruns = 0
+        self._overrun_lock = threading.Lock()
+        self._pending = threading.local()  # overruns of the core call running on this thread
         self._program  # compile now: errors and cost belong to construction
 
     def __len__(self) -> int:
@@ -156,7 +163,9 @@ class RuleSet:
             raise ArgumentError(f"{_method} takes one event (a mapping such as a dict), "
                                 f"but was given {_kind(event)}{hint if _iterable(event) else ''}")
         ids = self._ids
-        return [ids[i] for i in self._program.match_one(event)]
+        found = self._program.match_one(event)
+        self._report_overruns(0)
+        return [ids[i] for i in found]
 
     def scan(self, events: Iterable[Mapping], *, batch: int = 8192) -> Iterator[tuple[int, str]]:
         """``(event_index, rule_id)`` for every match, in event order then rule order.
@@ -184,6 +193,7 @@ class RuleSet:
                 failure = exc
             if chunk:
                 rows, rules, _ = _events_call(self._program.match_events, chunk, "RuleSet.scan", base)
+                self._report_overruns(base)
                 for r, u in zip(rows.tolist(), rules.tolist()):
                     yield base + r, ids[u]
                 base += len(chunk)
@@ -218,6 +228,7 @@ class RuleSet:
         """All matches as two numpy arrays: event indices (int64) and rule indices (int32)."""
         events = _events_arg(events, "RuleSet.match_arrays")
         rows, rules, _ = _events_call(self._program.match_events, events, "RuleSet.match_arrays")
+        self._report_overruns(0)
         return rows, rules
 
     # -- correlation ----------------------------------------------------------------------------
@@ -291,13 +302,16 @@ class RuleSet:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def _match_batch(self, batch: Any):
+    def _match_batch(self, batch: Any, base: int = 0):
+        """The core's matches in one record batch (``base``: the index of its first row, for reports)."""
         from ._arrow import column_descriptors
 
         prog = self._program
         cols = column_descriptors(batch, prog.field_names)
         row_event = _RowMappings(batch) if prog.has_event else None
-        return prog.match_columns(cols, batch.num_rows, row_event)
+        found = prog.match_columns(cols, batch.num_rows, row_event)
+        self._report_overruns(base)
+        return found
 
     def _arrow_arrays(self, data: Any, threads: int) -> Iterator[tuple[Any, Any]]:
         """``(rows, rules)`` per record batch of ``data``, rows counted from the start of ``data``."""
@@ -306,7 +320,7 @@ class RuleSet:
         if threads == 1:  # streamed: a batch is read only once the one before it is matched
             base = 0
             for batch in record_batches(data):
-                rows, rules = self._match_batch(batch)
+                rows, rules = self._match_batch(batch, base)
                 yield rows + base, rules
                 base += batch.num_rows
             return
@@ -317,7 +331,9 @@ class RuleSet:
             from concurrent.futures import ThreadPoolExecutor
 
             pool = ThreadPoolExecutor(min(threads, len(batches)), thread_name_prefix="matcher")
-        results: Iterable = map(self._match_batch, batches) if pool is None else pool.map(self._match_batch, batches)
+        starts = bases[:-1]
+        results: Iterable = (map(self._match_batch, batches, starts) if pool is None
+                             else pool.map(self._match_batch, batches, starts))
         try:
             for base, (rows, rules) in zip(bases, results):  # pool.map keeps submission order
                 yield rows + base, rules
@@ -327,6 +343,7 @@ class RuleSet:
 
     def _match_many_one(self, events: Iterable[Mapping]):
         rows, _, n = _events_call(self._program.match_events, events, "Rule.match_many")
+        self._report_overruns(0)
         out = np.zeros(n, dtype=bool)
         out[rows] = True
         return out
@@ -348,17 +365,52 @@ class RuleSet:
     def _build_program(self) -> "_core.Program":
         plan = compile_plan([r.ir for r in self.rules])
         lazy, whole = plan.py_preds, plan.event_preds
+        # Regexes only the backtracking engine runs: each value under its own budget.
+        budgeted = {pid: compile_regex(v).search for pid, (op, v) in lazy.items()
+                    if op is _ir.Op.REGEX and not is_linear(v)}
 
         def py_eval(pid: int, texts: Optional[list], event: Any, _lazy=lazy, _ref=REFERENCE) -> bool:
             if texts is None:  # a whole-event predicate
                 pred = whole[pid]
                 return EVENT_REFERENCE[pred.op](event, pred)
+            if pid in budgeted:
+                return self._budgeted(budgeted[pid], pid, texts, event)
             op, value = _lazy[pid]
             test = _ref[op]
             return any(test(t, value) for t in texts)
 
         self._plan = plan
         return _core.Program(plan, py_eval, ArrowDataError)
+
+    def _budgeted(self, search: Any, pid: int, texts: list, row: int) -> bool:
+        """A backtracking regex over a field's texts: a text whose budget ran out counts as no
+        match, and the overrun is counted and reported (never read silently as "no match")."""
+        for t in texts:
+            try:
+                if search(t):
+                    return True
+            except RegexBudgetExceeded as e:
+                with self._overrun_lock:
+                    self.regex_overruns += 1
+                pending = getattr(self._pending, "items", None)
+                if pending is None:
+                    pending = self._pending.items = []
+                pending.append((pid, row, e))
+        return False
+
+    def _report_overruns(self, base: int) -> None:
+        """Warn (RegexBudgetWarning) about the overruns of the core call that just ran on this
+        thread, naming the rules, the event (``base`` + its index in the call) and the field."""
+        pending = getattr(self._pending, "items", None)
+        if not pending:
+            return
+        self._pending.items = []
+        for pid, row, e in pending:
+            pred = self._plan.preds[pid]
+            users = tuple(r.id for r in self.rules if pred in _ir.walk_preds(r.ir))
+            warnings.warn(RegexBudgetWarning(
+                f"rule {', '.join(users)}: event {base + row}: field {pred.field!r}: {e}; "
+                "the predicate was taken as false", rules=users, event=base + row, field=pred.field), stacklevel=3)
 
 
 def _kind(x: Any) -> str:
@@ -495,14 +547,28 @@ class _RowMappings:
         return self.rows[i]
 
 
-def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None) -> Rule:  # noqa: A001
-    """Parse an S1QL query into a :class:`Rule` (raises :class:`~matcher.QuerySyntaxError`)."""
-    node = parse(query)
+def _regex_scope(regex: Optional[str]) -> Any:
+    """The engines the front ends allow inside the block (``None``: leave them as they are)."""
+    return contextlib.nullcontext() if regex is None else regex_engine(regex)
+
+
+def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None,  # noqa: A001
+            regex: Optional[str] = None) -> Rule:
+    """Parse an S1QL query into a :class:`Rule` (raises :class:`~matcher.QuerySyntaxError`).
+
+    ``regex="backtracking"`` accepts ``RegExp`` patterns RE2 cannot run (backreferences,
+    lookaround); they run on a backtracking engine under a time budget per value
+    (``docs/semantics.md``, Regular expressions). By default (``"re2"``) such a pattern is a
+    syntax error.
+    """
+    with _regex_scope(regex):
+        node = parse(query)
     rid = id if id is not None else _rules.default_id(query)
     return Rule(node, _rules.RuleInfo(id=rid, title=title if title is not None else rid), query)
 
 
-def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None) -> Any:
+def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
+         regex: Optional[str] = None) -> Any:
     """Read a rule card (markdown), a file holding one bare S1QL query, or Sigma YAML.
 
     A ``.yml``/``.yaml`` file is Sigma (:mod:`matcher.sigma`): one rule gives a :class:`Rule`,
@@ -510,7 +576,13 @@ def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource
     the schema of the events the rule will see: S1 names by default, as every rule's IR;
     for Sigma, ``"sysmon"`` keeps Sigma's own field names. ``logsource`` keeps only the Sigma
     rules of that log source (``{"category": ..., "product": ..., "service": ...}``).
+    ``regex``: as for :func:`compile` (``"backtracking"`` opts in to patterns RE2 cannot run).
     """
+    with _regex_scope(regex):
+        return _load(path, profile, logsource)
+
+
+def _load(path: Union[str, "os.PathLike[str]"], profile: Any, logsource: Any) -> Any:
     if os.fspath(path).lower().endswith((".yml", ".yaml")):
         from .sigma import load_sigma
 

@@ -24,14 +24,15 @@ import os
 import stat
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
 
-from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, parallel, selftest
-from .errors import MatcherError
+from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, ops, parallel, selftest
+from .errors import MatcherError, RegexBudgetWarning
 from .rules import RULE_LINES_SUFFIXES, read_rule_lines, rule_files
 
 SAMPLE_SIZE = 2000
@@ -467,6 +468,9 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
          + (" (interrupted: the matches found so far were written)" if code == 130 else ""))
     if stats.passed_over:
         _say(f"{stats.passed_over} director{'y entry' if stats.passed_over == 1 else 'y entries'} passed over (see above)")
+    if ruleset.regex_overruns:
+        _say(f"{ruleset.regex_overruns} regex budget overrun(s) (--regex-budget {ops.BACKTRACK_BUDGET:g} s): "
+             "each a backtracking regex taken as false on one value, reported above")
     if skipped or errors:
         _say(f"{len(errors)} rule(s) did not load, {len(skipped)} rule(s) cannot match under profile {dst.name!r}; "
              f"{len(ruleset)} rule(s) run")
@@ -657,6 +661,25 @@ def _testing(name: str, args: argparse.Namespace) -> int:
     return getattr(testing, name)(args)
 
 
+def _regex_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--regex", choices=ops.ENGINES, default=ops.LINEAR,
+                   help="re2 (default): every RegExp/|re runs in linear time, and a pattern RE2 cannot run "
+                        "(backreference, lookaround) is a rule error; backtracking: run those on a backtracking "
+                        "engine under --regex-budget (docs/semantics.md)")
+    p.add_argument("--regex-budget", type=float, default=None, metavar="SECONDS",
+                   help=f"time a backtracking regex may spend on one value (default {ops.BACKTRACK_BUDGET:g}); "
+                        "an overrun is reported and counted, the predicate taken as false")
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None,
+                  _default: Any = warnings.showwarning) -> None:
+    """Budget overruns on stderr as matcher's own messages (also from --jobs workers)."""
+    if isinstance(message, RegexBudgetWarning):
+        _say(f"regex budget overrun: {message}")
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--profile", default="s1",
                    help="field names of the events: s1 (default), s1ql2, sysmon, ecs, or a .json/.toml mapping file")
@@ -695,6 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-i", "--input-format", choices=inputs.FORMATS, default=None,
                    help="input format for every input (default: detected from the content, then the extension)")
     _profile_args(s)
+    _regex_args(s)
     s.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 1)")
     s.add_argument("--skip-bad-rules", action="store_true", help="report rules that do not load and scan with the others")
     s.add_argument("--stats", action="store_true",
@@ -723,6 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("rules", nargs="*", help="rule files, directories of rules, or built-in rule names")
     c.add_argument("-q", "--query", action="append", help="an S1QL query given as text; repeatable")
     _profile_args(c)
+    _regex_args(c)
     c.set_defaults(func=_check)
 
     e = sub.add_parser("explain", help="show why one rule matches one event or not: the rule's tree with each value")
@@ -736,6 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-f", "--format", choices=("text", "json"), default="text", help="output format (default text)")
     e.add_argument("--all", action="store_true", help="list every item of value lists (default: folded to one line)")
     _profile_args(e)
+    _regex_args(e)
     e.set_defaults(func=_explain)
 
     t = sub.add_parser("test", help="run the tests rules carry (rule cards' ## Tests, SigmaHQ regression data); "
@@ -769,8 +795,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "regex_budget", None) is not None:
+        if not args.regex_budget > 0:
+            _say("--regex-budget: give a positive number of seconds")
+            return 2
+        ops.BACKTRACK_BUDGET = args.regex_budget
+    warnings.showwarning = _show_warning
     try:
-        return args.func(args)
+        with ops.regex_engine(getattr(args, "regex", ops.LINEAR)):
+            return args.func(args)
     except KeyboardInterrupt:  # scan handles its own (flushes, summarizes); elsewhere: quietly
         _say("interrupted")
         return 130

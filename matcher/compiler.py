@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import attrgetter
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 try:  # Python 3.11+
     import re._parser as _sre_parse  # type: ignore[import-not-found]
@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
-from .ops import fold, network
+from .ops import fold, is_linear, network
 
 __all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "encode"]
 
@@ -151,10 +151,27 @@ def _estimate(p: Pred) -> float:
     return 0.05
 
 
-# ASCII letters that Python's re, under IGNORECASE, also matches to non-ASCII code points
-# whose str.lower() is not that letter (the dotted/dotless i, the long s): a literal guard
-# taken from an IGNORECASE regex must not contain them. tests/test_compiler.py re-derives it.
-IGNORECASE_UNSAFE = frozenset("iIsS")
+# ASCII letters that RE2, under (?i), also matches to non-ASCII code points whose str.lower()
+# is not that letter (the long s; the Kelvin sign lowers to k): a literal guard taken from an
+# IGNORECASE regex must not contain them. tests/test_regex_factors.py re-derives it.
+IGNORECASE_UNSAFE = frozenset("sS")
+
+
+def _analysable(pattern: str) -> Any:
+    """Python's parse of ``pattern``, when it describes what RE2 runs; else None (no prefilter).
+
+    The prefilters are derived from ``re``'s parser. Where RE2 and ``re`` both accept a pattern
+    they read it alike, RE2 matching a subset (ASCII ``\\d``/``\\w``/``\\s``, ``$`` only at the
+    end), except for the POSIX classes (``[[:alpha:]]``: ``re`` reads a set of characters), and
+    the counted repetitions RE2 would read as text, which :mod:`matcher.ops` refuses. Patterns
+    on the backtracking engine get no prefilter at all.
+    """
+    if "[:" in pattern or not is_linear(pattern):
+        return None
+    try:
+        return _sre_parse.parse(pattern)
+    except Exception:  # noqa: BLE001 - no prefilter is always safe
+        return None
 
 
 def regex_factors(pattern: str) -> list[frozenset[str]]:
@@ -168,9 +185,8 @@ def regex_factors(pattern: str) -> list[frozenset[str]]:
     any set is implied by a match. Sets no better than a common single character are dropped.
     Empty when nothing useful is required (then the field's presence guards the regex).
     """
-    try:
-        parsed = _sre_parse.parse(pattern)
-    except Exception:  # noqa: BLE001 - no guard is always safe
+    parsed = _analysable(pattern)
+    if parsed is None:
         return []
     flags = parsed.state.flags
     if flags & _sre_c.SRE_FLAG_VERBOSE:
@@ -340,9 +356,8 @@ def regex_run(pattern: str) -> Optional[tuple[bytes, int]]:
     at least k such bytes in UTF-8 or Latin-1 text: the core skips the regex on a value
     without one. E.g. ``\\s[a-fA-F0-9]{64}`` needs 64 hex digits in a row.
     """
-    try:
-        parsed = _sre_parse.parse(pattern)
-    except Exception:  # noqa: BLE001
+    parsed = _analysable(pattern)
+    if parsed is None:
         return None
     best: Optional[tuple[bytes, int]] = None
     best_score = 0.0
@@ -383,8 +398,9 @@ def _required_repeats(items: list):
 
 def _regex_min_len(pattern: str) -> int:
     """The fewest characters a match of ``pattern`` spans (0 when unknown)."""
+    parsed = _analysable(pattern)
     try:
-        return min(int(_sre_parse.parse(pattern).getwidth()[0]), 1 << 30)
+        return 0 if parsed is None else min(int(parsed.getwidth()[0]), 1 << 30)
     except Exception:  # noqa: BLE001
         return 0
 

@@ -10,6 +10,9 @@ __all__ = [
     "ArrowDataError",
     "MatcherError",
     "QuerySyntaxError",
+    "RegexBudgetExceeded",
+    "RegexBudgetWarning",
+    "RegexError",
     "RuleError",
     "RuleSyntaxError",
     "UnprintableQueryError",
@@ -133,6 +136,65 @@ class UnsatisfiableRule(MatcherError):
         how = ("its predicates contradict each other in every branch" if proven
                else f"none found in a search of {searched} branch(es)")
         super().__init__(f"{rule}: {what} ({how})")
+
+
+class RegexError(RuleError):
+    """A regular expression that cannot run (``docs/semantics.md``, section RegExp).
+
+    ``pattern`` is the expression, ``offset`` the 0-based offset in it where the problem is
+    (best effort: RE2 names the offending text, not its position), ``reason`` the engine's
+    message. ``backtracking`` is true when the backtracking engine could run the pattern (a
+    backreference or a lookaround), i.e. when the caller may opt in with
+    ``regex="backtracking"``. ``str()`` shows the pattern with a caret.
+    """
+
+    def __init__(self, reason: str, pattern: str, offset: int = 0, *, backtracking: bool = False):
+        self.reason = reason
+        self.pattern = pattern
+        self.offset = max(0, min(offset, len(pattern)))
+        self.backtracking = backtracking
+        hint = (" (it needs a backtracking engine: opt in with regex=\"backtracking\", "
+                "or --regex backtracking on the command line)") if backtracking else ""
+        super().__init__(f"invalid regular expression: {reason}{hint}")
+
+    def excerpt(self) -> str:
+        """The pattern (at most ~100 characters around the offset) and a caret line."""
+        lo = max(0, self.offset - 50)
+        hi = min(len(self.pattern), lo + 100)
+        shown = "".join(ch if ch.isprintable() else "?" for ch in self.pattern[lo:hi])
+        pre = "..." if lo else ""
+        return f"  {pre}{shown}{'...' if hi < len(self.pattern) else ''}\n  {' ' * (len(pre) + self.offset - lo)}^"
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} at offset {self.offset} of the pattern\n{self.excerpt()}"
+
+
+class RegexBudgetExceeded(MatcherError):
+    """A backtracking regex (opted in) ran past its time budget on one value: no verdict.
+
+    Raised by the reference evaluator; the compiled core counts it instead (``RuleSet.regex_overruns``)
+    and warns with :class:`RegexBudgetWarning`.
+    """
+
+    def __init__(self, pattern: str, length: int, budget: float):
+        self.pattern = pattern
+        self.length = length
+        self.budget = budget
+        super().__init__(f"regex {pattern!r} ran past its budget of {budget:g} s on a value of "
+                         f"{length} characters: no verdict")
+
+
+class RegexBudgetWarning(RuntimeWarning):
+    """A backtracking regex ran past its budget while a RuleSet matched: the predicate was taken
+    as false for that event (so a rule may have missed, or under NOT matched). ``rules`` are
+    the ids of the rules using it, ``event`` the event's index in the call (``scan``: in the
+    whole stream; Arrow: the row), ``field`` the field; the message names them all."""
+
+    def __init__(self, message: str, *, rules: tuple = (), event: int = -1, field: str = ""):
+        super().__init__(message)
+        self.rules = rules
+        self.event = event
+        self.field = field
 
 
 class MissingDependency(MatcherError):

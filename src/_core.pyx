@@ -906,7 +906,8 @@ cdef class Program:
     cdef PyObject** fname        # the field names (borrowed from field_names, for fast lookups)
     cdef tuple field_dotted      # per field: tuple of path parts when the name has a '.', else None
     cdef object py_eval          # callable(pred id, texts, event) -> bool: K_PY predicates get
-                                 # the field's texts (event None), K_EVENT ones the event mapping
+                                 # the field's texts and, as event, the row's index in the call
+                                 # (to name it in reports); K_EVENT ones texts None and the mapping
     cdef object data_error       # callable(message, field name) -> exception: bad column buffers
     cdef list pool
 
@@ -1495,7 +1496,7 @@ cdef class Program:
                                 texts.append(<object>vs[k].raw)
                             else:
                                 texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
-                        result = 1 if self.py_eval(p, texts, None) else 0
+                        result = 1 if self.py_eval(p, texts, st.base + row) else 0
                     break
         st.lazy_ep[p] = st.epoch
         st.lazy_val[p] = result

@@ -2,15 +2,18 @@
 
 Soundness is what matters: a value with a match must contain one literal of every set, or
 the core would skip a regex that holds. hypothesis's ``from_regex`` builds values that
-contain a match, for every regex of the corpus and a few hand-made traps.
+contain a match under Python's ``re``, for every regex of the corpus and a few hand-made
+traps; those RE2 (the engine rules run on) matches too are checked.
 """
 
 from __future__ import annotations
 
 import re
+import string
 import warnings
 
 import pytest
+import re2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +21,7 @@ import matcher
 import matcher._core as core
 from helpers import corpus_queries
 from shared_data import corpus_path
-from matcher import compiler
+from matcher import compiler, ops
 from matcher.ir import Op, walk_preds
 
 
@@ -34,7 +37,7 @@ def _corpus_regexes() -> list[str]:
 
 TRAPS = [
     r"(?i)sk",  # IGNORECASE: 'ſ' and the Kelvin sign match s and k
-    r"(?i)ki\b",  # 'İ' matches i
+    r"(?i)ki\b",  # Python's re matches i to 'İ', RE2 does not
     r"a(?:\.|\b)b",  # an optional dot and a zero-width word boundary
     r"x(?:ab|)y",  # an empty branch
     r"(?:ab){2,3}c",
@@ -46,6 +49,8 @@ TRAPS = [
     r"(?i)x[a-f]{5}",  # IGNORECASE: the class takes both cases (and all non-ASCII)
     r"\d{4}",  # \d admits non-ASCII digits
     r"\w{4,}z",
+    r"(?i)[k]{4}x",  # RE2's (?i)k also matches the Kelvin sign (UTF-8: 3 bytes >= 0x80)
+    r"(?m)ab$",
 ]
 PATTERNS = _corpus_regexes() + TRAPS
 
@@ -61,8 +66,19 @@ def test_every_match_contains_each_required_set(pattern, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         rx = re.compile(pattern)
-        text = data.draw(st.from_regex(rx))
-    assert rx.search(text), "from_regex gives a text with a match"
+        # RE2's \d, \w, \s are ASCII: texts from any alphabet seldom match under RE2, so
+        # each example also draws one from ASCII and the pattern's own characters.
+        own = sorted({c for ch in pattern if not ch.isascii() for c in (ch, ch.lower(), ch.upper())})
+        alphabet = st.characters(codec="ascii") | st.sampled_from(own) if own else st.characters(codec="ascii")
+        texts = [data.draw(st.from_regex(rx)), data.draw(st.from_regex(rx, alphabet=alphabet))]
+    engine = ops.compile_regex(pattern)
+    for text in texts:
+        assert rx.search(text), "from_regex gives a text with a match"
+        if engine.search(text):  # what RE2 matches must pass the prefilter
+            _check_prefilter(pattern, text)
+
+
+def _check_prefilter(pattern: str, text: str) -> None:
     folded = text.lower()
     for fs in compiler.regex_factors(pattern):
         assert any(x in folded for x in fs), (fs, text)
@@ -111,13 +127,13 @@ def test_run_check_skips_python_and_keeps_verdicts():
 
     def py_eval(pid, texts, event):
         calls.append(texts)
-        return any(re.search(pattern, t) for t in texts)
+        return any(ops.compile_regex(pattern).search(t) for t in texts)
 
     prog = core.Program(plan, py_eval)
     hexes = "x 0123abcd y"
     for text in (hexes, "x 0123abc y", "x 0123abcé y", "x 0123ABCD y", "ü" + hexes, "x 0123ab\u0100d y"):
         del calls[:]
-        want = re.search(pattern, text) is not None
+        want = ops.compile_regex(pattern).search(text)
         assert (prog.match_one({"TgtProcCmdLine": text}) == [0]) == want
         has_run = re.search(r"[a-fA-F0-9\x80-\U0010ffff]{8}", text) is not None
         assert bool(calls) == has_run, text  # Python runs only where an 8-run is present
@@ -128,7 +144,39 @@ def test_extra_factors_are_anded_in_front_of_the_regex():
     rule = matcher.compile(q)
     plan = compiler.compile_plan([rule.ir])
     contains = {p.value for p in plan.preds if p.op is Op.CONTAINS}
-    assert {"echo", "cl", "&&"} <= contains
+    assert {"echo", "clip", "&&"} <= contains  # RE2's (?i) folds i to I only
     rs = matcher.RuleSet([rule])
     assert rs.match({"TgtProcCmdLine": "ECHO x | clip && invoke"}) == [rule.id]
     assert rs.match({"TgtProcCmdLine": "echo x | clip ; invoke"}) == []
+
+
+def test_ignorecase_unsafe_is_rederived_from_re2():
+    """The ASCII letters RE2's (?i) matches to a non-ASCII character that does not lower to
+    the letter: a folded contains guard with them would skip real matches."""
+    every = "".join(chr(c) for c in range(128, 0x110000) if not 0xD800 <= c < 0xE000)
+    unsafe = set()
+    for letter in string.ascii_letters:
+        for m in re2.compile("(?i)" + letter).finditer(every):
+            if m.group().lower() != letter.lower():
+                unsafe.add(letter)
+    assert frozenset(unsafe) == compiler.IGNORECASE_UNSAFE
+
+
+@pytest.mark.parametrize("pattern, text", [
+    (r"[[:alpha:]]{5}\]", "hello]"),  # RE2: a POSIX class; Python's re: a set of '[', ':', 'a', ...
+    (r"x[[:digit:]]{4}", "x2024"),
+])
+def test_posix_classes_get_no_prefilter(pattern, text):
+    """Python's parser reads ``[[:alpha:]]`` as a set and a literal ``]``: the analysis built on
+    it would require characters RE2's match does not hold, so such patterns get none."""
+    assert ops.compile_regex(pattern).search(text)
+    assert compiler.regex_factors(pattern) == [] and compiler.regex_run(pattern) is None
+    rule = matcher.compile(f'TgtProcCmdLine RegExp "{pattern}"'.replace("\\", "\\\\"))
+    assert matcher.RuleSet([rule]).match({"TgtProcCmdLine": text}) == [rule.id]
+
+
+def test_backtracking_patterns_get_no_prefilter():
+    """The regex module's syntax is not Python's re's (fuzzy matching, POSIX classes...)."""
+    for pattern in (r"(abc)\1{e<=1}", r"(?=abc)abcd", r"(a)\1xyz"):
+        assert not ops.is_linear(pattern)
+        assert compiler.regex_factors(pattern) == [] and compiler.regex_run(pattern) is None

@@ -18,7 +18,8 @@ from typing import Optional, Union
 
 from ..errors import QuerySyntaxError
 from ..ir import MAX_DEPTH, And, Glob, Node, Not, Op, Or, Pred, Wild, and_, or_
-from ..ops import compile_regex, to_number
+from ..errors import RegexError
+from ..ops import check_regex, to_number
 
 __all__ = ["parse"]
 
@@ -288,9 +289,9 @@ class _Parser:
                 raise self.fail(f"expected a quoted regular expression, found {self.describe(pos)}", pos)
             value, end = self.string(pos, _REGEX)
             try:
-                compile_regex(value)
-            except re.error as e:
-                raise self.fail(f"invalid regular expression: {e.msg}", pos) from None
+                check_regex(value)
+            except RegexError as e:
+                raise self.fail(f"{e.args[0]} (character {e.offset + 1} of the pattern)", pos) from None
             return Pred(field, op, value), end
         if op is Op.EQUALS:
             m = _BOOL.match(text, pos)

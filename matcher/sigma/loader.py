@@ -31,7 +31,7 @@ from .. import ir
 from .._files import read_rule_text
 from ..errors import MatcherError, RuleError, RuleSyntaxError, UnsupportedFeature
 from .logsource import logsource_filter, s1_field_map, s1_logsource_condition
-from .translate import translate_rule
+from .translate import SIGMA_POLICY, translate_rule
 
 __all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "load_sigma_tar", "TreeLoad", "SIGMA_SUFFIXES"]
 
@@ -391,7 +391,8 @@ def parse_sigma(
     select = _selector(logsource)
     try:
         collection = SigmaCollection.from_dicts([d.data for d in docs], collect_errors=True,
-                                                resolve_references=False) if docs else ()
+                                                resolve_references=False,
+                                                policy=SIGMA_POLICY) if docs else ()
     except Exception as e:  # noqa: BLE001 - pySigma's own checks let TypeErrors & co. through
         raise _rule_error(e, docs, text, source) from (None if isinstance(e, SigmaError) else e)
     items = list(collection)

@@ -8,8 +8,10 @@ writes each leaf as IR:
 - strings: case-insensitive; no wildcard -> ``EQUALS``, ``*v*``/``v*``/``*v`` with a plain
   ``v`` -> ``CONTAINS``/``STARTSWITH``/``ENDSWITH``, ``*`` -> ``EXISTS``, any other
   pattern -> ``GLOB`` (``Wild.ANY``/``Wild.ONE``);
-- ``cased`` strings -> ``REGEX`` anchored with ``\\A``/``\\Z`` (case-sensitive, whole value);
-- ``re`` -> ``REGEX`` with the ``i``/``m``/``s`` flags written inline;
+- ``cased`` strings -> ``REGEX`` anchored with ``\\A``/``$`` (case-sensitive, whole value);
+- ``re`` -> ``REGEX`` with the ``i``/``m``/``s`` flags written inline; pySigma checks the
+  pattern when it parses the rule, with matcher's engines (``SIGMA_POLICY``): RE2, or the
+  backtracking engine when the caller opted in (``docs/semantics.md``, RegExp);
 - ``cidr`` -> ``CIDR``; ``gt``/``gte``/``lt``/``lte`` -> the comparisons; ``exists`` ->
   ``EXISTS`` or ``NOT EXISTS``; ``null`` -> ``NOT NOT_EMPTY`` (absent or empty);
 - ``windash``, ``base64offset`` (pySigma's value expansions) -> ``OR`` of their values;
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import re
 from typing import Callable, Optional
+
+import re2
 
 from sigma.conditions import (
     ConditionAND,
@@ -51,8 +55,12 @@ from sigma.types import (
     SpecialChars,
 )
 
+from sigma.policy import SigmaPolicy
+from sigma.policy.regex_engine import RegexEngine
+
 from .. import ir
-from ..errors import UnsupportedFeature
+from ..errors import RegexError, UnsupportedFeature
+from ..ops import check_regex, is_linear
 from ..ir import Glob, Op, Pred, Wild
 
 __all__ = ["translate_rule", "string_pred", "KEYWORD_FIELD"]
@@ -113,14 +121,46 @@ def string_pred(field: str, parts: tuple) -> Pred:
 
 
 def _cased_regex(parts: tuple) -> str:
+    # re.escape writes only escapes RE2 reads as the character itself; RE2's "$" (no m flag) is
+    # the end of the text.
     body = "".join(".*" if p is Wild.ANY else "." if p is Wild.ONE else re.escape(p) for p in parts)
-    return r"(?s)\A" + body + r"\Z"
+    return r"(?s)\A" + body + "$"
+
+
+def _with_flags(pattern: str, letters) -> str:
+    flags = "".join(sorted(letters))
+    return f"(?{flags}){pattern}" if flags else pattern
 
 
 def _regex(value: SigmaRegularExpression) -> str:
-    pattern = str(value.regexp)
-    flags = "".join(sorted(_FLAGS[f] for f in value.flags))
-    return f"(?{flags}){pattern}" if flags else pattern
+    return _with_flags(str(value.regexp), (_FLAGS[f] for f in value.flags))
+
+
+class _RegexEngine(RegexEngine):
+    """pySigma's regexes (its check of ``|re`` values when it parses a rule, its condition
+    selectors such as ``1 of sel*``) on matcher's engines: RE2, or the backtracking engine when
+    the caller opted in (``ops.check_regex``)."""
+
+    _PY_FLAGS = {re.IGNORECASE: "i", re.MULTILINE: "m", re.DOTALL: "s"}
+    _OPTIONS = re2.Options()
+    _OPTIONS.log_errors = False
+
+    def compile(self, pattern: str, flags: int = 0):
+        full = _with_flags(pattern, (v for k, v in self._PY_FLAGS.items() if int(flags) & int(k)))
+        check_regex(full)
+        if is_linear(full):
+            return re2.compile(full, self._OPTIONS)
+        import regex
+
+        return regex.compile(full, regex.VERSION0)
+
+    @property
+    def error(self) -> type[Exception]:
+        return RegexError
+
+
+#: The policy the Sigma loader parses rules under: pySigma's safe defaults, matcher's regexes.
+SIGMA_POLICY = SigmaPolicy(regex_engine=_RegexEngine())
 
 
 #: Fields the SentinelOne backend writes value lists on as ``In (...)`` (equality), not
