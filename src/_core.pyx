@@ -603,6 +603,50 @@ cdef bint glob_match(const int32_t* tok, Py_ssize_t m, const uint8_t* s, Py_ssiz
     return p == m
 
 
+cdef object _walk(object node, tuple parts):
+    """ops.walk: the value a dotted path reaches, None when none; once a step meets a list,
+    the list of every value reached through its mapping elements (_walk_many)."""
+    cdef Py_ssize_t i
+    for i in range(len(parts)):
+        if PyList_Check(node):
+            return _walk_many(node, parts, i)
+        if not isinstance(node, _Mapping):
+            return None
+        node = node.get(parts[i], _MISSING)
+        if node is _MISSING:
+            return None
+    return node
+
+
+cdef list _walk_many(object first, tuple parts, Py_ssize_t i):
+    """The values parts[i:] reach from first (a list), in order. The returned list owns a
+    reference to each (DESIGN.md, ownership): a Mapping's get may change or free the lists
+    being walked, so each element is taken (and owned) by index, its list's size re-read."""
+    cdef list found = [first], step, maps
+    cdef Py_ssize_t k
+    for part in parts[i:]:
+        step = []
+        for n in found:
+            if PyList_Check(n):
+                maps = []
+                k = 0
+                while k < PyList_GET_SIZE(n):
+                    e = <object>PyList_GET_ITEM(n, k)
+                    k += 1
+                    if isinstance(e, _Mapping):
+                        maps.append(e)
+            elif isinstance(n, _Mapping):
+                maps = [n]
+            else:
+                continue
+            for m in maps:
+                v = m.get(part, _MISSING)
+                if v is not _MISSING:
+                    step.append(v)
+        found = step
+    return found
+
+
 cdef class Program
 
 
@@ -1122,14 +1166,7 @@ cdef class Program:
         parts = self.field_dotted[f]
         if parts is None:
             return None
-        node = ev
-        for part in parts:
-            if not isinstance(node, _Mapping):
-                return None
-            node = node.get(part, _MISSING)
-            if node is _MISSING:
-                return None
-        return node
+        return _walk(ev, parts)
 
     cdef int prefetch_events(self, object seq, Py_ssize_t start) except -1:
         """Bring the chunk of events from start of seq (an exact list or tuple) into the cache

@@ -345,6 +345,39 @@ def test_scan_arrow_agrees_with_reference(nodes, rows, encodings, drop):
         check_arrow(rules, data, label)
 
 
+# DOTTED_FIELD's path through list columns: src is list<struct<process: struct<name>>>, or
+# large_list<struct<process: list<struct<name>>>> (a list met at two steps).
+_NAME = st.fixed_dictionaries({}, optional={"name": _arrow_text})
+_LISTED_SRC = {
+    "list": (pa.list_(pa.struct([("process", pa.struct([("name", pa.string())]))])), _NAME),
+    "large_list-list": (
+        pa.large_list(pa.struct([("process", pa.list_(pa.struct([("name", pa.string())])))])),
+        st.lists(st.one_of(st.none(), _NAME), max_size=3),
+    ),
+}
+
+
+@settings(max_examples=scaled(100), suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(
+    nodes=st.lists(ir_nodes(max_leaves=6, s1ql_only=False), min_size=1, max_size=4),
+    kind=st.sampled_from(sorted(_LISTED_SRC)),
+    data=st.data(),
+)
+def test_scan_arrow_dotted_path_through_list_columns(nodes, kind, data):
+    """A dotted name walks into list<struct> columns: Arrow == reference == the core on dicts."""
+    arrow_type, process = _LISTED_SRC[kind]
+    element = st.one_of(st.none(), st.fixed_dictionaries({}, optional={"process": st.one_of(st.none(), process)}))
+    srcs = data.draw(st.lists(st.one_of(st.none(), st.lists(element, max_size=3)), max_size=6))
+    table = pa.table({"src": pa.array(srcs, arrow_type), CMD: pa.array(["x"] * len(srcs), pa.string())})
+    rules = make_rules(nodes)
+    note_rules(rules)
+    check_arrow(rules, table, kind)
+    k = len(srcs) // 2
+    check_arrow(rules, pa.concat_tables([table.slice(0, k), table.slice(k)]), kind + "/chunked-slices")
+    rows = arrow_rows(table)
+    assert list(matcher.RuleSet(rules).scan(rows)) == reference_pairs(rules, rows)
+
+
 @settings(max_examples=scaled(60))
 @given(
     rows=st.lists(
