@@ -133,8 +133,16 @@ class RuleSet:
 
     @property
     def fields(self) -> tuple[str, ...]:
-        """The field names the rules read: an event's other fields never change a verdict."""
+        """The field names the rules read: an event's other fields never change a verdict,
+        unless :attr:`reads_whole_events` (then every field may)."""
         return tuple(self._program.field_names)
+
+    @property
+    def reads_whole_events(self) -> bool:
+        """Whether some rule reads every value of an event (a Sigma keyword: any string value
+        at any depth), so that a reader must decode whole records, not only :attr:`fields`."""
+        self._program  # compiles the plan
+        return any(p.op is _ir.Op.KEYWORD for p in self._plan.event_preds.values())
 
     # -- matching (the compiled core) ----------------------------------------------------------
     def match(self, event: Mapping, *, _method: str = "RuleSet.match") -> list[str]:
