@@ -160,9 +160,24 @@ def _descriptor(arr: Any, name: str) -> Any:
     return ("py", validated(arr, name, full=True).to_pylist())
 
 
-def column_descriptors(batch: Any, field_names: tuple[str, ...]) -> list:
+def check_whole(batch: Any) -> None:
+    """Check every column before rows are read whole: no shared name, buffers fully valid."""
+    duplicate_names(batch)
+    for name, col in zip(batch.schema.names, batch.columns):
+        validated(col, name, full=True)
+
+
+def column_descriptors(batch: Any, field_names: tuple[str, ...], strings: int = -1) -> list:
+    """The core's descriptor of each field; field ``strings`` (-1: none) holds each row's
+    every string value (``ops.string_values``: what Sigma keywords read)."""
+    from .ops import string_values
+
     out = []
-    for name in field_names:
+    for i, name in enumerate(field_names):
+        if i == strings:
+            check_whole(batch)
+            out.append(("py", [list(string_values(row)) for row in batch.to_pylist()]))
+            continue
         arr = _find(batch, name)
         out.append(None if arr is None else ("py", arr) if isinstance(arr, list) else _descriptor(arr, name))
     return out

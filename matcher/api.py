@@ -135,14 +135,14 @@ class RuleSet:
     def fields(self) -> tuple[str, ...]:
         """The field names the rules read: an event's other fields never change a verdict,
         unless :attr:`reads_whole_events` (then every field may)."""
-        return tuple(self._program.field_names)
+        prog = self._program
+        return tuple(n for f, n in enumerate(prog.field_names) if f != prog.strings_field)
 
     @property
     def reads_whole_events(self) -> bool:
         """Whether some rule reads every value of an event (a Sigma keyword: any string value
         at any depth), so that a reader must decode whole records, not only :attr:`fields`."""
-        self._program  # compiles the plan
-        return any(p.op is _ir.Op.KEYWORD for p in self._plan.event_preds.values())
+        return self._program.strings_field >= 0
 
     # -- matching (the compiled core) ----------------------------------------------------------
     def match(self, event: Mapping, *, _method: str = "RuleSet.match") -> list[str]:
@@ -239,7 +239,7 @@ class RuleSet:
         from ._arrow import column_descriptors
 
         prog = self._program
-        cols = column_descriptors(batch, prog.field_names)
+        cols = column_descriptors(batch, prog.field_names, prog.strings_field)
         row_event = _RowMappings(batch) if prog.has_event else None
         return prog.match_columns(cols, batch.num_rows, row_event)
 
@@ -426,11 +426,9 @@ class _RowMappings:
 
     def __call__(self, i: int) -> dict:
         if self.asked == 0:  # every column is read: check them all, once
-            from ._arrow import duplicate_names, validated
+            from ._arrow import check_whole
 
-            duplicate_names(self.batch)
-            for name, col in zip(self.batch.schema.names, self.batch.columns):
-                validated(col, name, full=True)
+            check_whole(self.batch)
         if self.rows is None:
             self.asked += 1
             if self.asked <= self.ONE_BY_ONE:

@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
 from .ops import fold, network
 
-__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "encode"]
+__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "EVERY_STRING", "encode"]
 
 # Predicate kinds (must match src/_core.pyx). EVENT: a whole-event predicate (ir.EVENT_OPS),
 # decided in Python from the event mapping; it belongs to no field (pred_field -1).
@@ -77,6 +77,24 @@ class FieldPlan:
     not_empty: int = -1
 
 
+class _EveryString(str):
+    """The name of the pseudo-field whose values are every ``str`` value of an event, at any
+    depth (``ops.string_values``): what a Sigma keyword (``Op.KEYWORD``) reads. Equal only to
+    itself, so no field name of an event or a rule is ever taken for it."""
+
+    __slots__ = ()
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+
+EVERY_STRING = _EveryString("<every string value>")
+
+
 @dataclass
 class Plan:
     """Everything the core needs, as plain data."""
@@ -100,6 +118,7 @@ class Plan:
     trig_rules: list[int]
     always: list[int]
     preds: list[Pred] = field(default_factory=list)  # id -> IR predicate (for explain/debug)
+    strings_field: int = -1  # the field EVERY_STRING (Sigma keywords), -1 when no rule reads it
 
 
 # Operators as module globals: in Python 3.11 each ``Op.X`` is a class-attribute lookup of about
@@ -570,6 +589,12 @@ class _Builder:
 
     def lower(self, node: Node) -> tuple[int, float, Optional["Trigger"]]:
         """Emit ``node``; return (node index, P(true) estimate, trigger or None)."""
+        if isinstance(node, Pred) and node.op is Op.KEYWORD:
+            # a glob over the pseudo-field EVERY_STRING: the tables, guards and glob matcher of
+            # any field then run it in the core (the core gathers its values: ops.string_values)
+            g = node.value
+            node = Pred(EVERY_STRING, Op.GLOB, g) if g.has_wildcards else \
+                Pred(EVERY_STRING, Op.EQUALS, "".join(g.parts))  # type: ignore[arg-type]
         if isinstance(node, Pred):
             pid = self.pred(node)
             extra = self.regex_extra.get(pid)
@@ -722,4 +747,5 @@ def compile_plan(rules: list[Node]) -> Plan:
         trig_rules=trig_rules,
         always=always,
         preds=b.preds,
+        strings_field=b.field_ids.get(EVERY_STRING, -1),
     )

@@ -618,6 +618,23 @@ cdef object _walk(object node, tuple parts):
     return node
 
 
+cdef list _string_values(object ev):
+    """ops.string_values: every str value of ev, at any depth (lists and mappings walked), in a
+    list that owns them (DESIGN.md, ownership); an explicit stack, so any depth is read."""
+    cdef list out = [], stack = [ev]
+    while stack:
+        node = stack.pop()
+        if PyUnicode_Check(node):
+            out.append(node)
+        elif PyDict_CheckExact(node):
+            stack.extend((<dict>node).values())
+        elif isinstance(node, _Mapping):
+            stack.extend(node.values())
+        elif PyList_Check(node):
+            stack.extend(node)
+    return out
+
+
 cdef list _walk_many(object first, tuple parts, Py_ssize_t i):
     """The values parts[i:] reach from first (a list), in order. The returned list owns a
     reference to each (DESIGN.md, ownership): a Mapping's get may change or free the lists
@@ -947,6 +964,7 @@ cdef class Program:
     cdef int32_t* gather         # fields gathered up front from mappings (the others lazily)
     cdef int32_t ngather
     cdef readonly tuple field_names
+    cdef readonly int strings_field  # the field of every str value of an event (Sigma keywords), -1: none
     cdef PyObject** fname        # the field names (borrowed from field_names, for fast lookups)
     cdef tuple field_dotted      # per field: tuple of path parts when the name has a '.', else None
     cdef object py_eval          # callable(pred id, texts, event) -> bool: K_PY predicates get
@@ -967,6 +985,7 @@ cdef class Program:
         self.nfields = len(plan.fields)
         self.nrules = len(plan.rule_root)
         self.field_names = tuple(fp.name for fp in plan.fields)
+        self.strings_field = plan.strings_field
         self.fname = <PyObject**>malloc(max(self.nfields, 1) * sizeof(PyObject*))
         if not self.fname:
             raise MemoryError()
@@ -1154,6 +1173,8 @@ cdef class Program:
 
     cdef object lookup(self, object ev, int f):
         cdef PyObject* hit
+        if f == self.strings_field:
+            return _string_values(ev)
         name = self.field_names[f]
         if PyDict_CheckExact(ev):
             hit = PyDict_GetItemWithError(ev, name)
