@@ -9,8 +9,9 @@
 #   .ci/sanitize.sh tests/x.py -k y  # other pytest arguments instead of the default set
 #
 # The build happens in a scratch copy of the tree (never over the tree's own matcher/_core*.so),
-# in a fresh virtual environment that sees the interpreter's installed packages (pytest,
-# hypothesis, numpy, Cython, pyarrow). Python objects are allocated with malloc
+# and runs with the Python that runs this script ($PYTHON, default python3), which must have the
+# test dependencies and Cython installed (CI runs it in its test venv); the scratch tree comes
+# first on PYTHONPATH, and a check makes sure the sanitized core is the one imported. Python objects are allocated with malloc
 # (PYTHONMALLOC=malloc) so ASan also sees a freed str or dict that the core would read.
 # pyarrow runs under ASan here (pyarrow 26, system allocator for Python objects): the Arrow
 # tests are included. Checked to catch the class it is for: the core before the ownership
@@ -23,9 +24,8 @@ WORK=${SANITIZE_WORK:-$(mktemp -d /tmp/matcher-sanitize.XXXXXX)}
 PY=${PYTHON:-python3}
 trap '[ -z "${SANITIZE_KEEP:-}" ] && rm -rf "$WORK"' EXIT
 
-echo "sanitize: scratch tree and venv in $WORK"
-"$PY" -m venv --system-site-packages --without-pip "$WORK/venv"
-VPY="$WORK/venv/bin/python"
+echo "sanitize: scratch tree in $WORK"
+VPY=$(command -v "$PY")
 mkdir -p "$WORK/tree"
 (cd "$ROOT" && tar --exclude=.git --exclude='*.so' --exclude='src/*.c' --exclude=build \
     --exclude=.hypothesis --exclude=__pycache__ -cf - .) | tar -xf - -C "$WORK/tree"

@@ -73,6 +73,7 @@ def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
         source=source,
         extra={
             "format": "sigma",
+            "name": rule.name,  # what a correlation rule may name it by
             "status": rule.status.name.lower() if rule.status else "",
             "logsource": logsource,
             "modified": rule.modified.isoformat() if rule.modified else "",
@@ -108,14 +109,16 @@ def parse_sigma(
     """
     from ..api import Rule
 
-    docs = _yaml_documents(text, source)
+    from ..correlation.rule import split_correlations
+
+    docs, correlations = split_correlations(_yaml_documents(text, source), text, source)
     select = _selector(logsource)
     try:
-        collection = SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False)
+        collection = SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False) if docs else ()
     except SigmaError as e:
         raise RuleError(f"{source or 'Sigma YAML'}: {e}") from None
     items = list(collection)
-    if not items:
+    if not items and not correlations:
         raise RuleError(f"{source or 'Sigma YAML'}: no Sigma rule in the document(s)")
     out = []
     for i, rule in enumerate(items):
@@ -129,7 +132,7 @@ def parse_sigma(
         if select is not None and not select(rule.logsource):
             continue
         out.append(Rule(_rule_ir(rule, name, profile, s1_backend), _metadata(rule, name, source), text))
-    return out
+    return out + correlations
 
 
 def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False) -> ir.Node:
