@@ -43,11 +43,11 @@ except ImportError:  # pragma: no cover - Python 3.10
 from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
 from .ops import fold, network
 
-__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "EVERY_STRING", "encode"]
+__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "FREF", "EVERY_STRING", "encode"]
 
 # Predicate kinds (must match src/_core.pyx). EVENT: a whole-event predicate (ir.EVENT_OPS),
 # decided in Python from the event mapping; it belongs to no field (pred_field -1).
-TABLE, GLOB, PY, EVENT = 0, 1, 2, 3
+TABLE, GLOB, PY, EVENT, FREF = 0, 1, 2, 3, 4
 # Node kinds.
 N_PRED, N_AND, N_OR, N_NOT, N_ANY = 0, 1, 2, 3, 4
 #: ORs of at least this many table predicates become one group flag (N_ANY).
@@ -75,6 +75,10 @@ class FieldPlan:
     contains: list[tuple[bytes, int]] = field(default_factory=list)
     exists: int = -1
     not_empty: int = -1
+
+
+#: Sigma fieldref operators compared in the core (kind FREF): op -> code in src/_core.pyx fref_op.
+FIELDREF_CODE = {Op.FIELDREF: 0, Op.FIELDREF_CONTAINS: 1, Op.FIELDREF_STARTSWITH: 2, Op.FIELDREF_ENDSWITH: 3}
 
 
 class _EveryString(str):
@@ -119,6 +123,7 @@ class Plan:
     always: list[int]
     preds: list[Pred] = field(default_factory=list)  # id -> IR predicate (for explain/debug)
     strings_field: int = -1  # the field EVERY_STRING (Sigma keywords), -1 when no rule reads it
+    fieldrefs: dict[int, tuple[int, int]] = field(default_factory=dict)  # FREF pred -> (other field, FIELDREF_CODE)
 
 
 # Operators as module globals: in Python 3.11 each ``Op.X`` is a class-attribute lookup of about
@@ -480,6 +485,7 @@ class _Builder:
         self.globs: dict[int, list[int]] = {}
         self.py_preds: dict[int, tuple[Op, str]] = {}
         self.event_preds: dict[int, Pred] = {}
+        self.fieldrefs: dict[int, tuple[int, int]] = {}
         self.min_len: dict[int, int] = {}
         self.runs: dict[int, tuple[bytes, int]] = {}
         self.regex_extra: dict[int, list[frozenset[str]]] = {}  # regex pred -> sets besides its guard
@@ -518,6 +524,16 @@ class _Builder:
             key = (p.field, op, p.value)
         pid = self.pred_ids.get(key)
         if pid is not None:
+            return pid
+        if op in FIELDREF_CODE:  # compared in the core, once field p.field is present
+            guard_id = self.pred(Pred(p.field, Op.EXISTS))
+            pid = self.pred_ids[key] = len(self.preds)
+            self.preds.append(p)
+            self.pred_field.append(self.field_id(p.field))
+            self.pred_kind.append(FREF)
+            self.guards.append([guard_id])
+            self.pred_est.append(min(0.05, self._any_est([guard_id])))
+            self.fieldrefs[pid] = (self.field_id(p.value), FIELDREF_CODE[op])
             return pid
         if op in EVENT_OPS:  # no field, no guard: evaluated whenever its rule is
             pid = self.pred_ids[key] = len(self.preds)
@@ -748,4 +764,5 @@ def compile_plan(rules: list[Node]) -> Plan:
         always=always,
         preds=b.preds,
         strings_field=b.field_ids.get(EVERY_STRING, -1),
+        fieldrefs=b.fieldrefs,
     )

@@ -100,8 +100,8 @@ def test_rule_match_uses_the_compiled_program():
 
 
 def test_kinds_mirror_the_compiler():
-    assert len(set(core.KINDS)) == 4
-    assert core.KINDS == (compiler.TABLE, compiler.GLOB, compiler.PY, compiler.EVENT)
+    assert len(set(core.KINDS)) == 5
+    assert core.KINDS == (compiler.TABLE, compiler.GLOB, compiler.PY, compiler.EVENT, compiler.FREF)
 
 
 def test_node_kinds_mirror_the_compiler():
@@ -212,6 +212,9 @@ def test_every_op_is_lowered_and_agrees(op):
     fp = plan.fields[plan.pred_field[pid]] if op not in EVENT_OPS else None
     if op is Op.KEYWORD:
         assert kind == compiler.GLOB and pid in plan.globs and plan.pred_field[pid] == plan.strings_field >= 0
+    elif op in compiler.FIELDREF_CODE:  # compared in the core: field, other field, relation
+        other = plan.fields[plan.fieldrefs[pid][0]].name
+        assert kind == compiler.FREF and other == pred.value and plan.fieldrefs[pid][1] == compiler.FIELDREF_CODE[op]
     elif op in EVENT_OPS:
         assert kind == compiler.EVENT and plan.event_preds[pid] == pred
     elif op is Op.GLOB:

@@ -412,6 +412,26 @@ def test_keywords_agree_with_reference(nodes, evs):
         check_arrow(rules, table, "keywords")
 
 
+# Sigma fieldref (Op.FIELDREF*) is compared in the core (kind FREF) on folded UTF-8 bytes.
+_fieldrefs = st.builds(Pred, st.sampled_from(FIELDS), st.sampled_from(
+    [Op.FIELDREF, Op.FIELDREF_CONTAINS, Op.FIELDREF_STARTSWITH, Op.FIELDREF_ENDSWITH]), st.sampled_from(FIELDS))
+
+
+@settings(max_examples=scaled(150), suppress_health_check=[HealthCheck.too_slow])
+@given(nodes=st.lists(st.one_of(_fieldrefs, _fieldrefs.map(not_)), min_size=1, max_size=4),
+       evs=st.lists(events(), min_size=1, max_size=6))
+@example(nodes=[Pred(CMD, Op.FIELDREF_CONTAINS, DOTTED_FIELD)],
+         evs=[{CMD: "xAΣb", "src": [{"process": {"name": "aσ"}}]}, {CMD: "İ", DOTTED_FIELD: "i̇"}])
+def test_fieldrefs_agree_with_reference(nodes, evs):
+    rules = make_rules(nodes)
+    note_rules(rules)
+    assert list(matcher.RuleSet(rules).scan(evs)) == reference_pairs(rules, evs)
+    assert rules[0].match_many(evs).tolist() == [reference.evaluate(rules[0], ev) for ev in evs]
+    table = arrow_table_of(evs)
+    if table is not None:
+        check_arrow(rules, table, "fieldrefs")
+
+
 @settings(max_examples=scaled(60))
 @given(
     rows=st.lists(
