@@ -5,7 +5,9 @@ the core as their validity, offsets and data buffers, with no Python object per 
 checks every offset and index the rows use against the buffers' sizes before it reads them.
 Other column types go through ``to_pylist()`` (after pyarrow's full validation) and follow the
 same rules as mapping events. A dotted field name that is not a column is looked up as a path
-through struct columns. A field name that two columns share is an error
+through struct columns; a path step that meets a list column (of structs) walks into every
+element, as ``ops.walk`` does on mappings, and the row's values reached form one multi-valued
+field. A field name that two columns share is an error
 (:class:`~matcher.errors.ArrowDataError`), never a silently absent field. pyarrow is imported
 only when Arrow data is matched.
 """
@@ -67,8 +69,35 @@ def duplicate_names(batch: Any) -> None:
         seen.add(name)
 
 
-def _find(batch: Any, name: str) -> Optional[Any]:
+def _is_list(t: Any) -> bool:
     import pyarrow as pa
+
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _path_exists(t: Any, parts: list[str]) -> bool:
+    """Whether the path parts can reach a value in arrays of type t (lists walked into, as
+    ops.walk does); an error when two fields of a struct on the path share a part's name."""
+    import pyarrow as pa
+
+    for part in parts:
+        while _is_list(t):
+            t = t.value_type
+        if not pa.types.is_struct(t):
+            return False
+        k = _column(t, part, f" of struct {t}")
+        if k < 0:
+            return False
+        t = t.field(k).type
+    return True
+
+
+def _find(batch: Any, name: str) -> Any:
+    """The array of field name, None when absent, or (when the path meets a list column) the
+    list of each row's value as ops.walk reaches it (a multi-valued field)."""
+    import pyarrow as pa
+
+    from .ops import walk
 
     idx = _column(batch.schema, name, "")
     if idx >= 0:
@@ -80,7 +109,11 @@ def _find(batch: Any, name: str) -> Optional[Any]:
     if idx < 0:
         return None
     arr = validated(batch.column(idx), parts[0])
-    for part in parts[1:]:
+    for i, part in enumerate(parts[1:], 1):
+        if _is_list(arr.type):
+            if not _path_exists(arr.type, parts[i:]):
+                return None
+            return [walk(v, parts[i:]) for v in validated(arr, name, full=True).to_pylist()]
         if not pa.types.is_struct(arr.type):
             return None
         k = _column(arr.type, part, f" of struct {arr.type}")
@@ -127,9 +160,24 @@ def _descriptor(arr: Any, name: str) -> Any:
     return ("py", validated(arr, name, full=True).to_pylist())
 
 
-def column_descriptors(batch: Any, field_names: tuple[str, ...]) -> list:
+def check_whole(batch: Any) -> None:
+    """Check every column before rows are read whole: no shared name, buffers fully valid."""
+    duplicate_names(batch)
+    for name, col in zip(batch.schema.names, batch.columns):
+        validated(col, name, full=True)
+
+
+def column_descriptors(batch: Any, field_names: tuple[str, ...], strings: int = -1) -> list:
+    """The core's descriptor of each field; field ``strings`` (-1: none) holds each row's
+    every string value (``ops.string_values``: what Sigma keywords read)."""
+    from .ops import string_values
+
     out = []
-    for name in field_names:
+    for i, name in enumerate(field_names):
+        if i == strings:
+            check_whole(batch)
+            out.append(("py", [list(string_values(row)) for row in batch.to_pylist()]))
+            continue
         arr = _find(batch, name)
-        out.append(None if arr is None else _descriptor(arr, name))
+        out.append(None if arr is None else ("py", arr) if isinstance(arr, list) else _descriptor(arr, name))
     return out

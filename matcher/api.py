@@ -151,8 +151,16 @@ class RuleSet:
 
     @property
     def fields(self) -> tuple[str, ...]:
-        """The field names the rules read: an event's other fields never change a verdict."""
-        return tuple(self._program.field_names)
+        """The field names the rules read: an event's other fields never change a verdict,
+        unless :attr:`reads_whole_events` (then every field may)."""
+        prog = self._program
+        return tuple(n for f, n in enumerate(prog.field_names) if f != prog.strings_field)
+
+    @property
+    def reads_whole_events(self) -> bool:
+        """Whether some rule reads every value of an event (a Sigma keyword: any string value
+        at any depth), so that a reader must decode whole records, not only :attr:`fields`."""
+        return self._program.strings_field >= 0
 
     # -- matching (the compiled core) ----------------------------------------------------------
     def match(self, event: Mapping, *, _method: str = "RuleSet.match") -> list[str]:
@@ -307,7 +315,7 @@ class RuleSet:
         from ._arrow import column_descriptors
 
         prog = self._program
-        cols = column_descriptors(batch, prog.field_names)
+        cols = column_descriptors(batch, prog.field_names, prog.strings_field)
         row_event = _RowMappings(batch) if prog.has_event else None
         found = prog.match_columns(cols, batch.num_rows, row_event)
         self._report_overruns(base)
@@ -534,11 +542,9 @@ class _RowMappings:
 
     def __call__(self, i: int) -> dict:
         if self.asked == 0:  # every column is read: check them all, once
-            from ._arrow import duplicate_names, validated
+            from ._arrow import check_whole
 
-            duplicate_names(self.batch)
-            for name, col in zip(self.batch.schema.names, self.batch.columns):
-                validated(col, name, full=True)
+            check_whole(self.batch)
         if self.rows is None:
             self.asked += 1
             if self.asked <= self.ONE_BY_ONE:

@@ -43,11 +43,11 @@ except ImportError:  # pragma: no cover - Python 3.10
 from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
 from .ops import fold, is_linear, network
 
-__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "encode"]
+__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "FREF", "EVERY_STRING", "encode"]
 
 # Predicate kinds (must match src/_core.pyx). EVENT: a whole-event predicate (ir.EVENT_OPS),
 # decided in Python from the event mapping; it belongs to no field (pred_field -1).
-TABLE, GLOB, PY, EVENT = 0, 1, 2, 3
+TABLE, GLOB, PY, EVENT, FREF = 0, 1, 2, 3, 4
 # Node kinds.
 N_PRED, N_AND, N_OR, N_NOT, N_ANY = 0, 1, 2, 3, 4
 #: ORs of at least this many table predicates become one group flag (N_ANY).
@@ -77,6 +77,28 @@ class FieldPlan:
     not_empty: int = -1
 
 
+#: Sigma fieldref operators compared in the core (kind FREF): op -> code in src/_core.pyx fref_op.
+FIELDREF_CODE = {Op.FIELDREF: 0, Op.FIELDREF_CONTAINS: 1, Op.FIELDREF_STARTSWITH: 2, Op.FIELDREF_ENDSWITH: 3}
+
+
+class _EveryString(str):
+    """The name of the pseudo-field whose values are every ``str`` value of an event, at any
+    depth (``ops.string_values``): what a Sigma keyword (``Op.KEYWORD``) reads. Equal only to
+    itself, so no field name of an event or a rule is ever taken for it."""
+
+    __slots__ = ()
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+
+EVERY_STRING = _EveryString("<every string value>")
+
+
 @dataclass
 class Plan:
     """Everything the core needs, as plain data."""
@@ -100,6 +122,8 @@ class Plan:
     trig_rules: list[int]
     always: list[int]
     preds: list[Pred] = field(default_factory=list)  # id -> IR predicate (for explain/debug)
+    strings_field: int = -1  # the field EVERY_STRING (Sigma keywords), -1 when no rule reads it
+    fieldrefs: dict[int, tuple[int, int]] = field(default_factory=dict)  # FREF pred -> (other field, FIELDREF_CODE)
 
 
 # Operators as module globals: in Python 3.11 each ``Op.X`` is a class-attribute lookup of about
@@ -477,6 +501,7 @@ class _Builder:
         self.globs: dict[int, list[int]] = {}
         self.py_preds: dict[int, tuple[Op, str]] = {}
         self.event_preds: dict[int, Pred] = {}
+        self.fieldrefs: dict[int, tuple[int, int]] = {}
         self.min_len: dict[int, int] = {}
         self.runs: dict[int, tuple[bytes, int]] = {}
         self.regex_extra: dict[int, list[frozenset[str]]] = {}  # regex pred -> sets besides its guard
@@ -515,6 +540,16 @@ class _Builder:
             key = (p.field, op, p.value)
         pid = self.pred_ids.get(key)
         if pid is not None:
+            return pid
+        if op in FIELDREF_CODE:  # compared in the core, once field p.field is present
+            guard_id = self.pred(Pred(p.field, Op.EXISTS))
+            pid = self.pred_ids[key] = len(self.preds)
+            self.preds.append(p)
+            self.pred_field.append(self.field_id(p.field))
+            self.pred_kind.append(FREF)
+            self.guards.append([guard_id])
+            self.pred_est.append(min(0.05, self._any_est([guard_id])))
+            self.fieldrefs[pid] = (self.field_id(p.value), FIELDREF_CODE[op])
             return pid
         if op in EVENT_OPS:  # no field, no guard: evaluated whenever its rule is
             pid = self.pred_ids[key] = len(self.preds)
@@ -586,6 +621,12 @@ class _Builder:
 
     def lower(self, node: Node) -> tuple[int, float, Optional["Trigger"]]:
         """Emit ``node``; return (node index, P(true) estimate, trigger or None)."""
+        if isinstance(node, Pred) and node.op is Op.KEYWORD:
+            # a glob over the pseudo-field EVERY_STRING: the tables, guards and glob matcher of
+            # any field then run it in the core (the core gathers its values: ops.string_values)
+            g = node.value
+            node = Pred(EVERY_STRING, Op.GLOB, g) if g.has_wildcards else \
+                Pred(EVERY_STRING, Op.EQUALS, "".join(g.parts))  # type: ignore[arg-type]
         if isinstance(node, Pred):
             pid = self.pred(node)
             extra = self.regex_extra.get(pid)
@@ -738,4 +779,6 @@ def compile_plan(rules: list[Node]) -> Plan:
         trig_rules=trig_rules,
         always=always,
         preds=b.preds,
+        strings_field=b.field_ids.get(EVERY_STRING, -1),
+        fieldrefs=b.fieldrefs,
     )

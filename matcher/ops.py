@@ -23,8 +23,8 @@ from .errors import MatcherError, RegexBudgetExceeded, RegexError
 from .ir import Glob, Op, Pred
 
 __all__ = [
-    "fold", "field_texts", "scalar_text", "to_number", "REFERENCE", "EVENT_REFERENCE", "compile_regex",
-    "check_regex", "regex_engine", "LINEAR", "BACKTRACKING",
+    "fold", "field_texts", "lookup", "walk", "scalar_text", "to_number", "REFERENCE", "EVENT_REFERENCE",
+    "compile_regex", "check_regex", "regex_engine", "LINEAR", "BACKTRACKING",
 ]
 
 
@@ -64,14 +64,38 @@ def lookup(event: Mapping, name: str) -> Any:
         return value
     if "." not in name:
         return None
-    node: Any = event
-    for part in name.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part, _MISSING)
-        if node is _MISSING:
-            return None
-    return node
+    return walk(event, name.split("."))
+
+
+def walk(node: Any, parts: "list[str] | tuple[str, ...]") -> Any:
+    """The value a dotted path's ``parts`` reach from ``node``, ``None`` when none.
+
+    Each step looks its part up in a mapping. A step that meets a ``list`` walks into every
+    element that is a mapping (other elements, lists among them, reach nothing), and from then
+    on the result is the ``list`` of every value reached, in order: a multi-valued field, read
+    like any ``list`` value (``field_texts``), so a reached value that is itself a list is an
+    element that is not a scalar and gives no text.
+    """
+    found: list = [node]
+    multi = False
+    for part in parts:
+        step: list = []
+        for n in found:
+            if isinstance(n, list):
+                multi = True
+                maps = [e for e in n if isinstance(e, Mapping)]
+            elif isinstance(n, Mapping):
+                maps = [n]
+            else:
+                continue
+            for m in maps:
+                v = m.get(part, _MISSING)
+                if v is not _MISSING:
+                    step.append(v)
+        found = step
+    if multi:
+        return found
+    return found[0] if found else None
 
 
 def field_texts(event: Mapping, name: str) -> Optional[list[str]]:

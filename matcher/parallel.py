@@ -282,7 +282,10 @@ def scan_items(todo: Sequence[inputs.Input], rs: RuleSet, *, jobs: Optional[int]
                fields: Optional[Sequence[str]] = None, max_record: int = inputs.MAX_RECORD_BYTES) -> Iterator[tuple[int, Union[Result, InputDone], int]]:
     """``(input index, result, bytes of that input read so far)`` for every item of every input,
     in input order, and an :class:`InputDone` when an input is done. ``jobs`` None: the
-    machine's cores, for inputs of at least :data:`AUTO_MIN_BYTES` in all; 1: this process only."""
+    machine's cores, for inputs of at least :data:`AUTO_MIN_BYTES` in all; 1: this process only.
+    ``fields``: decode only these (None: whole records; always when ``rs.reads_whole_events``)."""
+    if rs.reads_whole_events:
+        fields = None
     n = default_jobs() if jobs is None else max(1, jobs)
     if jobs is None and sum(_size(inp) for inp in todo) < AUTO_MIN_BYTES:
         n = 1

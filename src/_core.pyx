@@ -23,7 +23,7 @@ from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 from _tables cimport (FNV_OFFSET, FNV_PRIME, LOWER, AC, HEntry, HTable, filt_bit, len_maybe, htable_find,
                      htable_find_ci, slot_of)
@@ -86,6 +86,7 @@ DEF K_TABLE = 0
 DEF K_GLOB = 1
 DEF K_PY = 2
 DEF K_EVENT = 3
+DEF K_FREF = 4
 DEF N_PRED = 0
 DEF N_AND = 1
 DEF N_OR = 2
@@ -93,7 +94,7 @@ DEF N_NOT = 3
 DEF N_ANY = 4
 DEF G_ANY = -1
 DEF G_ONE = -2
-KINDS = (K_TABLE, K_GLOB, K_PY, K_EVENT)
+KINDS = (K_TABLE, K_GLOB, K_PY, K_EVENT, K_FREF)
 NODES = (N_PRED, N_AND, N_OR, N_NOT, N_ANY)
 GLOB_TOKENS = (G_ANY, G_ONE)
 
@@ -603,6 +604,78 @@ cdef bint glob_match(const int32_t* tok, Py_ssize_t m, const uint8_t* s, Py_ssiz
     return p == m
 
 
+cdef inline bint _find_bytes(const uint8_t* h, Py_ssize_t n, const uint8_t* x, Py_ssize_t m) noexcept nogil:
+    """Whether x[:m] occurs in h[:n]."""
+    cdef Py_ssize_t i
+    if m == 0:
+        return True
+    for i in range(n - m + 1):
+        if h[i] == x[0] and memcmp(h + i, x, m) == 0:
+            return True
+    return False
+
+
+cdef object _walk(object node, tuple parts):
+    """ops.walk: the value a dotted path reaches, None when none; once a step meets a list,
+    the list of every value reached through its mapping elements (_walk_many)."""
+    cdef Py_ssize_t i
+    for i in range(len(parts)):
+        if PyList_Check(node):
+            return _walk_many(node, parts, i)
+        if not isinstance(node, _Mapping):
+            return None
+        node = node.get(parts[i], _MISSING)
+        if node is _MISSING:
+            return None
+    return node
+
+
+cdef list _string_values(object ev):
+    """ops.string_values: every str value of ev, at any depth (lists and mappings walked), in a
+    list that owns them (DESIGN.md, ownership); an explicit stack, so any depth is read."""
+    cdef list out = [], stack = [ev]
+    while stack:
+        node = stack.pop()
+        if PyUnicode_Check(node):
+            out.append(node)
+        elif PyDict_CheckExact(node):
+            stack.extend((<dict>node).values())
+        elif isinstance(node, _Mapping):
+            stack.extend(node.values())
+        elif PyList_Check(node):
+            stack.extend(node)
+    return out
+
+
+cdef list _walk_many(object first, tuple parts, Py_ssize_t i):
+    """The values parts[i:] reach from first (a list), in order. The returned list owns a
+    reference to each (DESIGN.md, ownership): a Mapping's get may change or free the lists
+    being walked, so each element is taken (and owned) by index, its list's size re-read."""
+    cdef list found = [first], step, maps
+    cdef Py_ssize_t k
+    for part in parts[i:]:
+        step = []
+        for n in found:
+            if PyList_Check(n):
+                maps = []
+                k = 0
+                while k < PyList_GET_SIZE(n):
+                    e = <object>PyList_GET_ITEM(n, k)
+                    k += 1
+                    if isinstance(e, _Mapping):
+                        maps.append(e)
+            elif isinstance(n, _Mapping):
+                maps = [n]
+            else:
+                continue
+            for m in maps:
+                v = m.get(part, _MISSING)
+                if v is not _MISSING:
+                    step.append(v)
+        found = step
+    return found
+
+
 cdef class Program
 
 
@@ -875,6 +948,8 @@ cdef class Program:
     cdef Field* fields
     cdef int32_t* pred_field
     cdef uint8_t* pred_kind
+    cdef int32_t* fref_field     # [pred]: K_FREF: the other field (Sigma fieldref's value)
+    cdef uint8_t* fref_op        # [pred]: K_FREF: 0 equals, 1 contains, 2 startswith, 3 endswith
     cdef int8_t* pred_unit       # table predicates: the unit that fires them
     cdef int32_t* guard_start    # CSR: lazy pred -> table preds one of which must fire first
     cdef int32_t* guard_preds
@@ -903,6 +978,7 @@ cdef class Program:
     cdef int32_t* gather         # fields gathered up front from mappings (the others lazily)
     cdef int32_t ngather
     cdef readonly tuple field_names
+    cdef readonly int strings_field  # the field of every str value of an event (Sigma keywords), -1: none
     cdef PyObject** fname        # the field names (borrowed from field_names, for fast lookups)
     cdef tuple field_dotted      # per field: tuple of path parts when the name has a '.', else None
     cdef object py_eval          # callable(pred id, texts, event) -> bool: K_PY predicates get
@@ -924,6 +1000,7 @@ cdef class Program:
         self.nfields = len(plan.fields)
         self.nrules = len(plan.rule_root)
         self.field_names = tuple(fp.name for fp in plan.fields)
+        self.strings_field = plan.strings_field
         self.fname = <PyObject**>malloc(max(self.nfields, 1) * sizeof(PyObject*))
         if not self.fname:
             raise MemoryError()
@@ -978,6 +1055,13 @@ cdef class Program:
         for i in range(self.npred):
             self.pred_kind[i] = plan.pred_kind[i]
         self.has_event = K_EVENT in plan.pred_kind
+        self.fref_field = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
+        self.fref_op = <uint8_t*>calloc(max(self.npred, 1), 1)
+        if not (self.fref_field and self.fref_op):
+            raise MemoryError()
+        for p, (other, code) in plan.fieldrefs.items():
+            self.fref_field[p] = other
+            self.fref_op[p] = code
         self.glob_tok = <int32_t**>calloc(max(self.npred, 1), sizeof(int32_t*))
         self.glob_len = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
         self.min_len = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
@@ -1033,7 +1117,7 @@ cdef class Program:
             free(self.glob_tok)
         free(self.glob_len); free(self.min_len); free(self.run_len); free(self.run_cls); free(self.pred_field); free(self.guard_start); free(self.guard_preds)
         free(self.pgroup_start); free(self.pgroup_ids); free(self.gunit_start); free(self.gunits)
-        free(self.pred_kind)
+        free(self.pred_kind); free(self.fref_field); free(self.fref_op)
         free(self.pred_unit); free(self.node_kind); free(self.node_arg); free(self.node_count)
         free(self.kids); free(self.rule_root); free(self.trig_start); free(self.trig_rules)
         free(self.always); free(self.eager); free(self.gather); free(self.fname)
@@ -1111,6 +1195,8 @@ cdef class Program:
 
     cdef object lookup(self, object ev, int f):
         cdef PyObject* hit
+        if f == self.strings_field:
+            return _string_values(ev)
         name = self.field_names[f]
         if PyDict_CheckExact(ev):
             hit = PyDict_GetItemWithError(ev, name)
@@ -1123,14 +1209,7 @@ cdef class Program:
         parts = self.field_dotted[f]
         if parts is None:
             return None
-        node = ev
-        for part in parts:
-            if not isinstance(node, _Mapping):
-                return None
-            node = node.get(part, _MISSING)
-            if node is _MISSING:
-                return None
-        return node
+        return _walk(ev, parts)
 
     cdef int prefetch_events(self, object seq, Py_ssize_t start) except -1:
         """Bring the chunk of events from start of seq (an exact list or tuple) into the cache
@@ -1454,6 +1533,40 @@ cdef class Program:
                 run = 0
         return False
 
+    cdef int fieldref(self, State st, int64_t row, int32_t p) except -1 nogil:
+        """ops._fieldref: some folded text a of field f and b of the other field with a == b,
+        b in a, a.startswith(b) or a.endswith(b) (fref_op), compared as folded UTF-8 bytes
+        (UTF-8 keeps substring, prefix and suffix relations between code point sequences)."""
+        cdef int32_t f = self.pred_field[p], g = self.fref_field[p], i, j, na, nb
+        cdef const Val* vs
+        cdef const uint8_t* a
+        cdef const uint8_t* b
+        cdef Py_ssize_t la, lb
+        cdef uint8_t op = self.fref_op[p]
+        self.ensure_fold(st, row, f)
+        na = self.values(st, row, f, &vs)
+        self.ensure_fold(st, row, g)
+        nb = self.values(st, row, g, &vs)
+        for i in range(na):
+            a = st.buf + st.fv_off[st.ffirst[f] + i]
+            la = st.fv_len[st.ffirst[f] + i]
+            for j in range(nb):
+                b = st.buf + st.fv_off[st.ffirst[g] + j]
+                lb = st.fv_len[st.ffirst[g] + j]
+                if op == 0:
+                    if la == lb and memcmp(a, b, la) == 0:
+                        return 1
+                elif lb <= la:
+                    if op == 2:
+                        if memcmp(a, b, lb) == 0:
+                            return 1
+                    elif op == 3:
+                        if memcmp(a + la - lb, b, lb) == 0:
+                            return 1
+                    elif _find_bytes(a, la, b, lb):
+                        return 1
+        return 0
+
     cdef int eval_lazy(self, State st, int64_t row, int32_t p) except -1 nogil:
         cdef int32_t f = self.pred_field[p], g, j
         cdef int32_t k, cnt
@@ -1475,6 +1588,8 @@ cdef class Program:
                 else:
                     ev = <object>st.rowobj[row]
                 result = 1 if self.py_eval(p, None, ev) else 0
+        elif open_ and self.pred_kind[p] == K_FREF:
+            result = self.fieldref(st, row, p)
         elif open_ and self.pred_kind[p] == K_GLOB:
             self.ensure_fold(st, row, f)
             cnt = self.values(st, row, f, &vs)

@@ -46,7 +46,8 @@ Public strategies
 
 ``events(fields=FIELDS)``
     A ``dict`` event over the same field pool: each field missing or present, dotted fields
-    either as a flat key, as a nested path of dicts, or both, plus some unrelated keys.
+    either as a flat key, as a nested path of dicts, or both, or as a path through lists of
+    mappings (with non-mapping elements and lists of lists among them), plus some unrelated keys.
 """
 
 from __future__ import annotations
@@ -289,13 +290,39 @@ def _nest(path: str, value: object) -> dict:
     return out  # type: ignore[return-value]
 
 
+_NOT_MAPPINGS = st.one_of(st.none(), st.integers(-2, 2), st.text(max_size=2), st.just([]))
+
+
+def _listed(draw, parts: list[str], values) -> object:
+    """A node that the path ``parts`` walks from: a mapping holding ``parts[0]``, or a list
+    of several such mappings (a path step meets a list), with sometimes a mapping that lacks
+    the key, an element that is not a mapping, or a list of lists among them."""
+    if not parts:
+        return draw(values)
+
+    def one() -> dict:
+        node = {parts[0]: _listed(draw, parts[1:], values)}
+        if draw(st.integers(0, 5)) == 0:
+            del node[parts[0]]  # a mapping the path reaches nothing in
+        return node
+
+    if not draw(st.booleans()):
+        return one()
+    items: list = [one() for _ in range(draw(st.integers(0, 3)))]
+    for _ in range(draw(st.integers(0, 1))):
+        extra = [one()] if draw(st.booleans()) else draw(_NOT_MAPPINGS)
+        items.insert(draw(st.integers(0, len(items))), extra)
+    return items
+
+
 @st.composite
 def events(draw, fields: tuple[str, ...] = FIELDS) -> dict:
-    """A ``dict`` event over ``fields`` (dotted names flat, nested or both; any may be missing)."""
+    """A ``dict`` event over ``fields`` (dotted names flat, nested, through lists of mappings,
+    or flat and nested; any may be missing)."""
     event: dict = {}
     values = field_values()
     for name in fields:
-        how = draw(st.sampled_from(["missing", "flat", "nested", "both"] if "." in name else ["missing", "flat"]))
+        how = draw(st.sampled_from(["missing", "flat", "nested", "both", "listed"] if "." in name else ["missing", "flat"]))
         if how in ("flat", "both"):
             event[name] = draw(values)
         if how in ("nested", "both"):
@@ -304,6 +331,9 @@ def events(draw, fields: tuple[str, ...] = FIELDS) -> dict:
             if draw(st.booleans()):  # sometimes a sibling key in the nested mapping
                 nested[top]["other"] = draw(values)
             event[top] = nested[top]
+        if how == "listed":
+            top, *rest = name.split(".")
+            event[top] = _listed(draw, rest, values)
     extra = draw(st.dictionaries(st.text(max_size=5), values, max_size=1))
     for k, v in extra.items():
         event.setdefault(k, v)

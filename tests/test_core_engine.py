@@ -64,6 +64,7 @@ def test_ruleset_runs_the_compiled_program():
     class Spy:
         field_names = prog.field_names
         has_event = prog.has_event
+        strings_field = prog.strings_field
 
         def match_one(self, ev):
             calls.append("match_one")
@@ -99,8 +100,8 @@ def test_rule_match_uses_the_compiled_program():
 
 
 def test_kinds_mirror_the_compiler():
-    assert len(set(core.KINDS)) == 4
-    assert core.KINDS == (compiler.TABLE, compiler.GLOB, compiler.PY, compiler.EVENT)
+    assert len(set(core.KINDS)) == 5
+    assert core.KINDS == (compiler.TABLE, compiler.GLOB, compiler.PY, compiler.EVENT, compiler.FREF)
 
 
 def test_node_kinds_mirror_the_compiler():
@@ -204,10 +205,17 @@ def test_every_op_has_a_reference_meaning():
 def test_every_op_is_lowered_and_agrees(op):
     pred = Pred(CMD, op, _OP_VALUES[op])
     plan = compiler.compile_plan([pred])
-    pid = plan.preds.index(pred)
+    # a keyword is a glob over the pseudo-field of every string value of the event
+    lowered = Pred(compiler.EVERY_STRING, Op.GLOB, pred.value) if op is Op.KEYWORD else pred
+    pid = plan.preds.index(lowered)
     kind = plan.pred_kind[pid]
     fp = plan.fields[plan.pred_field[pid]] if op not in EVENT_OPS else None
-    if op in EVENT_OPS:
+    if op is Op.KEYWORD:
+        assert kind == compiler.GLOB and pid in plan.globs and plan.pred_field[pid] == plan.strings_field >= 0
+    elif op in compiler.FIELDREF_CODE:  # compared in the core: field, other field, relation
+        other = plan.fields[plan.fieldrefs[pid][0]].name
+        assert kind == compiler.FREF and other == pred.value and plan.fieldrefs[pid][1] == compiler.FIELDREF_CODE[op]
+    elif op in EVENT_OPS:
         assert kind == compiler.EVENT and plan.event_preds[pid] == pred
     elif op is Op.GLOB:
         assert kind == compiler.GLOB and pid in plan.globs

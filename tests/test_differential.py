@@ -44,7 +44,8 @@ from matcher.ir import Glob, Not, Op, Pred, Wild, and_, not_, or_
 from matcher.rules import RuleInfo
 from matcher.s1ql import to_s1ql
 from shared_data import corpus_path
-from strategies import DOTTED_FIELD, FIELDS, LITERAL_POOL, events, ir_nodes, literals
+from helpers import arrow_table as arrow_table_of
+from strategies import DOTTED_FIELD, FIELDS, LITERAL_POOL, events, globs, ir_nodes, literals
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -343,6 +344,92 @@ def test_scan_arrow_agrees_with_reference(nodes, rows, encodings, drop):
     note(f"encodings={encodings}")
     for label, data in arrow_layouts(rows, encodings, drop):
         check_arrow(rules, data, label)
+
+
+# DOTTED_FIELD's path through list columns: src is list<struct<process: struct<name>>>, or
+# large_list<struct<process: list<struct<name>>>> (a list met at two steps).
+_NAME = st.fixed_dictionaries({}, optional={"name": _arrow_text})
+_LISTED_SRC = {
+    "list": (pa.list_(pa.struct([("process", pa.struct([("name", pa.string())]))])), _NAME),
+    "large_list-list": (
+        pa.large_list(pa.struct([("process", pa.list_(pa.struct([("name", pa.string())])))])),
+        st.lists(st.one_of(st.none(), _NAME), max_size=3),
+    ),
+}
+
+
+@settings(max_examples=scaled(100), suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(
+    nodes=st.lists(ir_nodes(max_leaves=6, s1ql_only=False), min_size=1, max_size=4),
+    kind=st.sampled_from(sorted(_LISTED_SRC)),
+    data=st.data(),
+)
+def test_scan_arrow_dotted_path_through_list_columns(nodes, kind, data):
+    """A dotted name walks into list<struct> columns: Arrow == reference == the core on dicts."""
+    arrow_type, process = _LISTED_SRC[kind]
+    element = st.one_of(st.none(), st.fixed_dictionaries({}, optional={"process": st.one_of(st.none(), process)}))
+    srcs = data.draw(st.lists(st.one_of(st.none(), st.lists(element, max_size=3)), max_size=6))
+    table = pa.table({"src": pa.array(srcs, arrow_type), CMD: pa.array(["x"] * len(srcs), pa.string())})
+    rules = make_rules(nodes)
+    note_rules(rules)
+    check_arrow(rules, table, kind)
+    k = len(srcs) // 2
+    check_arrow(rules, pa.concat_tables([table.slice(0, k), table.slice(k)]), kind + "/chunked-slices")
+    rows = arrow_rows(table)
+    assert list(matcher.RuleSet(rules).scan(rows)) == reference_pairs(rules, rows)
+
+
+# Sigma keywords (Op.KEYWORD: a glob over every string value of the event, at any depth) run in
+# the core as a glob over the pseudo-field compiler.EVERY_STRING.
+_keyword_globs = st.one_of(
+    literals().map(lambda s: Glob.of(Wild.ANY, s, Wild.ANY)),  # Sigma's usual keyword: contains
+    literals().map(lambda s: Glob.of(s)),
+    globs(s1ql_only=False),
+)
+_keywords = _keyword_globs.map(lambda g: Pred("", Op.KEYWORD, g))
+
+
+@settings(max_examples=scaled(150), suppress_health_check=[HealthCheck.too_slow])
+@given(
+    nodes=st.lists(st.one_of(_keywords, st.tuples(_keywords, ir_nodes(max_leaves=4, s1ql_only=False), st.booleans())
+                             .map(lambda t: or_(t[0], t[1]) if t[2] else and_(t[0], not_(t[1])))), min_size=1, max_size=5),
+    evs=st.lists(events(), min_size=1, max_size=6),
+)
+@example(nodes=[Pred("", Op.KEYWORD, Glob.of(Wild.ANY, "evil", Wild.ANY))],
+         evs=[{"a": [{"b": {"c": ["x", "EVIL"]}}]}, {"a": 5, "evil": 1}, {"evil": "x"}, {"": "evil"}])
+def test_keywords_agree_with_reference(nodes, evs):
+    rules = make_rules(nodes)
+    note_rules(rules)
+    expected = reference_pairs(rules, evs)
+    rs = matcher.RuleSet(rules)
+    assert rs.reads_whole_events
+    assert list(rs.scan(evs)) == expected
+    for ev in evs:
+        assert rules[0].match(ev) is reference.evaluate(rules[0], ev)
+    assert rules[0].match_many(evs).tolist() == [reference.evaluate(rules[0], ev) for ev in evs]
+    table = arrow_table_of(evs)
+    if table is not None:
+        check_arrow(rules, table, "keywords")
+
+
+# Sigma fieldref (Op.FIELDREF*) is compared in the core (kind FREF) on folded UTF-8 bytes.
+_fieldrefs = st.builds(Pred, st.sampled_from(FIELDS), st.sampled_from(
+    [Op.FIELDREF, Op.FIELDREF_CONTAINS, Op.FIELDREF_STARTSWITH, Op.FIELDREF_ENDSWITH]), st.sampled_from(FIELDS))
+
+
+@settings(max_examples=scaled(150), suppress_health_check=[HealthCheck.too_slow])
+@given(nodes=st.lists(st.one_of(_fieldrefs, _fieldrefs.map(not_)), min_size=1, max_size=4),
+       evs=st.lists(events(), min_size=1, max_size=6))
+@example(nodes=[Pred(CMD, Op.FIELDREF_CONTAINS, DOTTED_FIELD)],
+         evs=[{CMD: "xAΣb", "src": [{"process": {"name": "aσ"}}]}, {CMD: "İ", DOTTED_FIELD: "i̇"}])
+def test_fieldrefs_agree_with_reference(nodes, evs):
+    rules = make_rules(nodes)
+    note_rules(rules)
+    assert list(matcher.RuleSet(rules).scan(evs)) == reference_pairs(rules, evs)
+    assert rules[0].match_many(evs).tolist() == [reference.evaluate(rules[0], ev) for ev in evs]
+    table = arrow_table_of(evs)
+    if table is not None:
+        check_arrow(rules, table, "fieldrefs")
 
 
 @settings(max_examples=scaled(60))

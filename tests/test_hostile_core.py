@@ -459,11 +459,12 @@ def test_scan_arrow_rejects_what_is_not_arrow():
 
 
 def test_whole_event_rows_of_a_hostile_batch_raise_naming_the_column():
-    # Whole-event predicates convert every column of the row: a corrupt column the rules do
-    # not name is checked before that conversion reads it.
+    # Whole-event predicates (a Sigma keyword reads every string value) convert every column
+    # of the row: a corrupt column the rules do not name is checked before that conversion.
     pytest.importorskip("pyarrow")
     assert_ok(ARROW + """
-pred = And((Pred("TgtProcName", Op.EQUALS, "a"), Pred("TgtProcName", Op.FIELDREF, "Other")))
+from matcher.ir import Glob, Wild
+pred = And((Pred("TgtProcName", Op.EQUALS, "a"), Pred("", Op.KEYWORD, Glob.of(Wild.ANY, "a", Wild.ANY))))
 rs = matcher.RuleSet([matcher.Rule(pred, RuleInfo(id="w", title="w"))])
 good = pa.array(["a", "a", "b"])
 bad = strings(i32(0, 14, 7, 21))

@@ -18,6 +18,7 @@ import pytest
 import matcher
 from helpers import arrow_table
 from matcher import reference
+from matcher.errors import ArrowDataError
 
 # --------------------------------------------------------------------------------------------
 # helpers: every engine, one verdict
@@ -352,7 +353,7 @@ def test_list_negation_is_of_the_any():
         ({"src": {"process": {"name": ["a", "nested"]}}}, "nested", True),
         ({"src": {"process": "nested"}}, "nested", False),
         ({"src": {"process": {"name": {"x": "nested"}}}}, "nested", False),
-        ({"src": [{"process": {"name": "nested"}}]}, "nested", False),  # lists are not paths
+        ({"src": [{"process": {"name": "nested"}}]}, "nested", True),  # a step walks into a list
         ({"src": "x"}, "nested", False),
         ({"src.process": {"name": "nested"}}, "nested", False),  # only whole-name key or full path
         ({"src": {"process.name": "nested"}}, "nested", False),
@@ -364,6 +365,92 @@ def test_list_negation_is_of_the_any():
 def test_dotted_names(event, value, expected):
     check_q(f'src.process.name = "{value}"', event, expected)
     check_q(f'NOT src.process.name = "{value}"', event, not expected)
+
+
+CONN = {"connections": [{"ip": "a"}, {"ip": "b"}]}
+
+
+@pytest.mark.parametrize(
+    "event, value, expected",
+    [
+        # "A path step that meets a list walks into every element that is a mapping"
+        (CONN, "a", True),
+        (CONN, "b", True),
+        (CONN, "c", False),
+        ({"connections": ["b", 5, None, {"ip": "a"}]}, "b", False),  # a scalar element: no value
+        ({"connections": ["b", 5, None, {"ip": "a"}]}, "a", True),
+        ({"connections": [{"port": "b"}, {"ip": "a"}]}, "b", False),  # a mapping without the key
+        ({"connections": [[{"ip": "b"}]]}, "b", False),  # a list element is not a mapping
+        ({"connections": []}, "b", False),
+        ({"connections": {"ip": ["x", "b"]}}, "b", True),  # no list met: the value is the list
+        # "the path can reach several values, which then count as one multi-valued field";
+        # "Several values reached this way behave exactly like a list value": scalars count,
+        # None, mappings and lists reached give no text
+        ({"connections": [{"ip": None}, {"ip": "b"}]}, "b", True),
+        ({"connections": [{"ip": {"v": "b"}}]}, "b", False),
+        ({"connections": [{"ip": ["b"]}]}, "b", False),
+        ({"connections": [{"ip": 5}, {"ip": True}]}, "true", True),
+        # lists met at several steps: every value reached, at any step
+        ({"connections": [{"ip": "a"}, {"ip": [{"v": 1}]}]}, "a", True),
+        # the exact key is looked up first, and then it alone is the field
+        ({"connections.ip": "a", "connections": [{"ip": "b"}]}, "b", False),
+        ({"connections.ip": None, "connections": [{"ip": "b"}]}, "b", False),
+    ],
+)
+def test_dotted_names_through_lists(event, value, expected):
+    check_q(f'connections.ip = "{value}"', event, expected)
+    check_q(f'NOT connections.ip = "{value}"', event, not expected)
+
+
+def test_dotted_names_through_lists_are_one_multi_valued_field():
+    ev = {"connections": [{"ip": "10.0.0.1", "port": 22}, {"ip": "8.8.8.8", "port": 53}]}
+    # two predicates may be satisfied by different elements (as for a list value)
+    check_q('connections.ip = "10.0.0.1" AND connections.ip = "8.8.8.8"', ev, True)
+    check_q('connections.port > 50 AND connections.port < 30', ev, True)
+    check_q('NOT connections.ip EXISTS', {"connections": [{"ip": None}, {"port": 1}]}, True)
+    check_q("connections.ip IS NOT EMPTY", {"connections": [{"ip": ""}, {"ip": "x"}]}, True)
+    check_q("connections.ip IS NOT EMPTY", {"connections": [{"ip": ""}]}, False)
+    # several steps, each meeting a list; lists of mappings under a mapping under a list
+    deep = {"a": [{"b": [{"c": "x"}, {"c": "y"}]}, {"b": {"c": "z"}}, {"b": [[{"c": "w"}]]}]}
+    for value, expected in (("x", True), ("y", True), ("z", True), ("w", False)):
+        check_q(f'a.b.c = "{value}"', deep, expected)
+    # inside a list's mappings each step is one dotted part (exact key is for the whole name)
+    check_q('a.b.c = "1"', {"a": [{"b.c": 1}]}, False)
+
+
+def test_dotted_path_through_a_list_that_a_mapping_empties_while_it_is_walked():
+    """Ownership: a Mapping element's get clears the list being walked and drops the other
+    values; every engine still reads the values as they were when the walk reached them."""
+
+    class Clearing(Mapping):
+        def __init__(self, d, victim):
+            self._d, self.victim = d, victim
+
+        def __getitem__(self, k):
+            self.victim.clear()
+            return self._d[k]
+
+        def __iter__(self):
+            return iter(self._d)
+
+        def __len__(self):
+            return len(self._d)
+
+    for value, expected in (("a", True), ("b" * 40, True), ("c", False)):
+        for rule in (q(f'connections.ip = "{value}"'), q(f'NOT connections.ip = "{value}"')):
+            want = expected if rule.source_query.startswith("c") else not expected
+            verdicts = []
+            for engine in ("reference", "core", "match_many"):
+                conns: list = []
+                conns += [Clearing({"ip": "a"}, conns), {"ip": "b" * 40}]
+                ev = {"connections": conns}
+                if engine == "reference":
+                    verdicts.append(bool(reference.evaluate(rule, ev)))
+                elif engine == "core":
+                    verdicts.append(rule.match(ev))
+                else:
+                    verdicts.append(bool(rule.match_many([ev])[0]))
+            assert verdicts == [want] * 3, (rule.source_query, verdicts)
 
 
 def test_dotted_name_exists_on_path():
@@ -770,3 +857,45 @@ def test_arrow_encodings_agree_with_the_reference(query):
     st = pa.table({"a": pa.StructArray.from_arrays([pa.array(_ARROW_VALUES, type=pa.string())], names=["F"])})
     assert [bool(x) for x in dotted.match_arrow(st)] == want_nested
     assert [bool(x) for x in dotted.match_many(nested)] == want_nested
+
+
+# --------------------------------------------------------------------------------------------
+# 10. Arrow: a dotted path walks into list<struct> columns, as into lists of mappings
+# --------------------------------------------------------------------------------------------
+
+_CONN_ROWS = [
+    {"connections": [{"ip": "a", "port": 1}, {"ip": "b", "port": 2}]},
+    {"connections": [{"ip": None, "port": 3}, None, {"ip": "c", "port": 4}]},
+    {"connections": []},
+    {"connections": None},
+]
+
+
+@pytest.mark.parametrize("list_type", [pa.list_, pa.large_list])
+def test_arrow_dotted_path_through_list_of_structs(list_type):
+    conn = pa.struct([("ip", pa.string()), ("port", pa.int64())])
+    table = pa.table({"connections": pa.array([r["connections"] for r in _CONN_ROWS], list_type(conn))})
+    # a struct column around the list column: the path walks the struct, then the list
+    outer = pa.table({"net": pa.StructArray.from_arrays([table.column(0).combine_chunks()], ["connections"])})
+    for query, want in [
+        ('connections.ip = "b"', [True, False, False, False]),
+        ('connections.ip = "c"', [False, True, False, False]),
+        ('connections.port > 2', [False, True, False, False]),
+        ("connections.ip EXISTS", [True, True, False, False]),
+        ("NOT connections.ip EXISTS", [False, False, True, True]),
+        ('connections.nope = "a"', [False] * 4),
+    ]:
+        rule = q(query)
+        assert rule.match_arrow(table).tolist() == want, query
+        assert [reference.evaluate(rule, row) for row in table.to_pylist()] == want, query
+        nested = q(query.replace("connections.", "net.connections."))
+        assert nested.match_arrow(outer).tolist() == want, query
+
+
+def test_arrow_list_of_structs_with_a_shared_field_name_is_an_error():
+    conn = pa.struct([("ip", pa.string()), ("ip", pa.string())])
+    table = pa.table({"connections": pa.array([[("a", "b")]], pa.list_(conn))})
+    with pytest.raises(ArrowDataError, match="column .ip.: 2 columns of struct"):
+        q('connections.ip = "a"').match_arrow(table)
+    # a path that does not go through the shared name is fine
+    assert q('connections.port = "a"').match_arrow(table).tolist() == [False]

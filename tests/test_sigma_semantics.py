@@ -125,6 +125,34 @@ CASES = [
         [{"DestinationIp": "192.168.1.255"}, {"DestinationIp": "192.168.2.0"}],
         [True, False],
     ),
+    # dotted names walk into lists of objects: any connection's ip (docs/semantics.md)
+    (
+        "sel:\n  connections.ip|cidr: '10.0.0.0/8'\ncondition: sel",
+        [
+            {"connections": [{"ip": "8.8.8.8"}, {"ip": "10.1.2.3"}]},
+            {"connections": [{"ip": "8.8.8.8"}, {"port": "10.1.2.3"}, "10.1.2.3"]},
+            {"connections": {"ip": ["8.8.8.8", "10.1.2.3"]}},
+            {"connections": [{"ip": ["10.1.2.3"]}]},  # a reached list gives no text
+            {"connections.ip": "8.8.8.8", "connections": [{"ip": "10.1.2.3"}]},  # exact key first
+        ],
+        [True, False, True, False, False],
+    ),
+    (
+        "sel:\n  connections.ip|cidr: '10.0.0.0/8'\n  connections.port: 22\ncondition: sel",
+        [
+            {"connections": [{"ip": "10.1.2.3", "port": 80}, {"ip": "8.8.8.8", "port": 22}]},
+            {"connections": [{"ip": "10.1.2.3", "port": 80}]},
+        ],
+        [True, False],  # a field is one multi-valued field: the values may come from two objects
+    ),
+    (
+        "sel:\n  connections.src|fieldref: connections.dst\ncondition: sel",
+        [
+            {"connections": [{"src": "a", "dst": "b"}, {"src": "c", "dst": "A"}]},
+            {"connections": [{"src": "a", "dst": "b"}]},
+        ],
+        [True, False],
+    ),
     # windash: - / and the three Unicode dashes
     (
         "sel:\n  CommandLine|windash|contains: ' -f '\ncondition: sel",
