@@ -14,7 +14,7 @@ only when Arrow data is matched.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 from .errors import ArgumentError, ArrowDataError
 
