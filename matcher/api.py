@@ -335,7 +335,9 @@ def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None
     return Rule(node, _rules.RuleInfo(id=rid, title=title if title is not None else rid), query)
 
 
-def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None) -> Any:
+def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
+         placeholders: Any = None, unrouted: str = "skip", timestamp: Optional[str] = None,
+         filters: Any = None) -> Any:
     """Read a rule card (markdown), a file holding one bare S1QL query, or Sigma YAML.
 
     A ``.yml``/``.yaml`` file is Sigma (:mod:`matcher.sigma`): one rule gives a :class:`Rule`,
@@ -343,14 +345,22 @@ def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource
     the schema of the events the rule will see: S1 names by default, as every rule's IR;
     for Sigma, ``"sysmon"`` keeps Sigma's own field names. ``logsource`` keeps only the Sigma
     rules of that log source (``{"category": ..., "product": ..., "service": ...}``).
+
+    Sigma only (``docs/sigma.md``): each rule is routed to the events of its logsource as the
+    profile recognises them; ``unrouted`` (``"skip"``, default, or ``"run"``) says what becomes
+    of a rule whose logsource the profile cannot recognise (skipped: an ``UnsupportedFeature``).
+    ``placeholders`` fills ``%name%`` values (``{"name": [values]}``); ``timestamp`` names the
+    field the timestamp-part modifiers read; ``filters`` are Sigma filter files to apply.
     """
     if os.fspath(path).lower().endswith((".yml", ".yaml")):
         from .sigma import load_sigma
+        from .sigma.loader import SigmaOptions
 
-        found = load_sigma(path, profile=profile, logsource=logsource)
+        options = SigmaOptions.of(placeholders, unrouted, timestamp)
+        found = load_sigma(path, profile=profile, logsource=logsource, options=options, filters=filters)
         return found[0] if len(found) == 1 else found
-    if logsource is not None:
-        raise MatcherError("logsource filters apply to Sigma rules only")
+    if logsource is not None or placeholders is not None or timestamp is not None or filters is not None:
+        raise MatcherError("logsource, placeholders, timestamp and filters apply to Sigma rules only")
     info, node, query = _rules.load_path(path)
     if profile not in (None, "s1"):
         from .mapping import translate

@@ -24,10 +24,36 @@ from sigma.rule import SigmaLogSource, SigmaRule
 
 from .. import ir
 from ..errors import MatcherError, QuerySyntaxError, RuleError, UnsupportedFeature
-from .logsource import logsource_filter, s1_field_map, s1_logsource_condition
+from .filters import SigmaFilterDoc, apply_filters
+from .logsource import UNROUTED_MODES, logsource_filter, logsource_key, route, s1_field_map
+from .placeholders import check_placeholders
 from .translate import translate_rule
 
-__all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "load_sigma_tar", "TreeLoad", "SIGMA_SUFFIXES"]
+__all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "load_sigma_tar", "load_sigma_files", "load_filters",
+           "TreeLoad", "SigmaOptions", "SIGMA_SUFFIXES", "UNROUTED_FEATURE"]
+
+#: The feature a rule fails with when its profile cannot recognise its logsource (``unrouted="skip"``).
+UNROUTED_FEATURE = "logsources the profile cannot recognise"
+
+
+@dataclass(frozen=True)
+class SigmaOptions:
+    """How Sigma rules are loaded beyond the profile: ``placeholders`` (name -> values for
+    ``%name%``, :mod:`.placeholders`), ``unrouted`` (``"skip"``, the default, or ``"run"``: what
+    becomes of a rule whose logsource the profile cannot recognise; reported either way),
+    ``timestamp`` (the event field the timestamp-part modifiers read; default: the rule's field)."""
+
+    placeholders: Mapping[str, tuple] = field(default_factory=dict)
+    unrouted: str = "skip"
+    timestamp: Optional[str] = None
+
+    @classmethod
+    def of(cls, placeholders: Any = None, unrouted: str = "skip", timestamp: Optional[str] = None) -> "SigmaOptions":
+        if unrouted not in UNROUTED_MODES:
+            raise MatcherError(f"unrouted must be one of {', '.join(UNROUTED_MODES)}, not {unrouted!r}")
+        if timestamp is not None and (not isinstance(timestamp, str) or not timestamp):
+            raise MatcherError(f"timestamp must be a field name, not {timestamp!r}")
+        return cls(check_placeholders(placeholders), unrouted, timestamp)
 
 SIGMA_SUFFIXES = (".yml", ".yaml")
 
@@ -76,6 +102,7 @@ def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
             "status": rule.status.name.lower() if rule.status else "",
             "logsource": logsource,
             "modified": rule.modified.isoformat() if rule.modified else "",
+            "name": getattr(rule, "name", None) or "",
         },
     )
 
@@ -95,6 +122,8 @@ def parse_sigma(
     profile: Any = None,
     logsource: LogsourceSpec = None,
     s1_backend: bool = False,
+    options: Optional[SigmaOptions] = None,
+    into: Optional["TreeLoad"] = None,
 ) -> list:
     """The rules of one Sigma YAML text (one document, or several: a list).
 
@@ -105,69 +134,163 @@ def parse_sigma(
     category/product/service, or a callable on pySigma's ``SigmaLogSource``).
     ``s1_backend``: what the SentinelOne backend makes of the rules instead (see
     :func:`~matcher.sigma.translate.translate_rule`; for explaining differences only).
+
+    Logsource routing (``docs/sigma.md``): under a profile, each rule gets the condition by
+    which the profile recognises its logsource (:func:`~matcher.sigma.logsource.route`). A rule
+    whose logsource the profile cannot recognise is skipped or run unrouted per
+    ``options.unrouted``; with ``into`` (a :class:`TreeLoad`) it is recorded there, without it a
+    skipped rule is an :class:`UnsupportedFeature`. ``profile=None``: the detection alone.
+
+    Filter documents (:mod:`.filters`) are collected into ``into.filters`` when ``into`` is
+    given; otherwise they apply to the rules of this text, and a filter naming a rule not in
+    it is a :class:`RuleError`.
     """
     from ..api import Rule
 
+    opts = options or SigmaOptions()
     docs = _yaml_documents(text, source)
     select = _selector(logsource)
     try:
-        collection = SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False)
+        collection = SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False,
+                                                collect_filters=True)
     except SigmaError as e:
         raise RuleError(f"{source or 'Sigma YAML'}: {e}") from None
-    items = list(collection)
+    items = list(collection) + list(collection.filters)
     if not items:
         raise RuleError(f"{source or 'Sigma YAML'}: no Sigma rule in the document(s)")
     out = []
+    filters = []
     for i, rule in enumerate(items):
         name = _rule_name(rule, source, i, len(items))
         if isinstance(rule, SigmaCorrelationRule):
             raise UnsupportedFeature(name, "correlation rules", getattr(rule.type, "name", "").lower())
-        if isinstance(rule, SigmaFilter):
-            raise UnsupportedFeature(name, "filter documents (Sigma meta-filters)")
         if rule.errors:
             raise RuleError(f"{name}: {rule.errors[0]}")
+        if isinstance(rule, SigmaFilter):
+            filters.append(_filter_doc(rule, name, source, profile, opts))
+            continue
         if select is not None and not select(rule.logsource):
             continue
-        out.append(Rule(_rule_ir(rule, name, profile, s1_backend), _metadata(rule, name, source), text))
+        node = _rule_ir(rule, name, profile, s1_backend, opts)
+        if profile is not None and not s1_backend:
+            recognised, cond = route(rule.logsource, profile)
+            if not recognised:
+                key = logsource_key(rule.logsource) or "no logsource"
+                if into is not None:
+                    into.unrouted.setdefault(key, []).append(name)
+                if opts.unrouted == "skip":
+                    if into is None:
+                        raise UnsupportedFeature(name, UNROUTED_FEATURE, f"{key} under profile {_profile_name(profile)} "
+                                                 "(unrouted='run' runs it on every event; a profile's logsources table "
+                                                 "can name it)")
+                    continue
+            elif cond is not None:
+                node = ir.and_(cond, node)
+        info = _metadata(rule, name, source)
+        if profile is not None:
+            info.extra["profile"] = _profile_name(profile)
+        out.append(Rule(node, info, text))
+    if into is not None:
+        into.filters.extend(filters)
+        return out
+    out, problems = apply_filters(out, filters, _filtered)
+    if problems:
+        raise RuleError(problems[0])
     return out
 
 
-def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False) -> ir.Node:
+def _profile_name(profile: Any) -> str:
+    from ..mapping import load_profile
+
+    return load_profile(profile).name
+
+
+def _filtered(rule: Any, node: ir.Node) -> Any:
+    from ..api import Rule
+
+    return Rule(node, rule.info, rule.source_query)
+
+
+def _filter_doc(f: SigmaFilter, name: str, source: Optional[str], profile: Any, opts: SigmaOptions) -> SigmaFilterDoc:
+    """A filter's condition as IR, translated like a rule of its logsource (no routing)."""
+    from sigma.rule import SigmaDetections
+
+    as_rule = SigmaRule(title=f.title or name, logsource=f.logsource,
+                        detection=SigmaDetections(f.filter.detections, f.filter.condition))
+    node = _rule_ir(as_rule, name, profile, False, opts)
+    refs = () if isinstance(f.filter.rules, str) else tuple(str(r.reference) for r in f.filter.rules)
+    ls = tuple((k, getattr(f.logsource, k)) for k in ("category", "product", "service") if getattr(f.logsource, k))
+    return SigmaFilterDoc(name=name, rules=refs, logsource=ls, node=node, source=source)
+
+
+def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False,
+             opts: Optional[SigmaOptions] = None) -> ir.Node:
     s1 = profile not in (None, "sysmon")
+    opts = opts or SigmaOptions()
     try:
         node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
-                              s1_backend=s1_backend)
+                              s1_backend=s1_backend, placeholders=opts.placeholders, timestamp=opts.timestamp)
     except SigmaError as e:  # pySigma checks conditions and values lazily
         raise RuleError(f"{name}: {e}") from None
     except ValueError as e:
         if isinstance(e, MatcherError):
             raise
         raise RuleError(f"{name}: {e}") from None  # e.g. nesting deeper than ir.MAX_DEPTH
-    if not s1:
-        return node
-    cond = s1_logsource_condition(rule.logsource)
-    if cond is not None:
-        node = ir.and_(cond, node)
-    if profile == "s1":
+    if not s1 or profile == "s1":
         return node
     from ..mapping import translate
 
     return translate(node, "s1", profile)
 
 
-def load_sigma(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None) -> list:
-    """The rules of one Sigma YAML file (see :func:`parse_sigma`)."""
+def load_sigma(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None,
+               options: Optional[SigmaOptions] = None, filters: Any = None) -> list:
+    """The rules of one Sigma YAML file (see :func:`parse_sigma`); ``filters``: filter files (or
+    :class:`~matcher.sigma.filters.SigmaFilterDoc` objects) to apply to them as well."""
     p = Path(path)
-    return parse_sigma(_read(p), source=str(p), profile=profile, logsource=logsource)
+    if not filters:
+        return parse_sigma(_read(p), source=str(p), profile=profile, logsource=logsource, options=options)
+    load = load_sigma_files([p], profile=profile, logsource=logsource, options=options, filters=filters, strict=True)
+    if load.filter_problems:
+        raise RuleError(load.filter_problems[0])
+    unrouted = load.report(profile, options)
+    if unrouted and (options or SigmaOptions()).unrouted == "skip":
+        raise UnsupportedFeature(str(p), UNROUTED_FEATURE, unrouted[0])
+    return load.rules
+
+
+def load_filters(specs: Any, *, profile: Any = None, options: Optional[SigmaOptions] = None) -> list[SigmaFilterDoc]:
+    """Filter documents from files (a path or a list of paths; a file may hold several)."""
+    if isinstance(specs, (str, os.PathLike, SigmaFilterDoc)):
+        specs = [specs]
+    out: list[SigmaFilterDoc] = []
+    for spec in specs:
+        if isinstance(spec, SigmaFilterDoc):
+            out.append(spec)
+            continue
+        holder = TreeLoad()
+        rules = parse_sigma(_read(Path(spec)), source=str(spec), profile=profile, options=options, into=holder)
+        if rules or holder.unrouted:
+            raise RuleError(f"{spec}: a filters file holds rules too; load it as rules (its filters apply then)")
+        out.extend(holder.filters)
+    return out
 
 
 @dataclass
 class TreeLoad:
-    """What :func:`load_sigma_tree` read: the rules, and every file that failed, with why."""
+    """What :func:`load_sigma_tree` read: the rules, and every file that failed, with why.
+
+    ``unrouted``: logsource -> the rules whose logsource the profile cannot recognise (skipped or
+    run unrouted, per the ``unrouted`` option); ``filters``: the filter documents found (already
+    applied to ``rules``); ``filter_problems``: filter references that name no loaded rule.
+    """
 
     rules: list = field(default_factory=list)
     failures: list[tuple[str, MatcherError]] = field(default_factory=list)
     files: int = 0
+    unrouted: dict[str, list[str]] = field(default_factory=dict)
+    filters: list[SigmaFilterDoc] = field(default_factory=list)
+    filter_problems: list[str] = field(default_factory=list)
 
     def unsupported(self) -> dict[str, int]:
         """Failures by unsupported feature (others under ``"error"``)."""
@@ -177,6 +300,21 @@ class TreeLoad:
             out[key] = out.get(key, 0) + 1
         return out
 
+    def report(self, profile: Any = None, options: Optional[SigmaOptions] = None) -> list[str]:
+        """One message per logsource the profile cannot recognise (what became of its rules)."""
+        how = "run on every event (unrouted)" if (options or SigmaOptions()).unrouted == "run" else "skipped"
+        name = _profile_name(profile) if profile is not None else "none"
+        return [f"profile {name} cannot recognise logsource {key}: {len(names)} rule(s) {how} (e.g. {names[0]})"
+                for key, names in sorted(self.unrouted.items())]
+
+
+def load_sigma_files(paths: Any, *, profile: Any = None, logsource: LogsourceSpec = None, strict: bool = False,
+                     options: Optional[SigmaOptions] = None, filters: Any = None) -> TreeLoad:
+    """Sigma files as one load: rules, the filters found among them and in ``filters`` (files
+    or filter objects) applied to the rules they name, unrouted logsources recorded."""
+    extra = load_filters(filters, profile=profile, options=options) if filters else []
+    return _load_many(((str(p), lambda p=p: _read(Path(p))) for p in paths), profile, logsource, strict, options, extra)
+
 
 def load_sigma_tree(
     root: Union[str, "os.PathLike[str]"],
@@ -184,6 +322,8 @@ def load_sigma_tree(
     profile: Any = None,
     logsource: LogsourceSpec = None,
     strict: bool = False,
+    options: Optional[SigmaOptions] = None,
+    filters: Any = None,
 ) -> TreeLoad:
     """Every ``*.yml``/``*.yaml`` under ``root``, in path order.
 
@@ -194,7 +334,7 @@ def load_sigma_tree(
     if not base.is_dir():
         raise RuleError(f"{base}: not a directory")
     paths = sorted(p for p in base.rglob("*") if p.suffix.lower() in SIGMA_SUFFIXES and p.is_file())
-    return _load_many(((str(p), lambda p=p: _read(p)) for p in paths), profile, logsource, strict)
+    return load_sigma_files(paths, profile=profile, logsource=logsource, strict=strict, options=options, filters=filters)
 
 
 def load_sigma_tar(
@@ -203,6 +343,7 @@ def load_sigma_tar(
     profile: Any = None,
     logsource: LogsourceSpec = None,
     strict: bool = False,
+    options: Optional[SigmaOptions] = None,
 ) -> TreeLoad:
     """Every ``*.yml``/``*.yaml`` member of a tar archive (any compression ``tarfile`` reads),
     in member-name order; failures as in :func:`load_sigma_tree`. Sources are
@@ -223,7 +364,7 @@ def load_sigma_tar(
         except UnicodeDecodeError as e:
             raise RuleError(f"{name}: cannot read rule file: {e}") from None
 
-    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict)
+    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict, options, [])
 
 
 def _read(p: Path) -> str:
@@ -233,14 +374,17 @@ def _read(p: Path) -> str:
         raise RuleError(f"{p}: cannot read rule file: {e}") from None
 
 
-def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool) -> TreeLoad:
-    result = TreeLoad()
+def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool, options: Optional[SigmaOptions],
+               filters: list[SigmaFilterDoc]) -> TreeLoad:
+    result = TreeLoad(filters=list(filters))
     for name, read in items:
         result.files += 1
         try:
-            result.rules.extend(parse_sigma(read(), source=name, profile=profile, logsource=logsource))
+            result.rules.extend(parse_sigma(read(), source=name, profile=profile, logsource=logsource,
+                                            options=options, into=result))
         except MatcherError as e:
             if strict:
                 raise
             result.failures.append((name, e))
+    result.rules, result.filter_problems = apply_filters(result.rules, result.filters, _filtered)
     return result
