@@ -309,6 +309,8 @@ def to_sysmon(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _events(n: int, seed: int, schema: str) -> Iterator[dict[str, Any]]:
+    if schema == "mixed":
+        return iter_mixed(n, seed)
     if schema not in SCHEMAS:
         raise MatcherError(f"unknown schema {schema!r}: expected one of {', '.join(SCHEMAS)}")
     it = iter_events(n, seed)
@@ -380,7 +382,7 @@ def write(
     ``format`` is ``"jsonl"`` or ``"parquet"``; by default ``.parquet``/``.pq`` paths get Parquet and
     everything else JSON lines. ``path`` ``None`` or ``"-"`` writes JSON lines to standard output; a
     ``.gz`` path gzips JSON lines. ``schema="sysmon"`` writes the same events under Sysmon names
-    (:data:`SYSMON_FIELDS`). Events are produced and written in batches, so memory stays bounded.
+    (:data:`SYSMON_FIELDS`); ``schema="mixed"`` writes :func:`iter_mixed` (JSON lines only). Events are produced and written in batches, so memory stays bounded.
     In Parquet a missing field and ``None`` both read back as null.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -391,6 +393,8 @@ def write(
         raise MatcherError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     events = _events(n, seed, schema)
     if fmt == "parquet":
+        if schema == "mixed":
+            raise MatcherError("the mixed log has no single column schema: write it as JSON lines")
         if stdout:
             raise MatcherError("Parquet needs an output file (-o PATH), not standard output")
         if os.fspath(path).lower().endswith(".gz"):
@@ -412,7 +416,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``matcher generate`` to ``parser`` (the CLI wires it in)."""
     parser.add_argument("-n", "--events", type=int, default=100_000, help="number of events (default 100000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same events (default 0)")
-    parser.add_argument("--schema", choices=SCHEMAS, default="s1", help="field names: SentinelOne (s1, default) or Sysmon/Sigma")
+    parser.add_argument("--schema", choices=SCHEMAS + ("mixed",), default="s1",
+                        help="field names: SentinelOne (s1, default) or Sysmon/Sigma; mixed: Sysmon process creation "
+                             "plus network, DNS, Windows Security logon and zeek conn events (JSON lines)")
     parser.add_argument(
         "--format", choices=FORMATS, default=None,
         help="output format (default: parquet for .parquet/.pq paths, otherwise JSON lines)",

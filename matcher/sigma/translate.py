@@ -235,7 +235,7 @@ class _Translator:
                 raise UnsupportedFeature(rule, "placeholders (the expand modifier)", str(v.regexp))
             return Pred(field, Op.REGEX, _regex(v))
         if isinstance(v, SigmaTimestampPart):  # before SigmaNumber: a subclass
-            return timepart_pred(self.timestamp or field, v.timestamp_part.name.lower(), v.number.number)
+            return timepart_pred(self.timestamp or field, v.timestamp_part.name.lower(), int(v.number))
         if isinstance(v, SigmaBool):  # before SigmaNumber: not a subclass, but keep the order explicit
             return Pred(field, Op.EQUALS, "true" if v.boolean else "false")
         if isinstance(v, SigmaNumber):
