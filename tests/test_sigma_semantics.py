@@ -347,7 +347,6 @@ def test_yaml_syntax_error_has_line_column_and_caret():
     "detection,feature",
     [
         ("sel:\n  A|expand: '%x%'\ncondition: sel", "placeholders"),
-        ("sel:\n  A|hour: 3\ncondition: sel", "timestamp"),
         ("k:\n  - '|cased': 'X'\ncondition: k", "cased keywords"),
     ],
 )

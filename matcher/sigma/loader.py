@@ -172,7 +172,7 @@ def parse_sigma(
         if select is not None and not select(rule.logsource):
             continue
         node = _rule_ir(rule, name, profile, s1_backend, opts)
-        if profile is not None and not s1_backend:
+        if profile is not None:
             recognised, cond = route(rule.logsource, profile)
             if not recognised:
                 key = logsource_key(rule.logsource) or "no logsource"
