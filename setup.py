@@ -2,6 +2,9 @@
 
 MATCHER_DEBUG=1 builds with Cython's bounds and wraparound checks on and -O0 -g, for the
 differential tests to run against (see .ci/run).
+
+MATCHER_SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer (-O1 -g), for
+.ci/sanitize.sh; the interpreter must then preload libasan (the script does).
 """
 
 import os
@@ -11,6 +14,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("MATCHER_DEBUG") == "1"
+SANITIZE = os.environ.get("MATCHER_SANITIZE") == "1"
+SANITIZERS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
 
 DIRECTIVES = {
     "language_level": 3,
@@ -27,7 +32,8 @@ extensions = [
         ["src/_core.pyx"],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+        extra_compile_args=(["-O1", "-g"] + SANITIZERS if SANITIZE else ["-O0", "-g"] if DEBUG else ["-O3"]),
+        extra_link_args=SANITIZERS if SANITIZE else [],
     )
 ]
 

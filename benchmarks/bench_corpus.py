@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import sigma_sqlite
 from conftest import run
@@ -69,11 +68,7 @@ def test_ruleset_arrow(benchmark, corpus, events, table):
     name, rules, rs = corpus
     benchmark.extra_info.update(events=len(events), rules=len(rules), corpus=name)
 
-    def scan():
-        pairs = list(rs._arrow_pairs(table))
-        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
-
-    rows, rules_ = run(benchmark, scan, rounds=3)
+    rows, rules_ = run(benchmark, rs.match_arrow_arrays, table, rounds=3)
     _check(rows, rules_, rs, events)
 
 

@@ -103,6 +103,27 @@ def compile_rows(data: dict) -> list[dict]:
 
 # -- writing -------------------------------------------------------------------------------------
 
+def scaleout_rows(data: dict) -> list[dict]:
+    out = []
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        if b.get("group") not in ("scaleout", "scaleout-spark-overhead") or not info.get("events"):
+            continue
+        n, med = info["events"], b["stats"]["median"]
+        out.append({"ruleset": info["ruleset"], "rules": info["rules"], "how": info["how"], "events": n,
+                    "median": med, "eps": n / med, "cpu_s": info.get("cpu_s")})
+    return sorted(out, key=lambda r: (r["rules"], -r["eps"]))
+
+
+def scaleout_table(rows: list[dict]) -> str:
+    lines = ["| rules | how | events | wall (median) | events/s | CPU seconds | CPU µs / event |", "|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cpu = r["cpu_s"]
+        lines.append(f"| {r['rules']:,} | {r['how']} | {r['events']:,} | {r['median']:.2f} s | {_fmt_eps(r['eps'])} | "
+                     + (f"{cpu:.2f} | {cpu / r['events'] * 1e6:.2f} |" if cpu is not None else " | |"))
+    return "\n".join(lines)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
@@ -256,6 +277,20 @@ def render(json_dir: Path, out_dir: Path, command: str, elapsed: float | None) -
                 *(f"| {m['rules']:,} | {m['compiled_mb']:,.1f} MB | {m['peak_mb']:,.1f} MB |" for m in rmem),
                 "",
             ]
+    if (json_dir / "scaleout.json").exists():
+        srows = scaleout_rows(json.loads((json_dir / "scaleout.json").read_text()))
+        parts += [
+            "## Scale-out: threads, `scan --jobs`, Spark local[2] (`benchmarks/bench_scaleout.py`)",
+            "",
+            "The same events and the same (event, rule) pairs in every row (asserted). CPU seconds: this process, the",
+            "processes it waited for and its live descendants (pool workers, Spark's JVM and Python workers). The",
+            "command-line rows include starting Python, compiling the rules and writing the matches as JSON lines;",
+            "the Spark rows reading Parquet and moving Arrow batches between the JVM and Python (the empty",
+            "`mapInArrow` row is that cost alone). See docs/scale.md for what a 2-core machine cannot show.",
+            "",
+            scaleout_table(srows) if srows else "(not run)",
+            "",
+        ]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks.md").write_text("\n".join(parts))
     chart(frows, out_dir / "benchmarks.png", f"Flagship rule, {n:,} events — {cpu_model()}")
@@ -270,6 +305,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json-dir", type=Path, default=ROOT / "build" / "benchmarks-report", help="where the raw JSON is kept")
     ap.add_argument("--from-json", type=Path, default=None, help="only render from an earlier run's JSON directory")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    ap.add_argument("--scaleout-events", type=int, default=None,
+                    help="events for the scale-out benchmarks (default: --events; 0 skips them)")
     args = ap.parse_args(argv)
     command = "python -m benchmarks.report " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.from_json:
@@ -279,6 +316,9 @@ def main(argv=None) -> int:
     args.json_dir.mkdir(parents=True, exist_ok=True)
     _pytest(["benchmarks/bench_flagship.py"], args.events, args.json_dir / "flagship.json")
     _pytest(["benchmarks/bench_corpus.py"], args.corpus_events or args.events, args.json_dir / "corpus.json")
+    scale_n = args.events if args.scaleout_events is None else args.scaleout_events
+    if scale_n:
+        _pytest(["benchmarks/bench_scaleout.py"], scale_n, args.json_dir / "scaleout.json")
     if not args.no_memory:
         _memory(args.events, args.json_dir / "cache", args.json_dir / "memory.json")
     render(args.json_dir, args.out, command, time.perf_counter() - t0)

@@ -1,47 +1,93 @@
 """Arrow input: turn a pyarrow Table or RecordBatch into the core's column descriptors.
 
 String columns (``string``, ``large_string``, and dictionary-encoded strings) are handed to
-the core as their validity, offsets and data buffers, with no Python object per row. Other
-column types go through ``to_pylist()`` and follow the same rules as mapping events. A
-dotted field name that is not a column is looked up as a path through struct columns.
-pyarrow is imported only when Arrow data is matched.
+the core as their validity, offsets and data buffers, with no Python object per row; the core
+checks every offset and index the rows use against the buffers' sizes before it reads them.
+Other column types go through ``to_pylist()`` (after pyarrow's full validation) and follow the
+same rules as mapping events. A dotted field name that is not a column is looked up as a path
+through struct columns. A field name that two columns share is an error
+(:class:`~matcher.errors.ArrowDataError`), never a silently absent field. pyarrow is imported
+only when Arrow data is matched.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
+from .errors import ArgumentError, ArrowDataError
+
 
 def record_batches(data: Any) -> Iterator[Any]:
+    """The record batches of a Table, a RecordBatch, or an iterable of them (a
+    ``RecordBatchReader``, a generator), in order."""
     import pyarrow as pa
 
     if isinstance(data, pa.RecordBatch):
         yield data
     elif isinstance(data, pa.Table):
         yield from data.to_batches()
+    elif isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
+        raise ArgumentError(f"expected a pyarrow Table or RecordBatch, not {type(data).__name__}")
     else:
-        raise TypeError(f"expected a pyarrow Table or RecordBatch, not {type(data).__name__}")
+        for item in data:
+            if isinstance(item, pa.Table):
+                yield from item.to_batches()
+            elif isinstance(item, pa.RecordBatch):
+                yield item
+            else:
+                raise ArgumentError(f"expected pyarrow RecordBatches, not {type(item).__name__}")
+
+
+def validated(arr: Any, name: str, full: bool = False) -> Any:
+    """arr after pyarrow's own validation (buffer sizes; with full, every offset, index and
+    UTF-8 sequence), which pyarrow's own routines (flatten, to_pylist) rely on."""
+    import pyarrow as pa
+
+    try:
+        arr.validate(full=full)
+    except (pa.ArrowException, ValueError) as exc:
+        raise ArrowDataError(str(exc), name) from None
+    return arr
+
+
+def _column(fields: Any, name: str, where: str) -> int:
+    """Index of the one field called name, -1 when none; an error when two share it."""
+    found = fields.get_all_field_indices(name)
+    if len(found) > 1:
+        raise ArrowDataError(f"{len(found)} columns{where} share this name", name)
+    return found[0] if found else -1
+
+
+def duplicate_names(batch: Any) -> None:
+    """Raise when two top-level columns share a name (a whole event could not hold both)."""
+    seen: set = set()
+    for name in batch.schema.names:
+        if name in seen:
+            raise ArrowDataError("2 or more columns share this name", name)
+        seen.add(name)
 
 
 def _find(batch: Any, name: str) -> Optional[Any]:
     import pyarrow as pa
 
-    schema = batch.schema
-    idx = schema.get_field_index(name)
+    idx = _column(batch.schema, name, "")
     if idx >= 0:
-        return batch.column(idx)
+        return validated(batch.column(idx), name)
     if "." not in name:
         return None
     parts = name.split(".")
-    idx = schema.get_field_index(parts[0])
+    idx = _column(batch.schema, parts[0], "")
     if idx < 0:
         return None
-    arr = batch.column(idx)
+    arr = validated(batch.column(idx), parts[0])
     for part in parts[1:]:
-        if not pa.types.is_struct(arr.type) or arr.type.get_field_index(part) < 0:
+        if not pa.types.is_struct(arr.type):
+            return None
+        k = _column(arr.type, part, f" of struct {arr.type}")
+        if k < 0:
             return None
         # flatten() folds the parent's validity into the children.
-        arr = arr.flatten()[arr.type.get_field_index(part)]
+        arr = arr.flatten()[k]
     return arr
 
 
@@ -65,7 +111,7 @@ def _strings(arr: Any) -> tuple:
     return _view(offsets), 4 if pa.types.is_string(arr.type) else 8, arr.offset, _view(data)
 
 
-def _descriptor(arr: Any) -> Any:
+def _descriptor(arr: Any, name: str) -> Any:
     import pyarrow as pa
 
     t = arr.type
@@ -76,14 +122,14 @@ def _descriptor(arr: Any) -> Any:
         if pa.types.is_signed_integer(t.index_type) and arr.dictionary.null_count == 0:
             idx = arr.indices
             return ("dict", validity, arr.offset, _view(idx.buffers()[1]), idx.type.bit_width // 8,
-                    idx.offset) + _strings(arr.dictionary)
-        return _descriptor(arr.dictionary_decode())
-    return ("py", arr.to_pylist())
+                    idx.offset, len(arr.dictionary)) + _strings(arr.dictionary)
+        return _descriptor(validated(arr, name, full=True).dictionary_decode(), name)
+    return ("py", validated(arr, name, full=True).to_pylist())
 
 
 def column_descriptors(batch: Any, field_names: tuple[str, ...]) -> list:
     out = []
     for name in field_names:
         arr = _find(batch, name)
-        out.append(None if arr is None else _descriptor(arr))
+        out.append(None if arr is None else _descriptor(arr, name))
     return out

@@ -22,12 +22,18 @@ class Program:
     nrules: int
     ngroups: int
     field_names: tuple[str, ...]
-    def __init__(self, plan: Any, py_eval: Callable[[int, list[str]], bool]) -> None: ...
+    has_event: bool
+    def __init__(
+        self,
+        plan: Any,
+        py_eval: Callable[[int, list[str] | None, Any], bool],
+        data_error: Callable[[str, str], BaseException] | None = None,
+    ) -> None: ...
     def stats(self) -> dict[str, Any]: ...
     def match_one(self, event: Mapping[str, Any]) -> list[int]: ...
     def match_events(
         self, events: Iterable[Mapping[str, Any]]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], int]: ...
     def match_columns(
-        self, columns: list[Any], nrows: int
+        self, columns: list[Any], nrows: int, row_event: Callable[[int], Mapping[str, Any]] | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...

@@ -17,6 +17,8 @@ __all__ = ["EXTRAS", "need"]
 EXTRAS = {
     "pyarrow": ("pyarrow", "arrow"),
     "evtx": ("evtx", "evtx"),
+    "pyspark": ("pyspark", "spark"),
+    "pandas": ("pandas", "spark"),
 }
 
 

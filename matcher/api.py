@@ -14,7 +14,7 @@ import numpy as np
 
 from . import ir as _ir
 from . import rules as _rules
-from .errors import ArgumentError, MatcherError, RuleError
+from .errors import ArgumentError, ArrowDataError, MatcherError, RuleError
 from . import _core
 from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE
@@ -72,6 +72,10 @@ class Rule:
     def __hash__(self) -> int:
         return hash((self.info.id, self.ir))
 
+    def __reduce__(self) -> tuple:
+        # The IR and the metadata are plain data; the compiled program is rebuilt on demand.
+        return (Rule, (self.ir, self.info, self.source_query))
+
     # -- matching ----------------------------------------------------------------------------
     def _ruleset(self) -> "RuleSet":
         if self._set is None:
@@ -121,6 +125,12 @@ class RuleSet:
     def __repr__(self) -> str:
         return f"RuleSet({len(self.rules)} rules)"
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its rules: unpickling compiles them again (the core program holds C
+        tables and a Python callback, which do not pickle), so ``multiprocessing``, Ray,
+        Dask and Spark can ship a RuleSet; compile it once per worker, not per task."""
+        return (RuleSet, (self.rules,))
+
     @property
     def fields(self) -> tuple[str, ...]:
         """The field names the rules read: an event's other fields never change a verdict."""
@@ -140,8 +150,10 @@ class RuleSet:
     def scan(self, events: Iterable[Mapping], *, batch: int = 8192) -> Iterator[tuple[int, str]]:
         """``(event_index, rule_id)`` for every match, in event order then rule order.
 
-        Events are consumed ``batch`` at a time, so a generator of any length streams. A wrong
-        argument raises :class:`~matcher.errors.ArgumentError` here, not when iterated.
+        Events are consumed ``batch`` at a time, so a generator of any length streams. If the
+        iterable raises, the matches of every event read before the failure are yielded
+        first, then the error propagates. A wrong argument raises
+        :class:`~matcher.errors.ArgumentError` here, not when iterated.
         """
         events = _events_arg(events, "RuleSet.scan")
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -153,24 +165,41 @@ class RuleSet:
         it = iter(events)
         base = 0
         while True:
-            chunk = list(islice(it, batch))
-            if not chunk:
+            chunk: list = []
+            failure: Optional[BaseException] = None
+            try:
+                chunk.extend(islice(it, batch))  # keeps what was read if the iterator raises
+            except Exception as exc:
+                failure = exc
+            if chunk:
+                rows, rules, _ = _events_call(self._program.match_events, chunk, "RuleSet.scan", base)
+                for r, u in zip(rows.tolist(), rules.tolist()):
+                    yield base + r, ids[u]
+                base += len(chunk)
+            if failure is not None:
+                raise failure
+            if len(chunk) < batch:
                 return
-            rows, rules, _ = _events_call(self._program.match_events, chunk, "RuleSet.scan", base)
-            for r, u in zip(rows.tolist(), rules.tolist()):
-                yield base + r, ids[u]
-            base += len(chunk)
 
-    def scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
-        """``(row_index, rule_id)`` for every match in a pyarrow Table or RecordBatch.
+    def scan_arrow(self, data: Any, *, threads: int = 1) -> Iterator[tuple[int, str]]:
+        """``(row_index, rule_id)`` for every match in a pyarrow Table, RecordBatch, or an
+        iterable of them (a ``RecordBatchReader``), rows numbered across batches.
 
-        The argument is checked at the call (:class:`~matcher.errors.ArgumentError`), not when
-        the iterator is first read."""
-        return self._scan_arrow(_arrow_arg(data, "RuleSet.scan_arrow"))
+        With ``threads=1`` each batch's matches are yielded before the next batch is read, so if
+        reading fails every match before the failure has reached the caller. ``threads > 1``
+        matches slices of the data on that many threads (the core releases the GIL while it
+        reads Arrow string columns; see docs/scale.md for what still takes it); an iterable of
+        batches is then read whole first. The output is the same, in the same order, at every
+        ``threads``. Buffers that contradict their metadata, and field names two columns share,
+        raise :class:`~matcher.errors.ArrowDataError`. The argument is checked at the call
+        (:class:`~matcher.errors.ArgumentError`), not when the iterator is first read."""
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ArgumentError(f"RuleSet.scan_arrow: threads must be a positive int, not {threads!r}")
+        return self._scan_arrow(_arrow_arg(data, "RuleSet.scan_arrow", batches=True), threads)
 
-    def _scan_arrow(self, data: Any) -> Iterator[tuple[int, str]]:
+    def _scan_arrow(self, data: Any, threads: int) -> Iterator[tuple[int, str]]:
         ids = self._ids
-        for rows, rules in self._arrow_pairs(data):
+        for rows, rules in self._arrow_arrays(data, threads):
             for r, u in zip(rows.tolist(), rules.tolist()):
                 yield r, ids[u]
 
@@ -180,17 +209,57 @@ class RuleSet:
         rows, rules, _ = _events_call(self._program.match_events, events, "RuleSet.match_arrays")
         return rows, rules
 
-    def _arrow_pairs(self, data: Any):
-        from ._arrow import column_descriptors, record_batches
+    def match_arrow_arrays(self, data: Any, *, threads: int = 1):
+        """All matches in a pyarrow RecordBatch (or Table) as two numpy arrays: row indices
+        (int64) and rule indices (int32, into ``RuleSet.rules``), in row order then rule order.
 
-        base = 0
-        for batch in record_batches(data):
-            cols = column_descriptors(batch, self._program.field_names)
-            prog = self._program
-            row_event = _RowMappings(batch) if prog.has_event else None
-            rows, rules = prog.match_columns(cols, batch.num_rows, row_event)
-            yield rows + base, rules
-            base += batch.num_rows
+        The array form of :meth:`scan_arrow`, as :meth:`match_arrays` is for mappings: one
+        call per record batch, no Python object per row or per match. ``threads`` as for
+        :meth:`scan_arrow`.
+        """
+        data = _arrow_arg(data, "RuleSet.match_arrow_arrays")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ArgumentError(f"RuleSet.match_arrow_arrays: threads must be a positive int, not {threads!r}")
+        if threads == 1 and isinstance(data, _pa_record_batch()):
+            return self._match_batch(data)
+        parts = list(self._arrow_arrays(data, threads))
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _match_batch(self, batch: Any):
+        from ._arrow import column_descriptors
+
+        prog = self._program
+        cols = column_descriptors(batch, prog.field_names)
+        row_event = _RowMappings(batch) if prog.has_event else None
+        return prog.match_columns(cols, batch.num_rows, row_event)
+
+    def _arrow_arrays(self, data: Any, threads: int) -> Iterator[tuple[Any, Any]]:
+        """``(rows, rules)`` per record batch of ``data``, rows counted from the start of ``data``."""
+        from ._arrow import record_batches
+
+        if threads == 1:  # streamed: a batch is read only once the one before it is matched
+            base = 0
+            for batch in record_batches(data):
+                rows, rules = self._match_batch(batch)
+                yield rows + base, rules
+                base += batch.num_rows
+            return
+        batches = _slices(list(record_batches(data)), threads)
+        bases = np.cumsum([0] + [b.num_rows for b in batches]).tolist()
+        pool = None
+        if len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(min(threads, len(batches)), thread_name_prefix="matcher")
+        results: Iterable = map(self._match_batch, batches) if pool is None else pool.map(self._match_batch, batches)
+        try:
+            for base, (rows, rules) in zip(bases, results):  # pool.map keeps submission order
+                yield rows + base, rules
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
     def _match_many_one(self, events: Iterable[Mapping]):
         rows, _, n = _events_call(self._program.match_events, events, "Rule.match_many")
@@ -200,7 +269,7 @@ class RuleSet:
 
     def _match_arrow_one(self, data: Any):
         out = np.zeros(data.num_rows, dtype=bool)
-        for rows, _ in self._arrow_pairs(data):
+        for rows, _ in self._arrow_arrays(data, 1):
             out[rows] = True
         return out
 
@@ -225,7 +294,7 @@ class RuleSet:
             return any(test(t, value) for t in texts)
 
         self._plan = plan
-        return _core.Program(plan, py_eval)
+        return _core.Program(plan, py_eval, ArrowDataError)
 
 
 def _kind(x: Any) -> str:
@@ -281,8 +350,14 @@ def _is_arrow(data: Any) -> bool:
     return pa is not None and isinstance(data, (pa.Table, pa.RecordBatch))
 
 
-def _arrow_arg(data: Any, method: str) -> Any:
+def _arrow_arg(data: Any, method: str, batches: bool = False) -> Any:
+    """data if it is a pyarrow Table or RecordBatch (or, with batches, any other iterable: its
+    items are checked as they are read, see _arrow.record_batches)."""
     if _is_arrow(data):
+        return data
+    if batches and _iterable(data) and not isinstance(data, (list, tuple)):
+        return data
+    if batches and isinstance(data, (list, tuple)) and all(_is_arrow(x) for x in data):
         return data
     hint = ""
     if isinstance(data, Mapping) or _iterable(data):
@@ -305,6 +380,28 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _pa_record_batch() -> type:
+    import pyarrow as pa
+
+    return pa.RecordBatch
+
+
+#: Rows per slice when a scan is split across threads: large enough that a slice's fixed cost
+#: (column descriptors, a State from the pool, the output arrays) is noise.
+THREAD_SLICE = 16_384
+
+
+def _slices(batches: list, threads: int) -> list:
+    """Record batches cut so that ``threads`` threads share the work (zero-copy slices)."""
+    total = sum(b.num_rows for b in batches)
+    size = max(1024, min(THREAD_SLICE, -(-total // (4 * threads))))
+    out = []
+    for b in batches:
+        for lo in range(0, b.num_rows, size):
+            out.append(b.slice(lo, size))
+    return out
+
+
 class _RowMappings:
     """Rows of an Arrow record batch as mappings (nested for struct columns), on demand.
 
@@ -320,6 +417,12 @@ class _RowMappings:
         self.rows: Optional[list] = None
 
     def __call__(self, i: int) -> dict:
+        if self.asked == 0:  # every column is read: check them all, once
+            from ._arrow import duplicate_names, validated
+
+            duplicate_names(self.batch)
+            for name, col in zip(self.batch.schema.names, self.batch.columns):
+                validated(col, name, full=True)
         if self.rows is None:
             self.asked += 1
             if self.asked <= self.ONE_BY_ONE:

@@ -3,7 +3,8 @@
 The manual is ``docs/cli.md``. Exit codes:
 
 - ``scan``: 0 the scan ran (bad records, if any, were reported and counted); 1 ``--strict``
-  stopped at a bad record; 2 a usage error, a missing input, or a rule that does not load.
+  stopped at a bad record; 2 a usage error, a missing input, or a rule that does not load; 130
+  Ctrl-C (the matches found so far written, the summary printed).
 - ``test``, ``coverage``: see :mod:`matcher.selftest` and :mod:`matcher.coverage`.
 - any command: 2 when an optional dependency it needs is missing (one line names the extra).
 - ``check``: 0 every rule parses and compiles; 1 one or more do not (each reported); 2 usage.
@@ -21,12 +22,12 @@ import stat
 import sys
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
-import orjson
 
-from . import __version__, api, coverage, datasets, inputs, mapping, selftest
+from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, parallel, selftest
 from .errors import MatcherError
 from .rules import RULE_LINES_SUFFIXES, read_rule_lines, rule_files
 
@@ -184,7 +185,13 @@ def _profiles(args: argparse.Namespace) -> tuple[mapping.Profile, mapping.Profil
 
 
 class _Writer:
-    """Matches to stdout as JSON lines, a JSON array, CSV, or a rich table (at the end)."""
+    """Matches to stdout as JSON lines, a JSON array, CSV, or a table, each written as it comes.
+
+    Any event a reader gives can be written (:func:`matcher.jsonio.dumps`: any depth, integers
+    of any size, non-finite floats as strings); the table shows values as plain text, never as
+    rich markup. :meth:`write` raises ``ValueError`` for a match it cannot write, having written
+    nothing of it.
+    """
 
     COLUMNS = ("rule_id", "rule_title", "level", "author", "source", "unit", "where", "event")
 
@@ -192,46 +199,67 @@ class _Writer:
         self.fmt = fmt
         self.out = sys.stdout.buffer
         self.n = 0
-        self.rows: list[dict] = []
         if fmt == "csv":
             self.text = io.TextIOWrapper(self.out, encoding="utf-8", newline="", write_through=True)
             self.csv = csv.writer(self.text)
             self.csv.writerow(self.COLUMNS)
+        elif fmt == "table":
+            from rich.console import Console
+
+            self.console = Console(highlight=False, emoji=False, markup=False, soft_wrap=False)
 
     def write(self, rec: dict) -> None:
+        unit = "line" if "line" in rec else "row" if "row" in rec else "record"
+        try:
+            if self.fmt in ("jsonl", "json"):
+                line = jsonio.dumps(rec)
+                self.out.write((b"" if self.fmt == "jsonl" else b"[\n" if self.n == 0 else b",\n") + line
+                               + (b"\n" if self.fmt == "jsonl" else b""))
+            elif self.fmt == "csv":
+                event = jsonio.dumps(rec["event"]).decode()
+                self.csv.writerow([rec["rule_id"], rec["rule_title"], rec["level"] or "", rec["author"] or "",
+                                   rec["source"], unit, rec[unit], event])
+            else:
+                self._table_row(rec, unit, jsonio.dumps(rec["event"]))
+        except OSError:  # a closed stdout ends the command (main)
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever a value holds, the scan goes on
+            raise ValueError(f"{type(e).__name__}: {e}") from None
         self.n += 1
-        if self.fmt == "jsonl":
-            self.out.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE, default=str))
-        elif self.fmt == "json":
-            self.out.write(b"[\n" if self.n == 1 else b",\n")
-            self.out.write(orjson.dumps(rec, default=str))
-        elif self.fmt == "csv":
-            unit = "line" if "line" in rec else "row" if "row" in rec else "record"
-            self.csv.writerow([rec["rule_id"], rec["rule_title"], rec["level"] or "", rec["author"] or "",
-                               rec["source"], unit, rec[unit], orjson.dumps(rec["event"], default=str).decode()])
-        else:
-            self.rows.append(rec)
+
+    def _table_row(self, rec: dict, unit: str, event: bytes) -> None:
+        """One line: rule, level, where, then the event cut to the terminal's width."""
+        from rich.text import Text
+
+        line = Text(no_wrap=True, overflow="ellipsis", end="\n")
+        line.append(rec["rule_title"], style="bold")
+        if rec["level"]:
+            line.append(f"  {rec['level']}", style="yellow")
+        line.append(f"  {rec['source']}:{rec[unit]}  ", style="cyan")
+        width = self.console.width
+        text = event[: 4 * width].decode("utf-8", "replace")  # no more than a line can show
+        line.append(text)
+        line.truncate(width, overflow="ellipsis")
+        self.console.print(line)
+        self.console.file.flush()  # a line a match, as it comes
+
+    def flush(self) -> None:
+        if self.fmt == "csv":
+            self.text.flush()
+        elif self.fmt == "table":
+            self.console.file.flush()
+        self.out.flush()
 
     def close(self) -> None:
         if self.fmt == "json":
             self.out.write(b"[]\n" if self.n == 0 else b"\n]\n")
-        elif self.fmt == "csv":
-            self.text.flush()
-            self.text.detach()
         elif self.fmt == "table":
-            from rich.console import Console
-            from rich.table import Table
+            from rich.text import Text
 
-            table = Table(title=f"{self.n} matches", show_lines=False)
-            for col in ("rule", "level", "where", "event"):
-                table.add_column(col, overflow="fold")
-            for rec in self.rows:
-                unit = "line" if "line" in rec else "row" if "row" in rec else "record"
-                ev = orjson.dumps(rec["event"], default=str).decode()
-                table.add_row(rec["rule_title"], rec["level"] or "", f"{rec['source']}:{rec[unit]}",
-                              ev if len(ev) <= 300 else ev[:297] + "...")
-            Console().print(table)
-        self.out.flush()
+            self.console.print(Text(f"{self.n} match{'' if self.n == 1 else 'es'}", style="dim"))
+        self.flush()
+        if self.fmt == "csv":
+            self.text.detach()
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,6 +275,8 @@ class _Stats:
         self.matched_events = 0
         self.per_rule: dict[str, int] = {}
         self.inputs = 0
+        self.unwritten = 0  # matches the output format could not write (reported)
+        self.passed_over = 0  # directory entries not read (reported)
 
 
 class _Strict(Exception):
@@ -381,47 +411,39 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     stats = _Stats()
     fields = ruleset.fields if args.decode == "auto" else None
 
-    def emit(source: str, unit: str, where: int, event: Any, rids: list[str]) -> None:
+    def emit(source: str, unit: str, where: int, get_event: Any, rids: list[str]) -> None:
         stats.matched_events += 1
+        problem: Optional[str] = None
+        try:
+            event = get_event()
+        except Exception as e:  # noqa: BLE001 - the rules' fields were read; the whole record, for the output, not
+            event = None
+            problem = f"the whole record could not be read for the output ({type(e).__name__}: {e})"
         for rid in rids:
             stats.matches += 1
             stats.per_rule[rid] = stats.per_rule.get(rid, 0) + 1
             rule = by_id[rid]
-            writer.write({"rule_id": rid, "rule_title": rule.title, "level": rule.level or None,
-                          "author": rule.author or None, "source": source, unit: where, "event": event})
+            try:
+                if problem is not None:
+                    raise ValueError(problem)
+                writer.write({"rule_id": rid, "rule_title": rule.title, "level": rule.level or None,
+                              "author": rule.author or None, "source": source, unit: where, "event": event})
+            except ValueError as e:
+                stats.unwritten += 1
+                _say(f"{source}:{'' if unit == 'line' else unit + ' '}{where}: the match of rule {rid} could not be "
+                     f"written as {writer.fmt} ({e}); counted, not written")
 
-    def run_records(source: str, item: inputs.Records) -> None:
-        stats.read += len(item.events)
-        rows, ridx = ruleset.match_arrays(item.events)
-        i = 0
-        rows_l, ridx_l = rows.tolist(), ridx.tolist()
-        while i < len(rows_l):
-            r = rows_l[i]
-            j = i
-            while j < len(rows_l) and rows_l[j] == r:
-                j += 1
-            emit(source, item.unit, item.where[r], item.event(r), [ids[u] for u in ridx_l[i:j]])
-            i = j
-
-    def run_columns(source: str, item: inputs.Columns) -> None:
-        batch = item.batch
-        stats.read += batch.num_rows
-        pending: Optional[int] = None
-        rids: list[str] = []
-        for r, rid in ruleset.scan_arrow(batch):
-            if r != pending and pending is not None:
-                emit(source, "row", item.first_row + pending, batch.slice(pending, 1).to_pylist()[0], rids)
-                rids = []
-            pending = r
-            rids.append(rid)
-        if pending is not None:
-            emit(source, "row", item.first_row + pending, batch.slice(pending, 1).to_pylist()[0], rids)
+    def run(source: str, done: parallel.Matched) -> None:
+        stats.read += done.read
+        for where, event, rules in done.hits:
+            emit(source, done.unit, where, partial(parallel.record, event), [ids[u] for u in rules])
 
     def bad(source: str, item: inputs.Bad) -> None:
-        stats.read += 1
-        stats.bad += 1
+        stats.read += item.records
+        stats.bad += item.records
         where = "" if item.where is None else (f":{item.where}" if item.unit == "line" else f":{item.unit} {item.where}")
-        _say(f"{source}{where}: bad {'record' if item.where is not None else 'input'}: {item.problem}")
+        what = "record" if item.where is not None else "input" if item.records == 1 else f"input ({item.records:,} records)"
+        _say(f"{source}{where}: bad {what}: {item.problem}")
         if args.strict:
             raise _Strict
 
@@ -434,9 +456,9 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
         todo: list[inputs.Input] = []
     else:
         todo, passed = inputs.expand(specs or ["-"])  # nothing named, stdin not a terminal: read it
-        for f in passed:
-            _say(f"{f}: passed over: not a known log extension (.jsonl .ndjson .json .csv .parquet .pq .evtx, "
-                 "optionally .gz); name the file to read it")
+        stats.passed_over = len(passed)
+        for f, why in passed:
+            _say(f"{f}: passed over: {why}")
     sizes = [_file_size(inp.path) for inp in todo]
     progress.start("scanning", None if None in sizes else sum(sizes), "bytes")  # type: ignore[arg-type]
     formats: list[tuple[str, Optional[str], bool]] = []  # (input, format read, by field) for --stats
@@ -444,26 +466,28 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     try:
         if sample:
             evs = datasets.generate(SAMPLE_SIZE, SAMPLE_SEED)
-            run_records("<sample>", inputs.Records("line", list(range(1, len(evs) + 1)), evs))
+            run("<sample>", parallel.match_item(ruleset, inputs.Records("line", list(range(1, len(evs) + 1)), evs)))
             formats.append(("<sample>", None, False))
         before = 0
-        for inp, size in zip(todo, sizes):
-            pos = inputs.Position()
-            selected = False  # JSON lines decoded by field (Records.full set), as the reader decided
-            for item in inputs.read(inp, fmt=args.input_format, fields=fields, position=pos):
-                if isinstance(item, inputs.Records):
-                    selected = selected or item.full is not None
-                    run_records(inp.name, item)
-                elif isinstance(item, inputs.Columns):
-                    run_columns(inp.name, item)
-                else:
-                    bad(inp.name, item)
-                progress.scanned(stats, before + pos.done)
-            before += size or 0
-            formats.append((inp.name, pos.format, selected))
-            progress.scanned(stats, before)
+        # one process or --jobs N: the same items in the same order (matcher/parallel.py)
+        for i, result, done in parallel.scan_items(todo, ruleset, jobs=args.jobs, fmt=args.input_format,
+                                                   fields=fields, max_record=args.max_record_bytes):
+            if isinstance(result, parallel.InputDone):
+                before += sizes[i] or 0
+                formats.append((todo[i].name, result.format, result.selected))
+                progress.scanned(stats, before)
+                continue
+            if isinstance(result, inputs.Bad):
+                bad(todo[i].name, result)
+            else:
+                run(todo[i].name, result)
+            if sizes[i] is None:  # a pipe or a terminal: matches go out as they are found
+                writer.flush()
+            progress.scanned(stats, before + done)
     except _Strict:
         code = 1
+    except KeyboardInterrupt:
+        code = 130
     finally:
         progress.stop()
         writer.close()
@@ -471,7 +495,11 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     good = stats.read - stats.bad
     _say(f"{stats.read} records read = {good} matched or not + {stats.bad} bad; "
          f"{stats.matched_events} events matched, {stats.matches} matches"
-         + (" (stopped at the first bad record: --strict)" if code == 1 else ""))
+         + (f" ({stats.unwritten} not written: see above)" if stats.unwritten else "")
+         + (" (stopped at the first bad record: --strict)" if code == 1 else "")
+         + (" (interrupted: the matches found so far were written)" if code == 130 else ""))
+    if stats.passed_over:
+        _say(f"{stats.passed_over} director{'y entry' if stats.passed_over == 1 else 'y entries'} passed over (see above)")
     if skipped or errors:
         _say(f"{len(errors)} rule(s) did not load, {len(skipped)} rule(s) cannot match under profile {dst.name!r}; "
              f"{len(ruleset)} rule(s) run")
@@ -608,8 +636,8 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     if args.event is not None:
         try:
-            event = orjson.loads(args.event)
-        except orjson.JSONDecodeError as e:
+            event = jsonio.loads(args.event)
+        except ValueError as e:
             _say(f"--event: not valid JSON ({e})")
             return 2
         where = "--event"
@@ -630,7 +658,7 @@ def _explain(args: argparse.Namespace) -> int:
                 if isinstance(item, inputs.Columns):
                     lo = item.first_row
                     if lo <= args.line < lo + item.batch.num_rows:
-                        event = item.batch.slice(args.line - lo, 1).to_pylist()[0]
+                        event = item.row(args.line - lo)
                 elif args.line in item.where:
                     event = item.event(item.where.index(args.line))
                 if event is not None:
@@ -644,7 +672,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.format == "json":
         doc = {"rule_id": rule.id, "rule_title": rule.title, "profile": dst.name, "event_source": where,
                "matched": tree.result, "compiled_core": compiled, "tree": explain.to_dict(tree), "event": event}
-        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE, default=str))
+        sys.stdout.buffer.write(jsonio.dumps(doc, indent=True) + b"\n")
     else:
         head = f"rule {rule.id}: {rule.title}\nevent {where}" + (f" (profile {dst.name})" if dst.name != "s1" else "")
         verdict = "MATCH" if tree.result else "NO MATCH"
@@ -684,6 +712,16 @@ def _sigma_args(p: argparse.ArgumentParser) -> None:
                         "(default: the field the rule names)")
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="matcher",
@@ -712,6 +750,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stats", action="store_true",
                    help="print timings, events/s, how each input was read, and every rule's match count on stderr")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
+    s.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+                   help="processes (default: the machine's cores when the inputs hold 8 MiB or more, else 1); "
+                        "files, Parquet row groups and byte ranges of JSON lines files are shared out, and the "
+                        "output is the same as one process's, in the same order")
+    s.add_argument("--max-record-bytes", type=_positive, default=inputs.MAX_RECORD_BYTES, metavar="N",
+                   help="a JSON line or CSV record longer than this is a bad record, skipped without being held in "
+                        f"memory (default {inputs.MAX_RECORD_BYTES:,} = 64 MiB)")
     s.add_argument("--decode", choices=("auto", "whole"), default="auto",
                    help="JSON lines: decode only the fields the rules read when records are wide (auto, default), "
                         "or always whole records")
@@ -758,6 +803,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # scan handles its own (flushes, summarizes); elsewhere: quietly
+        _say("interrupted")
+        return 130
     except MatcherError as e:  # a missing optional dependency, or any error a command did not report
         _say(str(e))
         return 2

@@ -7,6 +7,7 @@ so callers that already catch ``ValueError`` around rule loading keep working.
 from __future__ import annotations
 
 __all__ = [
+    "ArrowDataError",
     "MatcherError",
     "QuerySyntaxError",
     "RuleError",
@@ -14,6 +15,7 @@ __all__ = [
     "UnsupportedFeature",
     "MissingDependency",
     "ArgumentError",
+    "MissingRuntime",
 ]
 
 
@@ -66,6 +68,16 @@ class QuerySyntaxError(MatcherError):
         )
 
 
+class ArrowDataError(MatcherError):
+    """Arrow data whose buffers contradict its own metadata (string offsets or dictionary
+    indices out of range, a buffer too short for the array's length), or a field name that
+    two columns share. ``column`` names the column."""
+
+    def __init__(self, message: str, column: str):
+        self.column = column
+        super().__init__(f"column {column!r}: {message}")
+
+
 class RuleError(MatcherError):
     """A rule document that cannot be read (missing query, bad card, unreadable file)."""
 
@@ -106,3 +118,8 @@ class MissingDependency(MatcherError):
 class ArgumentError(MatcherError, TypeError):
     """An API function was given an argument of the wrong kind; the message says what was given
     and what is wanted. A ``TypeError`` too, as Python's own argument errors."""
+
+
+class MissingRuntime(MatcherError):
+    """A program an optional feature needs is not installed (Java for Spark); the message is
+    one line saying what to install."""

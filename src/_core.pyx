@@ -121,7 +121,7 @@ ctypedef struct Val:
     const void* data   # first code unit / byte
     Py_ssize_t n       # number of code units / bytes
     int kind           # V_*
-    PyObject* raw      # the str it came from (borrowed, kept alive by the chunk), or NULL
+    PyObject* raw      # the str it came from (a reference the chunk owns), or NULL
 
 
 ctypedef struct Field:
@@ -636,8 +636,12 @@ cdef class State:
     cdef int32_t* vcount       # [row * nfields + f]: number of values
     cdef Val* vals
     cdef Py_ssize_t nvals, vals_cap
-    cdef list keep             # objects the gathered Vals point into
-    cdef PyObject** rowobj     # [row]: the mapping of each gathered row (kept alive by keep)
+    # Ownership: every Val with raw != NULL and every rowobj[0:nrows] is a reference the
+    # chunk owns (taken when gathered, dropped by release_chunk), so Python code that runs
+    # between gathering and reading (a Mapping's methods, a dict key's __eq__, an iterator,
+    # a callback, another thread while the GIL is released) cannot free what the core reads.
+    cdef PyObject** rowobj     # [row]: the mapping of each gathered row (owned)
+    cdef int nrows             # rows of rowobj that hold a reference
     cdef object row_event      # columnar calls: callable(row index) -> the row as a mapping
     cdef int64_t base          # index of the first row of the rows being matched
     # Row source 2, columns read in place (Arrow string columns).
@@ -680,7 +684,7 @@ cdef class State:
         self.out_cap = 1024
         self.out_row = <int64_t*>malloc(self.out_cap * sizeof(int64_t))
         self.out_rule = <int32_t*>malloc(self.out_cap * sizeof(int32_t))
-        self.keep = []
+        self.nrows = 0
         if not (self.group_ep and self.pred_ep and self.unit_ep and self.fold_ep and self.rule_ep and self.lazy_ep
                 and self.lazy_val and self.fired and self.cand and self.hits and self.ffirst
                 and self.fv_off and self.fv_len and self.buf and self.vstart and self.vcount
@@ -688,6 +692,7 @@ cdef class State:
             raise MemoryError()
 
     def __dealloc__(self):
+        self.release_chunk()
         free(self.pred_ep); free(self.unit_ep); free(self.fold_ep); free(self.rule_ep)
         free(self.lazy_ep); free(self.group_ep); free(self.lazy_val); free(self.fired); free(self.cand); free(self.hits)
         free(self.ffirst); free(self.fv_off); free(self.fv_len); free(self.buf); free(self.vstart)
@@ -721,7 +726,31 @@ cdef class State:
         self.vals[self.nvals].kind = kind
         self.vals[self.nvals].raw = raw
         self.nvals += 1
+        if raw != NULL:
+            Py_INCREF(<object>raw)
         return 0
+
+    cdef int add_row(self, int row, object ev) except -1:
+        """Hold a reference to the mapping of a gathered row (rows come in order from 0)."""
+        Py_INCREF(ev)
+        self.rowobj[row] = <PyObject*>ev
+        self.nrows = row + 1
+        return 0
+
+    cdef void release_chunk(self) noexcept:
+        """Drop the chunk's references (its values and row mappings); forget its values.
+
+        The counts are cleared before the drops: a drop may run a finalizer."""
+        cdef Py_ssize_t i, n = self.nvals, m = self.nrows
+        cdef Val* vals = self.vals
+        cdef PyObject** rows = self.rowobj
+        self.nvals = 0
+        self.nrows = 0
+        for i in range(n):
+            if vals[i].raw != NULL:
+                Py_DECREF(<object>vals[i].raw)
+        for i in range(m):
+            Py_DECREF(<object>rows[i])
 
     cdef int add_out(self, int64_t row, int32_t rule) except -1 nogil:
         cdef int64_t* r2
@@ -777,10 +806,9 @@ cdef class State:
             if b2:
                 self.buf = b2
                 self.buf_cap = 4096
-        self.keep = []
+        self.release_chunk()
         self.row_event = None
         self.nout = 0
-        self.nvals = 0
         self.direct = False
         memset(self.cols, 0, self.nfields_cap * sizeof(Col))  # never read a past call's buffers
 
@@ -790,20 +818,34 @@ cdef object _FALSE = "false"
 cdef object _MISSING = object()
 
 
+# Loads from foreign (Arrow) buffers go through memcpy: nothing assumes their alignment (a
+# plain load on x86-64 once compiled).
 cdef inline Py_ssize_t _load_offset(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:
+    cdef int32_t a
+    cdef int64_t b
     if width == 4:
-        return (<const int32_t*>p)[i]
-    return (<const int64_t*>p)[i]
+        memcpy(&a, p + 4 * i, 4)
+        return a
+    memcpy(&b, p + 8 * i, 8)
+    return <Py_ssize_t>b
 
 
 cdef inline Py_ssize_t _load_index(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:
+    cdef int8_t a
+    cdef int16_t b
+    cdef int32_t c
+    cdef int64_t d
     if width == 1:
-        return (<const int8_t*>p)[i]
+        memcpy(&a, p + i, 1)
+        return a
     if width == 2:
-        return (<const int16_t*>p)[i]
+        memcpy(&b, p + 2 * i, 2)
+        return b
     if width == 4:
-        return (<const int32_t*>p)[i]
-    return (<const int64_t*>p)[i]
+        memcpy(&c, p + 4 * i, 4)
+        return c
+    memcpy(&d, p + 8 * i, 8)
+    return <Py_ssize_t>d
 
 
 cdef inline int32_t col_value(const Col* c, int64_t row, Val* out) noexcept nogil:
@@ -865,15 +907,17 @@ cdef class Program:
     cdef tuple field_dotted      # per field: tuple of path parts when the name has a '.', else None
     cdef object py_eval          # callable(pred id, texts, event) -> bool: K_PY predicates get
                                  # the field's texts (event None), K_EVENT ones the event mapping
+    cdef object data_error       # callable(message, field name) -> exception: bad column buffers
     cdef list pool
 
     def __cinit__(self):
         self.fields = NULL
         self.fname = NULL
 
-    def __init__(self, plan, py_eval):
+    def __init__(self, plan, py_eval, data_error=None):
         cdef int i, f
         self.py_eval = py_eval
+        self.data_error = data_error if data_error is not None else _field_value_error
         self.pool = []
         self.npred = len(plan.pred_field)
         self.nfields = len(plan.fields)
@@ -1030,7 +1074,6 @@ cdef class Program:
         if PyUnicode_Check(v):
             if not PyUnicode_CheckExact(v):  # a subclass counts as its str value (ops.scalar_text)
                 v = str.__str__(v)
-                st.keep.append(v)
             kind = PyUnicode_KIND(v)
             if PyUnicode_IS_ASCII(v):
                 st.add_val(PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), V_ASCII, <PyObject*>v)
@@ -1049,7 +1092,6 @@ cdef class Program:
             t = float.__repr__(v)
         else:
             return 0
-        st.keep.append(t)
         st.add_val(PyUnicode_DATA(t), PyUnicode_GET_LENGTH(t), V_ASCII, <PyObject*>t)
         return 0
 
@@ -1059,7 +1101,8 @@ cdef class Program:
         if v is None:
             return 0
         if PyList_Check(v):
-            st.keep.append(v)
+            # No Python code runs in this loop (add_scalar calls none), so the list cannot
+            # change under it; each element's str is owned by the chunk once added.
             for k in range(PyList_GET_SIZE(v)):
                 self.add_scalar(st, <object>PyList_GET_ITEM(v, k))
             return 0
@@ -1124,19 +1167,18 @@ cdef class Program:
                 Py_DECREF(<object>ev)
         return 0
 
-    cdef int gather_event(self, State st, object ev, int row, bint keep) except -1:
+    cdef int gather_event(self, State st, object ev, int row) except -1:
         """Gather the fields that every row reads; the others are read when needed.
 
-        keep: hold a reference to ev (the caller's container does not keep it alive)."""
+        The chunk owns ev and each gathered str (State.add_row, State.add_val): a lookup may
+        run Python code (a key's __eq__, a Mapping's get) that frees earlier rows' values."""
         cdef int f, i, nf = self.nfields
         cdef int32_t start
         cdef PyObject* hit
         cdef bint exact = PyDict_CheckExact(ev)
         if not (exact or isinstance(ev, _Mapping)):
             raise TypeError(f"an event must be a mapping, not {type(ev).__name__}")
-        if keep:
-            st.keep.append(ev)
-        st.rowobj[row] = <PyObject*>ev
+        st.add_row(row, ev)
         for f in range(nf):
             st.vcount[row * nf + f] = -1
         for i in range(self.ngather):
@@ -1539,19 +1581,17 @@ cdef class Program:
         cdef int row = 0
         cdef int64_t base = 0
         try:
-            keep = not isinstance(events, (list, tuple))  # else the container keeps them
             seq = events if type(events) is list or type(events) is tuple else None  # read ahead
             for ev in events:
                 if row == 0 and seq is not None:
                     self.prefetch_events(seq, base)
-                self.gather_event(st, ev, row, keep)
+                self.gather_event(st, ev, row)
                 row += 1
                 if row == CHUNK:
                     self.match_rows(st, row, base)
                     base += row
                     row = 0
-                    st.nvals = 0
-                    st.keep = []
+                    st.release_chunk()
             if row:
                 self.match_rows(st, row, base)
             rows, rules = _outputs(st)
@@ -1564,7 +1604,7 @@ cdef class Program:
         cdef State st = self.acquire()
         cdef Py_ssize_t i
         try:
-            self.gather_event(st, event, 0, True)
+            self.gather_event(st, event, 0)
             self.match_row(st, 0, 0)  # one row: not worth releasing the GIL
             return [st.out_rule[i] for i in range(st.nout)]
         finally:
@@ -1577,16 +1617,19 @@ cdef class Program:
         only called for rows where such a predicate is evaluated.
 
         columns[f] describes field f: None (absent); ("utf8", validity, voff, offsets, owidth,
-        ooff, data) or ("dict", validity, voff, indices, iwidth, ioff, offsets, owidth, ooff,
-        data) with buffers as uint8 memoryviews (validity may be None), read in place with the
-        GIL released; or ("py", list of Python values) for other column types, gathered like
-        mapping values.
+        ooff, data) or ("dict", validity, voff, indices, iwidth, ioff, dictionary length,
+        offsets, owidth, ooff, data) with buffers as uint8 memoryviews (validity may be None),
+        read in place with the GIL released; or ("py", list of Python values) for other column
+        types, gathered like mapping values. Buffers are never trusted: every offset and index
+        the rows use is checked against the buffers' sizes first (a bad one raises
+        data_error(message, field name), see Program(data_error=...)).
         """
         cdef State st = self.acquire()
         cdef int f, nf = self.nfields
         cdef Py_ssize_t r0, r, nr
         cdef int32_t start
         cdef bint any_py = False
+        columns = list(columns)  # ours: the buffers it holds stay alive until we return
         if len(columns) != nf:
             raise ValueError("one column descriptor per field is needed")
         if row_event is None and self.has_event:
@@ -1599,7 +1642,9 @@ cdef class Program:
                 if col is not None and col[0] == "py":
                     any_py = True
                 elif col is not None:
-                    _set_col(&st.cols[f], col)
+                    bad = _set_col(&st.cols[f], col, nrows)
+                    if bad is not None:
+                        raise self.data_error(bad, self.field_names[f])
             if not any_py:
                 st.direct = True
                 self.match_rows(st, nrows, 0)
@@ -1608,8 +1653,7 @@ cdef class Program:
             r0 = 0
             while r0 < nrows:
                 nr = min(CHUNK, nrows - r0)
-                st.nvals = 0
-                st.keep = []
+                st.release_chunk()
                 for f in range(nf):
                     col = columns[f]
                     for r in range(nr):
@@ -1624,7 +1668,6 @@ cdef class Program:
                             st.add_val(st.one[f].data, st.one[f].n, V_UTF8, NULL)
                         st.vstart[r * nf + f] = start
                         st.vcount[r * nf + f] = st.nvals - start
-                st.keep.append(columns)
                 self.match_rows(st, nr, r0)
                 r0 += nr
             return _outputs(st)
@@ -1632,34 +1675,92 @@ cdef class Program:
             self.release(st)
 
 
-cdef int _set_col(Col* c, tuple col) except -1:
+cdef Py_ssize_t _bad_offsets(const uint8_t* offsets, Py_ssize_t olen, int owidth, Py_ssize_t ooff,
+                             Py_ssize_t n, Py_ssize_t dlen) noexcept nogil:
+    """Check n strings' offsets: entries ooff .. ooff + n of offsets (olen bytes) must lie in
+    the buffer, start at >= 0, never decrease, and end at <= dlen (the data's bytes).
+    Returns -1 when they do, else the first bad entry (relative to ooff)."""
+    cdef Py_ssize_t i, prev, cur
+    if ooff < 0 or (owidth != 4 and owidth != 8) or (ooff + n + 1) > olen // owidth:
+        return 0
+    prev = _load_offset(offsets, owidth, ooff)
+    if prev < 0:
+        return 0
+    for i in range(1, n + 1):
+        cur = _load_offset(offsets, owidth, ooff + i)
+        if cur < prev:
+            return i
+        prev = cur
+    return n if prev > dlen else -1
+
+
+cdef object _set_col(Col* c, tuple col, Py_ssize_t nrows):
+    """Point c at the buffers of a column descriptor (see Program.match_columns), after
+    checking every offset and index the scan can read against the buffers' real sizes: one
+    pass over the offsets (and indices) of the rows, so a hostile file cannot make the
+    scan read out of bounds. Returns None, or a message saying what is wrong."""
     cdef const uint8_t[::1] mv
+    cdef const uint8_t[::1] ov
+    cdef Py_ssize_t i, bad, k, dlen, nstr = nrows
     kind = col[0]
+    c.kind = COL_NONE
     if kind == "utf8":
         _, validity, voff, offsets, owidth, ooff, data = col
-        c.kind = COL_UTF8
     elif kind == "dict":
-        _, validity, voff, idx, iwidth, ioff, offsets, owidth, ooff, data = col
-        c.kind = COL_DICT
-        mv = idx
-        c.idx = &mv[0]
-        c.iwidth = iwidth
-        c.ioff = ioff
+        _, validity, voff, idx, iwidth, ioff, nstr, offsets, owidth, ooff, data = col
+        if iwidth not in (1, 2, 4, 8) or ioff < 0 or (ioff + nrows) > len(idx) // iwidth:
+            return f"the dictionary indices buffer ({len(idx)} bytes) is too short for {nrows} rows"
+        if nstr < 0:
+            return "negative dictionary length"
     else:
         raise ValueError(f"unknown column kind {kind!r}")
+    if voff < 0 or (validity is not None and nrows and (voff + nrows + 7) // 8 > len(validity)):
+        return f"the validity bitmap ({len(validity)} bytes) is too short for {nrows} rows"
     if validity is None:
         c.validity = NULL
     else:
         mv = validity
         c.validity = &mv[0]
     c.voff = voff
-    mv = offsets
-    c.offsets = &mv[0]
+    ov = offsets
+    c.offsets = &ov[0]
     c.owidth = owidth
     c.ooff = ooff
     mv = data
     c.data = &mv[0]
-    return 0
+    dlen = len(data)
+    with nogil:
+        bad = _bad_offsets(c.offsets, ov.shape[0], c.owidth, c.ooff, nstr, dlen)
+    if bad >= 0:
+        what = "dictionary string" if kind == "dict" else "string"
+        return (f"{what} offsets out of range at entry {bad} (offsets buffer {ov.shape[0]} bytes "
+                f"of {owidth}-byte offsets from entry {ooff}, {nstr} strings, data buffer {dlen} bytes)")
+    if kind == "dict":
+        mv = idx
+        c.idx = &mv[0]
+        c.iwidth = iwidth
+        c.ioff = ioff
+        with nogil:
+            bad = -1
+            for i in range(nrows):
+                k = c.voff + i
+                if c.validity != NULL and not (c.validity[k >> 3] >> (k & 7)) & 1:
+                    continue  # a null row's index is never read
+                k = _load_index(c.idx, c.iwidth, c.ioff + i)
+                if k < 0 or k >= nstr:
+                    bad = i
+                    break
+        if bad >= 0:
+            return (f"row {bad}: dictionary index {_load_index(c.idx, iwidth, ioff + bad)} "
+                    f"out of range (dictionary of {nstr} strings)")
+        c.kind = COL_DICT
+    else:
+        c.kind = COL_UTF8
+    return None
+
+
+def _field_value_error(message, name):
+    return ValueError(f"field {name!r}: {message}")
 
 
 cdef object _outputs(State st):
