@@ -76,7 +76,8 @@ def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = 
     profile: their routing and field names; ``"sysmon"`` keeps Sigma's own names); Sigma files
     load together (:func:`matcher.sigma.loader.load_sigma_files`: filters among them and in
     ``sigma_filters`` apply across files). ``notes`` receives what is reported but not an
-    error: logsources the profile cannot recognise, filters naming rules that are not loaded.
+    error: logsources the profile cannot recognise, filters naming rules that are not loaded
+    (without ``notes`` they are printed here).
 
     Returns the rules that load and one message per rule that does not (every one, not just the
     first). Records of a JSON lines rule file that carry no query are counted in one message.
@@ -119,8 +120,12 @@ def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = 
                 msg = str(e)
                 errors.append(msg if name in msg else f"{name}: {msg}")
             rules.extend(load.rules)
+            reported = load.report(sigma_profile, sigma_options) + load.filter_problems
             if notes is not None:
-                notes.extend(load.report(sigma_profile, sigma_options) + load.filter_problems)
+                notes.extend(reported)
+            else:  # the caller does not print them: never silent
+                for msg in reported:
+                    _say(msg)
         if progress is not None:
             progress.advance(len(sigma_files))
     for f in todo:

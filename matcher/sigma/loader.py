@@ -23,6 +23,7 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaLogSource, SigmaRule
 
 from .. import ir
+from ..mapping import PROFILES
 from ..errors import MatcherError, QuerySyntaxError, RuleError, UnsupportedFeature
 from .filters import SigmaFilterDoc, apply_filters
 from .logsource import UNROUTED_MODES, logsource_filter, logsource_key, route, s1_field_map
@@ -148,6 +149,7 @@ def parse_sigma(
     from ..api import Rule
 
     opts = options or SigmaOptions()
+    profile = _resolve(profile)
     docs = _yaml_documents(text, source)
     select = _selector(logsource)
     try:
@@ -199,6 +201,13 @@ def parse_sigma(
     return out
 
 
+def _resolve(profile: Any) -> Any:
+    """``None`` (the detection alone) or the :class:`~matcher.mapping.Profile` object."""
+    from ..mapping import load_profile
+
+    return None if profile is None else load_profile(profile)
+
+
 def _profile_name(profile: Any) -> str:
     from ..mapping import load_profile
 
@@ -225,7 +234,8 @@ def _filter_doc(f: SigmaFilter, name: str, source: Optional[str], profile: Any, 
 
 def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False,
              opts: Optional[SigmaOptions] = None) -> ir.Node:
-    s1 = profile not in (None, "sysmon")
+    profile = _resolve(profile)
+    s1 = profile is not None and profile is not PROFILES["sysmon"]
     opts = opts or SigmaOptions()
     try:
         node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
@@ -236,7 +246,7 @@ def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False,
         if isinstance(e, MatcherError):
             raise
         raise RuleError(f"{name}: {e}") from None  # e.g. nesting deeper than ir.MAX_DEPTH
-    if not s1 or profile == "s1":
+    if not s1 or profile is PROFILES["s1"]:
         return node
     from ..mapping import translate
 
@@ -312,6 +322,7 @@ def load_sigma_files(paths: Any, *, profile: Any = None, logsource: LogsourceSpe
                      options: Optional[SigmaOptions] = None, filters: Any = None) -> TreeLoad:
     """Sigma files as one load: rules, the filters found among them and in ``filters`` (files
     or filter objects) applied to the rules they name, unrouted logsources recorded."""
+    profile = _resolve(profile)  # once: a profile file is read once per load, not per rule
     extra = load_filters(filters, profile=profile, options=options) if filters else []
     return _load_many(((str(p), lambda p=p: _read(Path(p))) for p in paths), profile, logsource, strict, options, extra)
 
