@@ -7,7 +7,8 @@ True
 """
 
 from . import reference
-from .api import Rule, RuleSet, builtin, builtin_names, compile, load
+from .api import Rule, RuleSet, builtin, builtin_names, compile, load, load_rules
+from .correlation import Alert, Correlation
 from .errors import MatcherError, QuerySyntaxError, RuleError, UnprintableQueryError
 
 __all__ = [
@@ -15,6 +16,9 @@ __all__ = [
     "RuleSet",
     "compile",
     "load",
+    "load_rules",
+    "Correlation",
+    "Alert",
     "builtin",
     "builtin_names",
     "reference",

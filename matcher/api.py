@@ -6,6 +6,7 @@ import contextlib
 import gc
 import os
 import sys
+from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any, Optional, Union
@@ -20,7 +21,7 @@ from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE
 from .s1ql import parse, to_s1ql
 
-__all__ = ["Rule", "RuleSet", "compile", "load", "builtin", "builtin_names"]
+__all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "builtin_names"]
 
 
 class Rule:
@@ -98,19 +99,24 @@ class Rule:
 class RuleSet:
     """Many rules compiled together; a rule's verdict never depends on its neighbours."""
 
-    def __init__(self, rules: Iterable[Union[Rule, str]]):
+    def __init__(self, rules: Iterable[Union[Rule, str, "Correlation"]]):
+        from .correlation import Correlation, order_correlations
+
         items: list[Rule] = []
-        seen: dict[str, Rule] = {}
+        corrs: list[Correlation] = []
+        seen: dict[str, Any] = {}
         for r in rules:
             if isinstance(r, str):
                 r = compile(r)
-            if not isinstance(r, Rule):
-                raise TypeError(f"RuleSet takes Rule objects or query strings, not {type(r).__name__}")
+            if not isinstance(r, (Rule, Correlation)):
+                raise TypeError(f"RuleSet takes Rule or Correlation objects or query strings, not {type(r).__name__}")
             if r.id in seen:
                 raise MatcherError(f"two rules share the id {r.id!r}: {seen[r.id].info.source or seen[r.id].title!r} and {r.info.source or r.title!r}")
             seen[r.id] = r
-            items.append(r)
+            (corrs if isinstance(r, Correlation) else items).append(r)
         self.rules: tuple[Rule, ...] = tuple(items)
+        #: the correlation rules, each after the correlations it names
+        self.correlations: tuple[Correlation, ...] = tuple(order_correlations(corrs, items))
         self._ids = tuple(r.id for r in items)
         self._prog: Optional[_core.Program] = None
         self._plan = None
@@ -123,13 +129,14 @@ class RuleSet:
         return iter(self.rules)
 
     def __repr__(self) -> str:
-        return f"RuleSet({len(self.rules)} rules)"
+        more = f", {len(self.correlations)} correlations" if self.correlations else ""
+        return f"RuleSet({len(self.rules)} rules{more})"
 
     def __reduce__(self) -> tuple:
         """Pickled as its rules: unpickling compiles them again (the core program holds C
         tables and a Python callback, which do not pickle), so ``multiprocessing``, Ray,
         Dask and Spark can ship a RuleSet; compile it once per worker, not per task."""
-        return (RuleSet, (self.rules,))
+        return (RuleSet, (self.rules + self.correlations,))
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -208,6 +215,59 @@ class RuleSet:
         events = _events_arg(events, "RuleSet.match_arrays")
         rows, rules, _ = _events_call(self._program.match_events, events, "RuleSet.match_arrays")
         return rows, rules
+
+    # -- correlation ----------------------------------------------------------------------------
+    def correlate(self, events: Iterable[Mapping], *, timestamp: str, lateness: Any = 0,
+                  max_groups: int = 1_000_000, action: str = "alert", batch: int = 8192) -> "Correlator":
+        """The correlation alerts over ``events`` (any iterable of mappings, streamed ``batch`` at a time).
+
+        Iterating the result yields :class:`~matcher.correlation.Alert` objects: every alert of the
+        correlation rules, and the single-event matches of the rules no ``generate: false``
+        correlation names (``kind == "match"``). ``timestamp`` is the time field; ``lateness`` (seconds,
+        or a timespan such as ``"5m"``) how far out of order events may come; ``max_groups`` caps
+        the live groups of each correlation (evictions are counted); ``action="reset"`` empties a
+        group's window when it fires. ``.stats`` counts what could not be correlated. See
+        ``docs/correlation.md``.
+        """
+        from .correlation import Correlator
+
+        events = _events_arg(events, "RuleSet.correlate")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ArgumentError(f"RuleSet.correlate: batch must be a positive int, not {batch!r}")
+        return Correlator(self, timestamp, lateness, max_groups, action, dicts=(events, batch))
+
+    def correlate_arrow(self, data: Any, *, timestamp: str, lateness: Any = 0, max_groups: int = 1_000_000,
+                        action: str = "alert") -> "Correlator":
+        """:meth:`correlate` over a pyarrow Table, RecordBatch or iterable of RecordBatches."""
+        from .correlation import Correlator
+
+        return Correlator(self, timestamp, lateness, max_groups, action, arrow=data)
+
+    def _references(self) -> tuple[dict[str, int], dict[str, int]]:
+        """What a correlation may name: ids and names of base rules -> index in ``rules``; of
+        correlations -> index in ``correlations``."""
+        ref_rule: dict[str, int] = {}
+        for u, r in enumerate(self.rules):
+            ref_rule[r.id] = u
+            name = r.info.extra.get("name")
+            if name:
+                ref_rule.setdefault(name, u)
+        ref_corr: dict[str, int] = {}
+        for ci, c in enumerate(self.correlations):
+            ref_corr[c.id] = ci
+            if c.name:
+                ref_corr.setdefault(c.name, ci)
+        return ref_rule, ref_corr
+
+    def _arrow_batches(self, data: Any):
+        """``(first row, batch, rows, rules)`` per record batch of ``data``; rows local to the batch."""
+        from ._arrow import record_batches
+
+        base = 0
+        for batch in record_batches(data):
+            rows, rules = self._match_batch(batch)
+            yield base, batch, rows, rules
+            base += batch.num_rows
 
     def match_arrow_arrays(self, data: Any, *, threads: int = 1):
         """All matches in a pyarrow RecordBatch (or Table) as two numpy arrays: row indices
@@ -465,11 +525,146 @@ def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource
     if logsource is not None or placeholders is not None or timestamp is not None or filters is not None:
         raise MatcherError("logsource, placeholders, timestamp and filters apply to Sigma rules only")
     info, node, query = _rules.load_path(path)
-    if profile not in (None, "s1"):
-        from .mapping import translate
+    return Rule(_in_profile(node, profile), info, query)
 
-        node = translate(node, "s1", profile)
-    return Rule(node, info, query)
+
+def _in_profile(node: _ir.Node, profile: Any) -> _ir.Node:
+    if profile in (None, "s1"):
+        return node
+    from .mapping import translate
+
+    return translate(node, "s1", profile)
+
+
+_ARCHIVES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar", ".zip")
+_CORPUS = (".jsonl", ".ndjson")
+
+
+def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
+               failures: Optional[list] = None, placeholders: Any = None, unrouted: str = "skip",
+               timestamp: Optional[str] = None, filters: Any = None) -> list:
+    """Every rule under ``path``, as a list (always): :class:`Rule` and
+    :class:`~matcher.correlation.Correlation` objects, ready for :class:`RuleSet`.
+
+    ``path`` is a rule file (card ``.md``, query file, Sigma ``.yml``/``.yaml`` with any number
+    of documents, correlation rules included), a corpus of JSON lines records
+    ``{"id", "title", "query", ...}``, a directory of rule files (recursive, as
+    :func:`matcher.rules.rule_files` lists them), or an archive of them (``.tar.gz``, ``.tar.xz``,
+    ``.tar.bz2``, ``.tar``, ``.zip``; members by name). ``profile`` and ``logsource`` as for
+    :func:`load`. A rule that does not load raises its :class:`~matcher.MatcherError`; given a
+    list as ``failures``, it is appended there as ``(source, error)`` and loading goes on.
+
+    Sigma (``docs/sigma.md``): ``placeholders``, ``unrouted``, ``timestamp`` as for :func:`load`;
+    the filter documents among the files and in ``filters`` (filter files) apply to the rules
+    they name, across files. What is reported rather than failed -- a logsource the profile
+    cannot recognise (once per logsource), a filter naming a rule that is not loaded -- is a
+    failure ``(what, error)`` too, or raised when there is no ``failures`` list (an unrouted
+    logsource only with ``unrouted="skip"``).
+    """
+    from .sigma.loader import SigmaOptions, TreeLoad, load_filters
+
+    options = SigmaOptions.of(placeholders, unrouted, timestamp)
+    holder = TreeLoad(filters=load_filters(filters, profile=profile, options=options) if filters else [])
+    p = Path(path)
+    name = str(p)
+    if p.is_dir():
+        texts: Iterable = ((str(f), lambda f=f: _read_text(f)) for f in _rules.rule_files(p))
+    elif name.lower().endswith(_ARCHIVES):
+        texts = _archive_texts(p)
+    else:
+        texts = [(name, lambda: _read_text(p))]
+    out: list = []
+    for source, read in texts:
+        try:
+            out += _rules_from_text(source, read(), profile, logsource, failures, options, holder)
+        except MatcherError as e:
+            if failures is None:
+                raise
+            failures.append((source, e))
+    return _sigma_finish(out, holder, profile, options, failures)
+
+
+def _sigma_finish(out: list, holder: Any, profile: Any, options: Any, failures: Optional[list]) -> list:
+    """The filters collected in ``holder`` applied to ``out``; what it noted, as failures."""
+    from .errors import UnsupportedFeature
+    from .sigma.filters import apply_filters
+    from .sigma.loader import UNROUTED_FEATURE
+
+    out, problems = apply_filters(out, holder.filters, lambda r, node: Rule(node, r.info, r.source_query))
+    noted = [(msg.split(": filter names", 1)[0], RuleError(msg)) for msg in problems]
+    if options.unrouted == "skip":  # with "run" the rules loaded, as asked
+        noted += [(f"logsource {key}", UnsupportedFeature(names[0], UNROUTED_FEATURE, msg))
+                  for (key, names), msg in zip(sorted(holder.unrouted.items()), holder.report(profile, options))]
+    if noted and failures is None:
+        raise noted[0][1]
+    if failures is not None:
+        failures.extend(noted)
+    return out
+
+
+def _read_text(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RuleError(f"{p}: cannot read rule file: {e}") from None
+
+
+def _archive_texts(p: Path) -> list:
+    """``(archive:member, read)`` for the rule files of a tar or zip archive, by member name."""
+    import tarfile
+    import zipfile
+
+    def decode(name: str, data: bytes) -> Any:
+        def read() -> str:
+            try:
+                return data.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise RuleError(f"{name}: cannot read rule file: {e}") from None
+        return read
+
+    keep = _rules.RULE_SUFFIXES + _CORPUS
+    try:
+        if str(p).lower().endswith(".zip"):
+            with zipfile.ZipFile(p) as z:
+                members = sorted(i.filename for i in z.infolist() if not i.is_dir())
+                data = [(m, z.read(m)) for m in members if m.lower().endswith(keep)]
+        else:
+            with tarfile.open(p) as tar:
+                ms = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(keep)),
+                            key=lambda m: m.name)
+                data = [(m.name, tar.extractfile(m).read()) for m in ms]
+    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
+        raise RuleError(f"{p}: cannot read rule archive: {e}") from None
+    return [(f"{p}:{m}", decode(f"{p}:{m}", d)) for m, d in data
+            if not Path(m).name.startswith(".") and not Path(m).name.upper().startswith("README")]
+
+
+def _rules_from_text(source: str, text: str, profile: Any, logsource: Any, failures: Optional[list],
+                     options: Any = None, into: Any = None) -> list:
+    low = source.lower()
+    if low.endswith((".yml", ".yaml")):
+        from .sigma import parse_sigma
+
+        return parse_sigma(text, source=source, profile=profile, logsource=logsource, options=options, into=into)
+    if low.endswith(_CORPUS):
+        return _corpus_rules(source, text, profile, failures)
+    info, node, query = _rules.parse_rule_text(text, source=source)
+    return [Rule(_in_profile(node, profile), info, query)]
+
+
+def _corpus_rules(source: str, text: str, profile: Any, failures: Optional[list]) -> list:
+    """JSON lines records ``{"id", "title", "query", ...}`` (:func:`matcher.rules.parse_rule_lines`);
+    a bad line, and a record without a query (``"query": null``), is a failure like any other."""
+    found, errors, no_query = _rules.parse_rule_lines(text.encode("utf-8", "surrogatepass"), source=source)
+    import re
+
+    line = re.compile(re.escape(source) + r":(\d+)")
+    problems = sorted((int(line.search(m).group(1)), m) for m in errors + no_query)  # each names its line
+    if problems and failures is None:
+        raise RuleError(problems[0][1])
+    for n, msg in problems:
+        failures.append((f"{source}:{n}", RuleError(msg)))
+    return [Rule(_in_profile(node, profile), info, query) for info, node, query in found]
 
 
 _BUILTIN_ALIASES = {"flagship": "proc_creation_win_webshell_susp_process_spawned_from_webserver"}

@@ -164,7 +164,7 @@ def _remap(rules: list[api.Rule], src: mapping.Profile, dst: mapping.Profile) ->
         return rules, []
     out, skipped = [], []
     for r in rules:
-        if _loaded_for(r, dst):
+        if not isinstance(r, api.Rule) or _loaded_for(r, dst):  # a correlation: field names as written
             out.append(r)
             continue
         try:
@@ -411,10 +411,26 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
         return 2
     by_id = {r.id: r for r in ruleset}
     ids = [r.id for r in ruleset]
-    fmt = args.format if args.format != "auto" else ("table" if sys.stdout.isatty() else "jsonl")
+    fmt = args.format if args.format != "auto" else ("table" if sys.stdout.isatty() and not args.timestamp else "jsonl")
+    if args.timestamp and fmt not in ("jsonl", "json"):
+        _say("--timestamp writes JSON records (-f jsonl or json)")
+        return 2
+    if ruleset.correlations and not args.timestamp:
+        _say(f"{len(ruleset.correlations)} correlation rule(s) not run: give --timestamp FIELD")
     writer = _Writer(fmt)
+    corr = None
+    if args.timestamp:
+        from .correlation.cli import ScanCorrelator
+
+        try:
+            corr = ScanCorrelator(ruleset, args.timestamp, args.lateness, args.max_groups, writer.write, _say)
+        except MatcherError as e:
+            _say(str(e))
+            return 2
     stats = _Stats()
     fields = ruleset.fields if args.decode == "auto" else None
+    if fields is not None and corr is not None:
+        fields = tuple(dict.fromkeys(fields + corr.fields))
 
     def emit(source: str, unit: str, where: int, get_event: Any, rids: list[str]) -> None:
         stats.matched_events += 1
@@ -427,12 +443,15 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
         for rid in rids:
             stats.matches += 1
             stats.per_rule[rid] = stats.per_rule.get(rid, 0) + 1
+            if corr is not None and rid in corr.hidden:
+                continue  # named by a generate: false correlation
             rule = by_id[rid]
             try:
                 if problem is not None:
                     raise ValueError(problem)
-                writer.write({"rule_id": rid, "rule_title": rule.title, "level": rule.level or None,
-                              "author": rule.author or None, "source": source, unit: where, "event": event})
+                writer.write({**({"kind": "match"} if corr is not None else {}), "rule_id": rid,
+                              "rule_title": rule.title, "level": rule.level or None, "author": rule.author or None,
+                              "source": source, unit: where, "event": event})
             except ValueError as e:
                 stats.unwritten += 1
                 _say(f"{source}:{'' if unit == 'line' else unit + ' '}{where}: the match of rule {rid} could not be "
@@ -440,6 +459,8 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
 
     def run(source: str, done: parallel.Matched) -> None:
         stats.read += done.read
+        if corr is not None:
+            corr.matched(source, done)
         for where, event, rules in done.hits:
             emit(source, done.unit, where, partial(parallel.record, event), [ids[u] for u in rules])
 
@@ -495,6 +516,8 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
         code = 130
     finally:
         progress.stop()
+        if corr is not None:
+            corr.finish()
         writer.close()
     elapsed = time.perf_counter() - t0
     good = stats.read - stats.bad
@@ -575,9 +598,18 @@ def _check(args: argparse.Namespace) -> int:
         print(f"matcher check: note: {msg}", file=sys.stderr)
     remapped, never = _remap(rules, src, dst)
     ok = 0
+    together: Optional[MatcherError] = None  # correlations are checked against all the rules
+    if any(not isinstance(r, api.Rule) for r in remapped):
+        try:
+            api.RuleSet(remapped)
+        except MatcherError as e:
+            together = e
     for r in remapped:  # compile each on its own, so every failing rule is named
         try:
-            api.RuleSet([r])
+            if isinstance(r, api.Rule):
+                api.RuleSet([r])
+            elif together is not None and repr(r.id) in str(together):
+                raise together  # a correlation naming what is not there (the error names it)
             ok += 1
         except MatcherError as e:
             errors.append(f"{r.info.source or r.id}: does not compile: {e}")
@@ -600,8 +632,8 @@ def _unknown_fields(rules: list[api.Rule], *profiles: mapping.Profile) -> list[s
     known = mapping.known_fields(*profiles)
     out = []
     for r in rules:
-        if r.info.extra.get("format") == "sigma":
-            continue
+        if not isinstance(r, api.Rule) or r.info.extra.get("format") == "sigma":
+            continue  # Sigma rules, and correlations (no IR)
         out.extend(f"rule {r.id} ({r.info.source or r.title}): {msg}" for msg in mapping.unknown_field_warnings(r.ir, known))
     return out
 
@@ -634,6 +666,9 @@ def _explain(args: argparse.Namespace) -> int:
         _say(f"explain takes one rule, not {len(rules)}")
         return 2
     rule = rules[0]
+    if not isinstance(rule, api.Rule):
+        _say(f"explain shows single-event rules; {rule.id} is a correlation rule (docs/correlation.md)")
+        return 2
     try:
         node = rule.ir if _loaded_for(rule, dst) else mapping.translate(rule.ir, src, dst)
     except mapping.RuleNeverMatches as e:
@@ -697,8 +732,9 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules-profile", default="s1", help="field names the rules are written in (default s1)")
 
 
-def _sigma_args(p: argparse.ArgumentParser) -> None:
-    """Options of Sigma rules (docs/sigma.md): routing, filters, placeholders, timestamps."""
+def _sigma_args(p: argparse.ArgumentParser, timestamp: bool = True) -> None:
+    """Options of Sigma rules (docs/sigma.md): routing, filters, placeholders, timestamps
+    (``timestamp=False``: the command has its own ``--timestamp``, which Sigma rules read too)."""
     g = p.add_argument_group("Sigma rules")
     g.add_argument("--logsource", metavar="KEY=VALUE,...",
                    help="load only Sigma rules of this logsource, e.g. product=windows,category=process_creation")
@@ -712,9 +748,10 @@ def _sigma_args(p: argparse.ArgumentParser) -> None:
                    help="values of the Sigma placeholder %%NAME%%; repeatable")
     g.add_argument("--placeholders", action="append", metavar="FILE",
                    help="a YAML file mapping placeholder names to lists of values; repeatable")
-    g.add_argument("--timestamp", metavar="FIELD",
-                   help="the event field Sigma's timestamp-part modifiers (|hour, |day, ...) read "
-                        "(default: the field the rule names)")
+    if timestamp:
+        g.add_argument("--timestamp", metavar="FIELD",
+                       help="the event field Sigma's timestamp-part modifiers (|hour, |day, ...) read "
+                            "(default: the field the rule names)")
 
 
 def _positive(text: str) -> int:
@@ -749,12 +786,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-i", "--input-format", choices=inputs.FORMATS, default=None,
                    help="input format for every input (default: detected from the content, then the extension)")
     _profile_args(s)
-    _sigma_args(s)
+    _sigma_args(s, timestamp=False)
     s.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 1)")
     s.add_argument("--skip-bad-rules", action="store_true", help="report rules that do not load and scan with the others")
     s.add_argument("--stats", action="store_true",
                    help="print timings, events/s, how each input was read, and every rule's match count on stderr")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
+    s.add_argument("--timestamp", metavar="FIELD",
+                   help="run the correlation rules among the rules, with FIELD as event time; alerts and matches "
+                        "are written as JSON records with a 'kind' field (docs/correlation.md); Sigma's "
+                        "timestamp-part modifiers (|hour, |day, ...) read FIELD too")
+    s.add_argument("--lateness", default="0s", help="with --timestamp: how far out of order events may come "
+                   "(a timespan such as 30s or 5m; default 0s); later ones are reported and counted")
+    s.add_argument("--max-groups", type=int, default=1_000_000,
+                   help="with --timestamp: live groups kept per correlation (default 1,000,000); evictions are reported")
     s.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
                    help="processes (default: the machine's cores when the inputs hold 8 MiB or more, else 1); "
                         "files, Parquet row groups and byte ranges of JSON lines files are shared out, and the "

@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     for e in missing:
         _say(f"coverage: {e}: no such file or directory")
     rules, errors = _gather_rules([], [args.rules, *args.rule], default=False)
+    rules = [r for r in rules if hasattr(r, "ir")]  # correlation rules read no field of their own
     for msg in errors:
         _say(f"coverage: {msg}")
     if missing or errors or not rules:

@@ -286,6 +286,62 @@ def iter_mixed(n: int, seed: int = 0) -> Iterator[dict[str, Any]]:
         yield to_sysmon(next(procs)) if kind == "process_creation" else _other_event(kind, rng, i)
 
 
+# -- correlation scenarios -------------------------------------------------------------------
+
+#: Streams for correlation rules (``docs/correlation.md``): logons and process starts with an
+#: ISO 8601 ``EventTime`` and Sigma (Windows Security / Sysmon) field names.
+SCENARIOS = ("brute-force", "spray", "recon", "mixed")
+RECON_TOOLS = ("whoami.exe", "net.exe", "ipconfig.exe", "systeminfo.exe", "nltest.exe")
+_T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z in ms
+
+
+def iter_scenario_events(n: int, seed: int = 0, scenario: str = "mixed", *, users: int = 5000,
+                         hosts: int = 2000) -> Iterator[dict[str, Any]]:
+    """``n`` timed events: background logons (4624), failed logons (4625) and process starts
+    (Sysmon 1), with ~1% of the stream an attack of the ``scenario``: a brute force (one user,
+    many failures from one address, then a success), a password spray (one address failing
+    against many users), or a recon burst (one host running the :data:`RECON_TOOLS` within a
+    minute); ``"mixed"`` interleaves all three. Times rise 0-20 ms per event, ISO 8601 with ``Z``."""
+    import datetime as _dt
+
+    if scenario not in SCENARIOS:
+        raise MatcherError(f"unknown scenario {scenario!r}: expected one of {', '.join(SCENARIOS)}")
+    rng = random.Random(seed)
+    t = _T0
+    epoch = _dt.datetime(1970, 1, 1)
+    attack: list[dict[str, Any]] = []
+    kinds = ("brute-force", "spray", "recon") if scenario == "mixed" else (scenario,)
+    for _ in range(n):
+        t += rng.randrange(21)
+        if not attack and rng.random() < 0.0005:
+            kind = rng.choice(kinds)
+            user, host, ip = f"user{rng.randrange(users)}", f"host{rng.randrange(hosts)}", f"10.9.{rng.randrange(256)}.{rng.randrange(256)}"
+            if kind == "brute-force":
+                attack = [{"EventID": 4625, "TargetUserName": user, "IpAddress": ip, "Computer": host}] * 25
+                attack = attack + [{"EventID": 4624, "TargetUserName": user, "IpAddress": ip, "Computer": host}]
+            elif kind == "spray":
+                attack = [{"EventID": 4625, "TargetUserName": f"user{rng.randrange(users)}", "IpAddress": ip,
+                           "Computer": host} for _ in range(30)]
+            else:
+                attack = [{"EventID": 1, "Image": f"C:\\Windows\\System32\\{tool}", "User": user, "Computer": host}
+                          for tool in rng.sample(RECON_TOOLS, len(RECON_TOOLS))]
+            attack.reverse()
+        if attack and rng.random() < 0.05:
+            ev = dict(attack.pop())
+        else:
+            r = rng.random()
+            user, host = f"user{rng.randrange(users)}", f"host{rng.randrange(hosts)}"
+            if r < 0.3:
+                ev = {"EventID": 4624, "TargetUserName": user, "IpAddress": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}", "Computer": host}
+            elif r < 0.33:
+                ev = {"EventID": 4625, "TargetUserName": user, "IpAddress": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}", "Computer": host}
+            else:
+                image = rng.choice(("svchost.exe", "chrome.exe", "explorer.exe", "powershell.exe", "whoami.exe"))
+                ev = {"EventID": 1, "Image": f"C:\\Windows\\System32\\{image}", "User": user, "Computer": host}
+        ev["EventTime"] = (epoch + _dt.timedelta(milliseconds=t)).isoformat(timespec="milliseconds") + "Z"
+        yield ev
+
+
 # -- schemas ---------------------------------------------------------------------------------
 
 SCHEMAS = ("s1", "sysmon")
@@ -308,7 +364,9 @@ def to_sysmon(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _events(n: int, seed: int, schema: str) -> Iterator[dict[str, Any]]:
+def _events(n: int, seed: int, schema: str, scenario: "str | None" = None) -> Iterator[dict[str, Any]]:
+    if scenario is not None:
+        return iter_scenario_events(n, seed, scenario)
     if schema == "mixed":
         return iter_mixed(n, seed)
     if schema not in SCHEMAS:
@@ -376,13 +434,16 @@ def write(
     seed: int = 0,
     schema: str = "s1",
     format: str | None = None,
+    scenario: str | None = None,
 ) -> int:
     """Write ``n`` generated events (:func:`iter_events`) to ``path``; return the count written.
 
     ``format`` is ``"jsonl"`` or ``"parquet"``; by default ``.parquet``/``.pq`` paths get Parquet and
     everything else JSON lines. ``path`` ``None`` or ``"-"`` writes JSON lines to standard output; a
     ``.gz`` path gzips JSON lines. ``schema="sysmon"`` writes the same events under Sysmon names
-    (:data:`SYSMON_FIELDS`); ``schema="mixed"`` writes :func:`iter_mixed` (JSON lines only). Events are produced and written in batches, so memory stays bounded.
+    (:data:`SYSMON_FIELDS`); ``schema="mixed"`` writes :func:`iter_mixed` (JSON lines only);
+    ``scenario`` writes :func:`iter_scenario_events` instead. Events are produced and written in
+    batches, so memory stays bounded.
     In Parquet a missing field and ``None`` both read back as null.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -391,7 +452,9 @@ def write(
     fmt = format or _format_for(path)
     if fmt not in FORMATS:
         raise MatcherError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    events = _events(n, seed, schema)
+    if scenario is not None and fmt == "parquet":
+        raise MatcherError("correlation scenarios are written as JSON lines")
+    events = _events(n, seed, schema, scenario)
     if fmt == "parquet":
         if schema == "mixed":
             raise MatcherError("the mixed log has no single column schema: write it as JSON lines")
@@ -423,6 +486,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=FORMATS, default=None,
         help="output format (default: parquet for .parquet/.pq paths, otherwise JSON lines)",
     )
+    parser.add_argument("--scenario", choices=SCENARIOS, default=None,
+                        help="timed events for correlation rules: brute-force, spray, recon or mixed (JSON lines)")
     parser.add_argument(
         "-o", "--output", default="-",
         help="output path; '-' (default) writes JSON lines to stdout; a .gz path gzips JSON lines",
@@ -432,7 +497,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     """Run ``matcher generate`` with parsed ``args``; return the exit code (0 ok, 2 bad usage, 1 I/O error)."""
     try:
-        write(args.output, args.events, seed=args.seed, schema=args.schema, format=args.format)
+        write(args.output, args.events, seed=args.seed, schema=args.schema, format=args.format, scenario=args.scenario)
     except MatcherError as e:
         print(f"matcher generate: {e}", file=sys.stderr)
         return 2

@@ -22,8 +22,9 @@ from . import ir as _ir
 from .errors import QuerySyntaxError, RuleError
 from .s1ql import parse
 
-__all__ = ["RuleInfo", "CardTest", "parse_rule_card", "load_path", "read_rule_lines", "builtin_rules", "default_id",
-           "rule_files", "RULE_SUFFIXES", "RULE_LINES_SUFFIXES", "CARD_SECTIONS"]
+__all__ = ["RuleInfo", "CardTest", "parse_rule_card", "parse_rule_text", "load_path", "read_rule_lines",
+           "parse_rule_lines", "builtin_rules", "default_id", "rule_files", "RULE_SUFFIXES", "RULE_LINES_SUFFIXES",
+           "CARD_SECTIONS"]
 
 
 @dataclass(frozen=True)
@@ -208,14 +209,20 @@ def load_path(path: Union[str, os.PathLike]) -> tuple[RuleInfo, _ir.Node, str]:
         text = p.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the query
     except (OSError, UnicodeDecodeError) as e:
         raise RuleError(f"{p}: cannot read rule file: {e}") from None
+    return parse_rule_text(text, source=str(p))
+
+
+def parse_rule_text(text: str, *, source: str) -> tuple[RuleInfo, _ir.Node, str]:
+    """A rule card or a bare query, by ``source``'s suffix and the text (see :func:`load_path`)."""
+    p = Path(source)
     if p.suffix.lower() in (".md", ".markdown") or _HEADING.search(text) and "sentinelone query" in text.lower():
-        return parse_rule_card(text, source=str(p))
+        return parse_rule_card(text, source=source)
     query = text.strip()
     try:
         node = parse(text)
     except QuerySyntaxError as e:
-        raise QuerySyntaxError(e.message, text, e.offset, source=str(p)) from None
-    return RuleInfo(id=p.stem, title=p.stem, source=str(p)), node, query
+        raise QuerySyntaxError(e.message, text, e.offset, source=source) from None
+    return RuleInfo(id=p.stem, title=p.stem, source=source), node, query
 
 
 #: Files of one rule a line (JSON objects with ``id``, ``title``, ``query``, ...).
@@ -243,13 +250,19 @@ def read_rule_lines(path: Union[str, os.PathLike]) -> tuple[list[tuple[RuleInfo,
         data = p.read_bytes()
     except OSError as e:
         raise RuleError(f"{p}: cannot read rule file: {e.strerror or e}") from None
+    return parse_rule_lines(data, source=str(p))
+
+
+def parse_rule_lines(data: bytes, *, source: str) -> tuple[list[tuple[RuleInfo, _ir.Node, str]], list[str], list[str]]:
+    """:func:`read_rule_lines` of the bytes of a file named ``source``."""
+    p = Path(source)
     rules: list[tuple[RuleInfo, _ir.Node, str]] = []
     errors: list[str] = []
     no_query: list[str] = []
     for n, raw in enumerate(data.splitlines(), 1):
         if not raw.strip():
             continue
-        where = f"{p}:{n}"
+        where = f"{source}:{n}"
         try:
             rec = orjson.loads(raw)
         except orjson.JSONDecodeError as e:

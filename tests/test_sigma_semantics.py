@@ -357,14 +357,13 @@ def test_unsupported_features_are_named(detection, feature):
     assert isinstance(e.value, matcher.MatcherError)
 
 
-def test_correlation_rules_are_unsupported():
+def test_correlation_rules_load_as_correlations():  # their semantics: tests/test_correlation*.py
     text = (
         "title: c\nid: 33333333-2222-3333-4444-555555555555\ncorrelation:\n  type: event_count\n"
         "  rules: [r]\n  group-by: [User]\n  timespan: 1h\n  condition:\n    gte: 10\n"
     )
-    with pytest.raises(UnsupportedFeature) as e:
-        parse_sigma(text, source="corr.yml")
-    assert e.value.feature == "correlation rules" and "corr.yml" in str(e.value)
+    (c,) = parse_sigma(text, source="corr.yml")
+    assert isinstance(c, matcher.Correlation) and c.type == "event_count" and c.info.source == "corr.yml"
 
 
 @pytest.mark.parametrize(

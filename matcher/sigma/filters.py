@@ -50,6 +50,9 @@ def apply_filters(rules: list, filters: list[SigmaFilterDoc],
     out, problems = [], []
     used: dict[tuple[int, str], bool] = {}
     for rule in rules:
+        if not hasattr(rule, "ir"):  # a correlation rule: filters do not apply to them (pySigma)
+            out.append(rule)
+            continue
         node = rule.ir
         logsource = rule.info.extra.get("logsource", {}) if rule.info.extra.get("format") == "sigma" else None
         for i, f in enumerate(filters):

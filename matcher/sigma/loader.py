@@ -100,6 +100,7 @@ def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
         source=source,
         extra={
             "format": "sigma",
+            "name": rule.name,  # what a correlation rule may name it by
             "status": rule.status.name.lower() if rule.status else "",
             "logsource": logsource,
             "modified": rule.modified.isoformat() if rule.modified else "",
@@ -148,17 +149,19 @@ def parse_sigma(
     """
     from ..api import Rule
 
+    from ..correlation.rule import split_correlations
+
     opts = options or SigmaOptions()
     profile = _resolve(profile)
-    docs = _yaml_documents(text, source)
+    docs, correlations = split_correlations(_yaml_documents(text, source), text, source)
     select = _selector(logsource)
     try:
         collection = SigmaCollection.from_dicts(docs, collect_errors=True, resolve_references=False,
-                                                collect_filters=True)
+                                                collect_filters=True) if docs else None
     except SigmaError as e:
         raise RuleError(f"{source or 'Sigma YAML'}: {e}") from None
-    items = list(collection) + list(collection.filters)
-    if not items:
+    items = (list(collection) + list(collection.filters)) if collection is not None else []
+    if not items and not correlations:
         raise RuleError(f"{source or 'Sigma YAML'}: no Sigma rule in the document(s)")
     out = []
     filters = []
@@ -194,11 +197,11 @@ def parse_sigma(
         out.append(Rule(node, info, text))
     if into is not None:
         into.filters.extend(filters)
-        return out
+        return out + correlations
     out, problems = apply_filters(out, filters, _filtered)
     if problems:
         raise RuleError(problems[0])
-    return out
+    return out + correlations
 
 
 def _resolve(profile: Any) -> Any:

@@ -1,0 +1,164 @@
+"""Correlation rules: cost against the single-event scan of the same base rules, and memory.
+
+Streams: :func:`matcher.datasets.iter_scenario_events` (brute force, password spray, recon
+burst, mixed), at ``--events``. Each benchmark first checks the fast engine's alerts against
+the reference correlator on a sample (the first ``SAMPLE`` events). Run alone for a table:
+
+    PYTHONPATH=. python benchmarks/bench_correlation.py --events 200000
+
+Times there are CPU seconds (``time.process_time``), the best of 3 rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+
+import pytest
+
+import matcher
+from matcher import datasets
+from matcher.correlation import parse_correlation, reference
+
+SEED = 5
+SAMPLE = 20_000
+
+BASE = {
+    "failed_logon": 'EventID = "4625"',
+    "successful_logon": 'EventID = "4624"',
+    **{f"recon_{t[:-4]}": f'EventID = "1" AND Image endswithCIS "\\{t}"' for t in datasets.RECON_TOOLS},
+}
+
+CORRELATIONS = [
+    {"title": "Brute force", "id": "brute", "correlation": {
+        "type": "event_count", "rules": ["failed_logon"], "group-by": ["TargetUserName"], "timespan": "5m",
+        "condition": {"gte": 20}}},
+    {"title": "Brute force then success", "id": "brute_success", "level": "high", "correlation": {
+        "type": "temporal_ordered", "rules": ["brute", "successful_logon"], "group-by": ["TargetUserName"],
+        "timespan": "5m"}},
+    {"title": "Password spray", "id": "spray", "correlation": {
+        "type": "value_count", "rules": ["failed_logon"], "group-by": ["IpAddress"], "timespan": "10m",
+        "condition": {"field": "TargetUserName", "gte": 20}}},
+    {"title": "Recon burst", "id": "recon", "correlation": {
+        "type": "temporal", "rules": [f"recon_{t[:-4]}" for t in datasets.RECON_TOOLS], "group-by": ["Computer"],
+        "timespan": "1m"}},
+]
+
+
+def base_rules() -> list:
+    return [matcher.compile(q, id=i, title=i) for i, q in BASE.items()]
+
+
+def correlations() -> list:
+    return [parse_correlation(d, where=d["id"]) for d in CORRELATIONS]
+
+
+def stream(n: int, scenario: str) -> list[dict]:
+    return list(datasets.iter_scenario_events(n, SEED, scenario))
+
+
+def check_sample(rs: matcher.RuleSet, events: list[dict]) -> int:
+    """The fast engine's alerts on the sample == the reference's; returns how many."""
+    sample = events[:SAMPLE]
+    fast = [a for a in rs.correlate(sample, timestamp="EventTime") if a.kind == "correlation"]
+    ref, _ = reference.correlate(list(rs.rules), list(rs.correlations), sample, "EventTime")
+    assert fast == ref
+    return len(fast)
+
+
+def time_once(fn) -> float:
+    """CPU seconds of this process (a shared machine's waits for a core are left out)."""
+    gc.collect()
+    t = time.process_time()
+    fn()
+    return time.process_time() - t
+
+
+def measure(n: int, scenario: str, rounds: int = 3, chain: bool = True) -> dict:
+    """``chain=False`` leaves out the brute-force-then-success correlation, which names the
+    successful logons (30% of the stream): the share of events correlated drops."""
+    events = stream(n, scenario)
+    base = matcher.RuleSet(base_rules())
+    rs = matcher.RuleSet(base_rules() + [c for c in correlations() if chain or c.id != "brute_success"])
+    sample_alerts = check_sample(rs, events)
+    t_base = min(time_once(lambda: base.match_arrays(events)) for _ in range(rounds))
+    t_scan = min(time_once(lambda: list(base.scan(events))) for _ in range(rounds))
+    alerts = []
+    t_corr = min(time_once(lambda: alerts.append([a for a in rs.correlate(events, timestamp="EventTime")])) for _ in range(rounds))
+    run = rs.correlate(events, timestamp="EventTime")
+    n_alerts = sum(1 for a in run if a.kind == "correlation")
+    return {"scenario": scenario, "events": n, "base_s": t_base, "scan_s": t_scan, "correlate_s": t_corr,
+            "ratio_vs_core": t_corr / t_base, "ratio_vs_scan": t_corr / t_scan, "alerts": n_alerts,
+            "correlated": run.stats.correlated, "sample_alerts": sample_alerts}
+
+
+def live_groups_memory(n: int) -> dict:
+    """Peak memory while ``n`` failed logons of ``n`` distinct users are live in one 5-minute
+    window (every group alive at the end; 10,000 events a second), streamed from a generator:
+    the growth of the process's peak resident size (``ru_maxrss``), which includes what the
+    allocator keeps, so an upper bound."""
+    import resource
+
+    rs = matcher.RuleSet(base_rules() + correlations()[:1])
+
+    def gen():
+        for i in range(n):
+            yield {"EventID": 4625, "TargetUserName": f"u{i}", "EventTime": 1_704_067_200 + i // 10_000}
+
+    gc.collect()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    run = rs.correlate(gen(), timestamp="EventTime")
+    for _ in run:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    assert run.stats.live_groups == n, run.stats.summary()
+    return {"groups": n, "peak_mb": peak / 2**20, "bytes_per_group": peak / n}
+
+
+# -- pytest-benchmark ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=["brute-force", "spray", "recon", "mixed"])
+def scenario(request, n_events):
+    events = stream(n_events, request.param)
+    rs = matcher.RuleSet(base_rules() + correlations())
+    check_sample(rs, events)
+    return request.param, events, rs
+
+
+def test_base_scan(benchmark, scenario):
+    _, events, _ = scenario
+    base = matcher.RuleSet(base_rules())
+    benchmark.pedantic(base.match_arrays, args=(events,), rounds=3, iterations=1)
+
+
+def test_correlate(benchmark, scenario):
+    _, events, rs = scenario
+    out = benchmark.pedantic(lambda: [a for a in rs.correlate(events, timestamp="EventTime")], rounds=3, iterations=1)
+    assert any(a.kind == "correlation" for a in out) or len(events) < 5000
+
+
+def test_live_groups_memory(n_events):
+    res = live_groups_memory(min(n_events, 200_000))
+    assert res["groups"] == min(n_events, 200_000) and res["peak_mb"] >= 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--groups", type=int, default=None, help="live groups for the memory figure (default: --events)")
+    args = ap.parse_args()
+    print(f"{'scenario':<20} {'events':>8} {'core s':>8} {'scan s':>8} {'corr s':>8} {'x core':>7} {'x scan':>7} "
+          f"{'alerts':>7} {'correlated':>10}")
+    for sc, chain in (("brute-force", True), ("spray", True), ("recon", True), ("mixed", True), ("mixed", False)):
+        r = measure(args.events, sc, chain=chain)
+        name = sc if chain else f"{sc} (no chain)"
+        print(f"{name:<20} {r['events']:>8} {r['base_s']:>8.3f} {r['scan_s']:>8.3f} {r['correlate_s']:>8.3f} "
+              f"{r['ratio_vs_core']:>7.2f} {r['ratio_vs_scan']:>7.2f} {r['alerts']:>7} "
+              f"{r['correlated']:>7} ({100 * r['correlated'] / r['events']:.0f}%)", flush=True)
+    m = live_groups_memory(args.groups or args.events)
+    print(f"live groups: {m['groups']}: peak resident size grew {m['peak_mb']:.1f} MB, {m['bytes_per_group']:.0f} bytes/group")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Sigma correlation rules: counting and ordering events over time (``docs/correlation.md``).
+
+- :mod:`.rule`: the :class:`Correlation` record and its parser from a YAML document;
+- :mod:`.values`: what an event says to a correlation (time, group, value);
+- :mod:`.reference`: the reference correlator, over :func:`matcher.reference.evaluate`;
+- :mod:`.engine`: the fast correlator, fed by the compiled core's matches;
+- :mod:`.cli`: ``matcher scan --timestamp``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import ArgumentError, RuleError
+from .engine import Engine
+from .results import Alert, Stats
+from .rule import TYPES, Correlation, parse_correlation, parse_timespan
+
+__all__ = ["Correlation", "Alert", "Stats", "Correlator", "parse_correlation", "order_correlations",
+           "lateness_ms", "TYPES"]
+
+
+def lateness_ms(value: Any) -> int:
+    """Allowed lateness: seconds (a number) or a timespan (``"30s"``, ``"5m"``) -> milliseconds."""
+    if isinstance(value, bool):
+        raise ArgumentError(f"lateness must be seconds or a timespan such as '5m', not {value!r}")
+    if isinstance(value, (int, float)):
+        if not 0 <= value < 1e12:
+            raise ArgumentError(f"lateness must be a non-negative number of seconds: {value!r}")
+        return int(value * 1000)
+    try:
+        return parse_timespan(value, allow_zero=True)
+    except ValueError as e:
+        raise ArgumentError(f"lateness: {e}") from None
+
+
+def order_correlations(corrs: list[Correlation], rules: list) -> list[Correlation]:
+    """``corrs`` with each correlation after the correlations it names; every reference checked.
+
+    A reference to no rule or correlation of the set, and a cycle, are :class:`RuleError`.
+    """
+    rule_refs = {r.id for r in rules} | {r.info.extra.get("name") for r in rules if r.info.extra.get("name")}
+    by_ref: dict[str, Correlation] = {}
+    for c in corrs:
+        by_ref[c.id] = c
+        if c.name:
+            by_ref.setdefault(c.name, c)
+    for c in corrs:
+        for ref in c.rules:
+            if ref not in rule_refs and ref not in by_ref:
+                where = c.info.source if c.info is not None and c.info.source else "the RuleSet"
+                raise RuleError(f"correlation {c.id!r} ({c.title}, {where}) names rule {ref!r}, "
+                                f"which is not in the RuleSet (by id or name)")
+    out: list[Correlation] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(c: Correlation, path: list[str]) -> None:  # depth is the chain length, a handful
+        s = state.get(c.id)
+        if s == 2:
+            return
+        if s == 1:
+            raise RuleError(f"correlation rules name each other in a cycle: {' -> '.join(path + [c.id])}")
+        state[c.id] = 1
+        for ref in c.rules:
+            if ref not in rule_refs and ref in by_ref:
+                visit(by_ref[ref], path + [c.id])
+        state[c.id] = 2
+        out.append(c)
+
+    for c in corrs:
+        visit(c, [])
+    return out
+
+
+class Correlator:
+    """The alerts of :meth:`matcher.RuleSet.correlate` (iterate it once); ``stats`` counts the rest."""
+
+    def __init__(self, ruleset: Any, timestamp: str, lateness: Any, max_groups: int, action: str,
+                 dicts: Optional[tuple] = None, arrow: Any = None):
+        self.ruleset = ruleset
+        self.stats = Stats()
+        self.engine = Engine(ruleset, timestamp, lateness_ms=lateness_ms(lateness), max_groups=max_groups,
+                             action=action, stats=self.stats)
+        self._dicts = dicts
+        self._arrow = arrow
+
+    def __iter__(self) -> Iterator[Alert]:
+        engine = self.engine
+        if self._dicts is not None:
+            from ..api import _events_call
+
+            events, batch = self._dicts
+            prog = self.ruleset._program
+            it = iter(events)
+            base = 0
+            while True:
+                chunk = list(islice(it, batch))
+                if not chunk:
+                    break
+                rows, rules, _ = _events_call(prog.match_events, chunk, "RuleSet.correlate", base)
+                yield from engine.feed(base, rows, rules, len(chunk), chunk.__getitem__)
+                base += len(chunk)
+        else:
+            for base, batch, rows, rules in self.ruleset._arrow_batches(self._arrow):
+                yield from engine.feed(base, rows, rules, batch.num_rows, arrow_rows(batch, rows[engine.relevant[rules]]))
+        yield from engine.flush()
+
+
+def arrow_rows(batch: Any, rows: np.ndarray):
+    """Row -> mapping for the given rows of a record batch (converted together, nested structs as dicts)."""
+    uniq = np.unique(rows)
+    if len(uniq) == 0:
+        return {}.__getitem__
+    rows_l = uniq.tolist()
+    try:
+        dicts = batch.take(uniq).to_pylist()
+    except (ValueError, OverflowError, ArithmeticError):  # a value Python cannot hold: row by row, as text
+        from ..inputs import Columns
+
+        whole = Columns(0, batch)
+        dicts = [whole.row(i) for i in rows_l]
+    return dict(zip(rows_l, dicts)).__getitem__
