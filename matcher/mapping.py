@@ -226,14 +226,18 @@ def _sysmon_logsources() -> dict[str, str]:
         items = [f'{field} = "{v}"' for v in values]
         return items[0] if len(items) == 1 else "(" + " OR ".join(items) + ")"
 
-    # a Sysmon event: its event id, and the Sysmon channel (or no Channel field at all, as in
-    # events exported without it, like ``matcher generate --schema sysmon``)
-    out = {f"category={c}": f'{one_of("EventID", ids)} AND (Channel = "{_SYSMON_CHANNEL}" OR NOT Channel EXISTS)'
+    # An event of a channel: its Channel, or no Channel field at all (events exported without
+    # it, like ``matcher generate --schema sysmon``: the channel cannot be told, the rule's own
+    # conditions, EventID first, decide). Sysmon categories: the event id as well.
+    def channel(names) -> str:
+        names = [names] if isinstance(names, str) else names
+        return "(" + " OR ".join([f'Channel = "{n}"' for n in names] + ["NOT Channel EXISTS"]) + ")"
+
+    out = {f"category={c}": f'{one_of("EventID", ids)} AND {channel(_SYSMON_CHANNEL)}'
            for c, ids in SYSMON_CATEGORY_IDS.items()}
-    out.update({f"category={c}": f'Channel = "{ch}" AND {one_of("EventID", ids)}'
+    out.update({f"category={c}": f'{channel(ch)} AND {one_of("EventID", ids)}'
                 for c, (ch, ids) in _WINDOWS_CATEGORIES.items()})
-    out.update({f"product=windows,service={s}": one_of("Channel", [ch] if isinstance(ch, str) else ch)
-                for s, ch in channels.items()})
+    out.update({f"product=windows,service={s}": channel(ch) for s, ch in channels.items()})
     out["product=windows"] = ""  # every event of this profile is a Windows one
     return out
 

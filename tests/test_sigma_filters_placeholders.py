@@ -185,3 +185,28 @@ def test_all_sigmahq_placeholder_rules_load_given_values():
     assert len(given.rules) == len(without.rules) + len(without.failures)
     whole = load_sigma_tree(root, options=SigmaOptions.of({n: ["x"] for n in names}))
     assert whole.unsupported() == {} and len(whole.rules) == whole.files
+
+
+def test_load_rules_applies_filters_across_files_and_reports_once(tree):
+    (tree / "rules" / "mf_admins.yml").write_text(FILTER.format(ref="rar_compress"))
+    (tree / "rules" / "mf_missing.yml").write_text(FILTER.format(ref="gone").replace("0e95725d", "1e95725d"))
+    for i in range(2):
+        (tree / "rules" / f"zeek{i}.yml").write_text(
+            RULE.replace("6f3e2987", f"{i}f3e2987").replace("rar_compress", f"z{i}")
+            .replace("category: process_creation\n  product: windows", "product: zeek\n  service: rdp"))
+    failures: list = []
+    rules = matcher.load_rules(tree / "rules", profile="sysmon", failures=failures)
+    got = {r.id[:8]: [r.match(e) for e in EVENTS] for r in rules}
+    assert got == {"6f3e2987": [True, False], "7f3e2987": [True, True]}
+    assert sorted(what for what, _ in failures) == ["logsource product=zeek,service=rdp",
+                                                    str(tree / "rules" / "mf_missing.yml") + " [1e95725d-7320-415d-80f7-004da920fc11]"]
+    assert "2 rule(s) skipped" in str(failures[-1][1]) or "2 rule(s) skipped" in str(failures[0][1])
+    with pytest.raises(RuleError, match="'gone', which is not loaded"):
+        matcher.load_rules(tree / "rules", profile="sysmon")
+    (tree / "rules" / "mf_missing.yml").unlink()
+    run = matcher.load_rules(tree / "rules", profile="sysmon", unrouted="run")
+    assert len(run) == 4
+    flt = tree / "extra.yml"
+    flt.write_text(FILTER.format(ref="other").replace("0e95725d", "2e95725d"))
+    ran = matcher.load_rules(tree / "rules", profile="sysmon", unrouted="run", filters=[flt])
+    assert {r.id[:8]: r.match(EVENTS[1]) for r in ran if r.id[:2] in ("6f", "7f")} == {"6f3e2987": False, "7f3e2987": False}

@@ -84,7 +84,9 @@ def test_routing_is_an_and_of_ordinary_predicates():
     assert ok and [as_rule.match(e) for e in ({"EventID": 22}, {"EventID": "22", "Channel": "Security"},
                                               {"EventID": 3})] == [True, False, False]
     ok, cond = route(SigmaLogSource(product="windows", service="security"), "sysmon")
-    assert ok and repr(cond) == "Pred(field='Channel', op=Op.EQUALS, value='Security')"
+    as_rule = matcher.Rule(cond, RuleInfo(id="r", title="r"))
+    assert ok and [as_rule.match(e) for e in ({"Channel": "Security"}, {"EventID": 4624}, {"Channel": "System"})] \
+        == [True, True, False]  # no Channel field: the channel cannot be told, the rule decides
     ok, cond = route(SigmaLogSource(product="windows", service="security"), "ecs")
     assert ok and "winlog.channel" in repr(cond)
     ok, cond = route(SigmaLogSource(category="process_creation", product="windows"), "ecs")
