@@ -574,7 +574,8 @@ def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None
 
 
 def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
-         regex: Optional[str] = None) -> Any:
+         regex: Optional[str] = None, placeholders: Any = None, unrouted: str = "skip",
+         timestamp: Optional[str] = None, filters: Any = None) -> Any:
     """Read a rule card (markdown), a file holding one bare S1QL query, or Sigma YAML.
 
     A ``.yml``/``.yaml`` file is Sigma (:mod:`matcher.sigma`): one rule gives a :class:`Rule`,
@@ -583,19 +584,28 @@ def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource
     for Sigma, ``"sysmon"`` keeps Sigma's own field names. ``logsource`` keeps only the Sigma
     rules of that log source (``{"category": ..., "product": ..., "service": ...}``).
     ``regex``: as for :func:`compile` (``"backtracking"`` opts in to patterns RE2 cannot run).
+
+    Sigma only (``docs/sigma.md``): each rule is routed to the events of its logsource as the
+    profile recognises them; ``unrouted`` (``"skip"``, default, or ``"run"``) says what becomes
+    of a rule whose logsource the profile cannot recognise (skipped: an ``UnsupportedFeature``).
+    ``placeholders`` fills ``%name%`` values (``{"name": [values]}``); ``timestamp`` names the
+    field the timestamp-part modifiers read; ``filters`` are Sigma filter files to apply.
     """
     with _regex_scope(regex):
-        return _load(path, profile, logsource)
+        return _load(path, profile, logsource, placeholders, unrouted, timestamp, filters)
 
 
-def _load(path: Union[str, "os.PathLike[str]"], profile: Any, logsource: Any) -> Any:
+def _load(path: Union[str, "os.PathLike[str]"], profile: Any, logsource: Any, placeholders: Any,
+          unrouted: str, timestamp: Optional[str], filters: Any) -> Any:
     if os.fspath(path).lower().endswith((".yml", ".yaml")):
         from .sigma import load_sigma
+        from .sigma.loader import SigmaOptions
 
-        found = load_sigma(path, profile=profile, logsource=logsource)
+        options = SigmaOptions.of(placeholders, unrouted, timestamp)
+        found = load_sigma(path, profile=profile, logsource=logsource, options=options, filters=filters)
         return found[0] if len(found) == 1 else found
-    if logsource is not None:
-        raise MatcherError("logsource filters apply to Sigma rules only")
+    if logsource is not None or placeholders is not None or timestamp is not None or filters is not None:
+        raise MatcherError("logsource, placeholders, timestamp and filters apply to Sigma rules only")
     info, node, query = _rules.load_path(path)
     return Rule(_in_profile(node, profile), info, query)
 
@@ -613,7 +623,8 @@ _CORPUS = (".jsonl", ".ndjson")
 
 
 def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
-               failures: Optional[list] = None) -> list:
+               failures: Optional[list] = None, placeholders: Any = None, unrouted: str = "skip",
+               timestamp: Optional[str] = None, filters: Any = None) -> list:
     """Every rule under ``path``, as a list (always): :class:`Rule` and
     :class:`~matcher.correlation.Correlation` objects, ready for :class:`RuleSet`.
 
@@ -624,7 +635,18 @@ def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", log
     ``.tar.bz2``, ``.tar``, ``.zip``; members by name). ``profile`` and ``logsource`` as for
     :func:`load`. A rule that does not load raises its :class:`~matcher.MatcherError`; given a
     list as ``failures``, it is appended there as ``(source, error)`` and loading goes on.
+
+    Sigma (``docs/sigma.md``): ``placeholders``, ``unrouted``, ``timestamp`` as for :func:`load`;
+    the filter documents among the files and in ``filters`` (filter files) apply to the rules
+    they name, across files. What is reported rather than failed -- a logsource the profile
+    cannot recognise (once per logsource), a filter naming a rule that is not loaded -- is a
+    failure ``(what, error)`` too, or raised when there is no ``failures`` list (an unrouted
+    logsource only with ``unrouted="skip"``).
     """
+    from .sigma.loader import SigmaOptions, TreeLoad, load_filters
+
+    options = SigmaOptions.of(placeholders, unrouted, timestamp)
+    holder = TreeLoad(filters=load_filters(filters, profile=profile, options=options) if filters else [])
     p = Path(path)
     name = str(p)
     if p.is_dir():
@@ -636,11 +658,29 @@ def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", log
     out: list = []
     for source, read in texts:
         try:
-            out += _rules_from_text(source, read(), profile, logsource, failures)
+            out += _rules_from_text(source, read(), profile, logsource, failures, options, holder)
         except MatcherError as e:
             if failures is None:
                 raise
             failures.append((source, e))
+    return _sigma_finish(out, holder, profile, options, failures)
+
+
+def _sigma_finish(out: list, holder: Any, profile: Any, options: Any, failures: Optional[list]) -> list:
+    """The filters collected in ``holder`` applied to ``out``; what it noted, as failures."""
+    from .errors import UnsupportedFeature
+    from .sigma.filters import apply_filters
+    from .sigma.loader import UNROUTED_FEATURE
+
+    out, problems = apply_filters(out, holder.filters, lambda r, node: Rule(node, r.info, r.source_query))
+    noted = [(msg.split(": filter names", 1)[0], RuleError(msg)) for msg in problems]
+    if options.unrouted == "skip":  # with "run" the rules loaded, as asked
+        noted += [(f"logsource {key}", UnsupportedFeature(names[0], UNROUTED_FEATURE, msg))
+                  for (key, names), msg in zip(sorted(holder.unrouted.items()), holder.report(profile, options))]
+    if noted and failures is None:
+        raise noted[0][1]
+    if failures is not None:
+        failures.extend(noted)
     return out
 
 
@@ -674,12 +714,13 @@ def _archive_texts(p: Path) -> list:
             if not Path(m).name.startswith(".") and not Path(m).name.upper().startswith("README")]
 
 
-def _rules_from_text(source: str, text: str, profile: Any, logsource: Any, failures: Optional[list]) -> list:
+def _rules_from_text(source: str, text: str, profile: Any, logsource: Any, failures: Optional[list],
+                     options: Any = None, into: Any = None) -> list:
     low = source.lower()
     if low.endswith((".yml", ".yaml")):
         from .sigma import parse_sigma
 
-        return parse_sigma(text, source=source, profile=profile, logsource=logsource)
+        return parse_sigma(text, source=source, profile=profile, logsource=logsource, options=options, into=into)
     if low.endswith(_CORPUS):
         return _corpus_rules(source, text, profile, failures)
     info, node, query = _rules.parse_rule_text(text, source=source)

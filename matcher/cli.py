@@ -48,12 +48,40 @@ def _say(msg: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _sigma_setup(args: argparse.Namespace) -> dict:
+    """The Sigma loading options of ``scan``/``check``/``explain`` (:func:`_sigma_args`) as
+    keywords of :func:`_gather_rules`; :class:`MatcherError` for a bad one."""
+    from .sigma.loader import SigmaOptions
+    from .sigma.logsource import parse_logsource_spec
+    from .sigma.placeholders import parse_placeholder_arg, read_placeholder_file
+
+    values: dict[str, list[str]] = {}
+    for f in getattr(args, "placeholders", None) or []:
+        for k, v in read_placeholder_file(f).items():
+            values.setdefault(k, []).extend(v)
+    for text in getattr(args, "placeholder", None) or []:
+        k, v = parse_placeholder_arg(text)
+        values.setdefault(k, []).extend(v)
+    spec = getattr(args, "logsource", None)
+    return {
+        "sigma_options": SigmaOptions.of(values, getattr(args, "unrouted", "skip"), getattr(args, "timestamp", None)),
+        "sigma_filters": getattr(args, "filter", None) or [],
+        "sigma_logsource": parse_logsource_spec(spec) if spec else None,
+        "sigma_profile": args.profile,
+    }
+
+
 def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = True,
                   progress: Optional["_Progress"] = None,
-                  sigma_profile: Any = "s1") -> tuple[list[api.Rule], list[str]]:
+                  sigma_profile: Any = "s1", sigma_options: Any = None, sigma_filters: Any = (),
+                  sigma_logsource: Any = None, notes: Optional[list[str]] = None) -> tuple[list[api.Rule], list[str]]:
     """Rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids, JSON
-    lines rule files). ``sigma_profile``: the field names Sigma rules are loaded for (``api.load``;
-    ``"sysmon"`` keeps Sigma's own).
+    lines rule files). ``sigma_profile``: the profile Sigma rules are loaded for (the events'
+    profile: their routing and field names; ``"sysmon"`` keeps Sigma's own names); Sigma files
+    load together (:func:`matcher.sigma.loader.load_sigma_files`: filters among them and in
+    ``sigma_filters`` apply across files). ``notes`` receives what is reported but not an
+    error: logsources the profile cannot recognise, filters naming rules that are not loaded
+    (without ``notes`` they are printed here).
 
     Returns the rules that load and one message per rule that does not (every one, not just the
     first). Records of a JSON lines rule file that carry no query are counted in one message.
@@ -82,7 +110,31 @@ def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = 
                 errors.append(f"{spec}: not a file or directory, and {e}")
     if progress is not None:
         progress.start("loading rules", len(todo), "files")
+    sigma_files = [f for f in todo if f.suffix.lower() in (".yml", ".yaml")]
+    if sigma_files or sigma_filters:
+        from .sigma.loader import load_sigma_files
+
+        try:
+            load = load_sigma_files(sigma_files, profile=sigma_profile, logsource=sigma_logsource,
+                                    options=sigma_options, filters=sigma_filters)
+        except MatcherError as e:
+            errors.append(str(e))
+        else:
+            for name, e in load.failures:
+                msg = str(e)
+                errors.append(msg if name in msg else f"{name}: {msg}")
+            rules.extend(load.rules)
+            reported = load.report(sigma_profile, sigma_options) + load.filter_problems
+            if notes is not None:
+                notes.extend(reported)
+            else:  # the caller does not print them: never silent
+                for msg in reported:
+                    _say(msg)
+        if progress is not None:
+            progress.advance(len(sigma_files))
     for f in todo:
+        if f in sigma_files:
+            continue
         try:
             if f.suffix.lower() in RULE_LINES_SUFFIXES:  # TODO(load_rules): one loader for every kind
                 found, bad, no_query = read_rule_lines(f)
@@ -91,9 +143,7 @@ def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = 
                 if no_query:
                     _say(f"{f}: {len(no_query)} record(s) carry no query (e.g. {no_query[0]}): not rules, passed over")
             else:
-                sigma = f.suffix.lower() in (".yml", ".yaml")
-                loaded = api.load(f, profile=sigma_profile if sigma else "s1")  # a list for a multi-rule Sigma file
-                rules.extend(loaded if isinstance(loaded, list) else [loaded])
+                rules.append(api.load(f, profile="s1"))
         except MatcherError as e:
             msg = str(e)
             errors.append(msg if str(f) in msg else f"{f}: {msg}")
@@ -118,7 +168,7 @@ def _remap(rules: list[api.Rule], src: mapping.Profile, dst: mapping.Profile) ->
         return rules, []
     out, skipped = [], []
     for r in rules:
-        if not isinstance(r, api.Rule):  # a correlation: field names as written
+        if not isinstance(r, api.Rule) or _loaded_for(r, dst):  # a correlation: field names as written
             out.append(r)
             continue
         try:
@@ -126,6 +176,12 @@ def _remap(rules: list[api.Rule], src: mapping.Profile, dst: mapping.Profile) ->
         except mapping.RuleNeverMatches as e:
             skipped.append(f"rule {r.id} ({r.title}): {e}: not run")
     return out, skipped
+
+
+def _loaded_for(rule: api.Rule, profile: mapping.Profile) -> bool:
+    """Whether ``rule`` was loaded for events of ``profile`` (Sigma rules are: routed and named
+    for the events' profile at load time, by the same code as ``matcher.load(..., profile=)``)."""
+    return rule.info.extra.get("profile") == profile.name
 
 
 def _profiles(args: argparse.Namespace) -> tuple[mapping.Profile, mapping.Profile]:
@@ -329,7 +385,15 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Profile, progress: _Progress) -> int:
-    rules, errors = _gather_rules(args.query or [], args.rule or [], progress=progress)
+    notes: list[str] = []
+    try:
+        setup = _sigma_setup(args)
+    except MatcherError as e:
+        _say(str(e))
+        return 2
+    rules, errors = _gather_rules(args.query or [], args.rule or [], progress=progress, notes=notes, **setup)
+    for msg in notes:
+        _say(msg)
     for msg in errors:
         _say(msg)
     if errors and not args.skip_bad_rules:
@@ -530,7 +594,15 @@ def _check(args: argparse.Namespace) -> int:
     if not args.rules and not args.query:
         _say("check: give rule files, directories, built-in names, or -q QUERY")
         return 2
-    rules, errors = _gather_rules(args.query or [], args.rules, default=False)
+    notes: list[str] = []
+    try:
+        setup = _sigma_setup(args)
+    except MatcherError as e:
+        _say(str(e))
+        return 2
+    rules, errors = _gather_rules(args.query or [], args.rules, default=False, notes=notes, **setup)
+    for msg in notes:
+        print(f"matcher check: note: {msg}", file=sys.stderr)
     remapped, never = _remap(rules, src, dst)
     ok = 0
     together: Optional[MatcherError] = None  # correlations are checked against all the rules
@@ -586,8 +658,14 @@ def _explain(args: argparse.Namespace) -> int:
     except MatcherError as e:
         _say(str(e))
         return 2
-    rules, errors = _gather_rules(args.query or [], args.rule or [])
-    for msg in errors:
+    notes: list[str] = []
+    try:
+        setup = _sigma_setup(args)
+    except MatcherError as e:
+        _say(str(e))
+        return 2
+    rules, errors = _gather_rules(args.query or [], args.rule or [], notes=notes, **setup)
+    for msg in notes + errors:
         _say(msg)
     if errors:
         return 2
@@ -599,7 +677,7 @@ def _explain(args: argparse.Namespace) -> int:
         _say(f"explain shows single-event rules; {rule.id} is a correlation rule (docs/correlation.md)")
         return 2
     try:
-        node = mapping.translate(rule.ir, src, dst)
+        node = rule.ir if _loaded_for(rule, dst) else mapping.translate(rule.ir, src, dst)
     except mapping.RuleNeverMatches as e:
         _say(f"rule {rule.id}: {e}")
         return 2
@@ -686,6 +764,28 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules-profile", default="s1", help="field names the rules are written in (default s1)")
 
 
+def _sigma_args(p: argparse.ArgumentParser, timestamp: bool = True) -> None:
+    """Options of Sigma rules (docs/sigma.md): routing, filters, placeholders, timestamps
+    (``timestamp=False``: the command has its own ``--timestamp``, which Sigma rules read too)."""
+    g = p.add_argument_group("Sigma rules")
+    g.add_argument("--logsource", metavar="KEY=VALUE,...",
+                   help="load only Sigma rules of this logsource, e.g. product=windows,category=process_creation")
+    g.add_argument("--unrouted", choices=("skip", "run"), default="skip",
+                   help="Sigma rules whose logsource the profile cannot recognise: skip them (default) or run them "
+                        "on every event; reported either way")
+    g.add_argument("--filter", action="append", metavar="FILE",
+                   help="a Sigma filter file to apply to the rules it names; repeatable (filters inside -r trees "
+                        "apply too)")
+    g.add_argument("--placeholder", action="append", metavar="NAME=VALUE,...",
+                   help="values of the Sigma placeholder %%NAME%%; repeatable")
+    g.add_argument("--placeholders", action="append", metavar="FILE",
+                   help="a YAML file mapping placeholder names to lists of values; repeatable")
+    if timestamp:
+        g.add_argument("--timestamp", metavar="FIELD",
+                       help="the event field Sigma's timestamp-part modifiers (|hour, |day, ...) read "
+                            "(default: the field the rule names)")
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -719,6 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input format for every input (default: detected from the content, then the extension)")
     _profile_args(s)
     _regex_args(s)
+    _sigma_args(s, timestamp=False)
     s.add_argument("--strict", action="store_true", help="stop at the first bad record (exit 1)")
     s.add_argument("--skip-bad-rules", action="store_true", help="report rules that do not load and scan with the others")
     s.add_argument("--stats", action="store_true",
@@ -726,7 +827,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
     s.add_argument("--timestamp", metavar="FIELD",
                    help="run the correlation rules among the rules, with FIELD as event time; alerts and matches "
-                        "are written as JSON records with a 'kind' field (docs/correlation.md)")
+                        "are written as JSON records with a 'kind' field (docs/correlation.md); Sigma's "
+                        "timestamp-part modifiers (|hour, |day, ...) read FIELD too")
     s.add_argument("--lateness", default="0s", help="with --timestamp: how far out of order events may come "
                    "(a timespan such as 30s or 5m; default 0s); later ones are reported and counted")
     s.add_argument("--max-groups", type=int, default=1_000_000,
@@ -748,6 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--query", action="append", help="an S1QL query given as text; repeatable")
     _profile_args(c)
     _regex_args(c)
+    _sigma_args(c)
     c.set_defaults(func=_check)
 
     e = sub.add_parser("explain", help="show why one rule matches one event or not: the rule's tree with each value")
@@ -762,6 +865,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--all", action="store_true", help="list every item of value lists (default: folded to one line)")
     _profile_args(e)
     _regex_args(e)
+    _sigma_args(e)
     e.set_defaults(func=_explain)
 
     t = sub.add_parser("test", help="run the tests rules carry (rule cards' ## Tests, SigmaHQ regression data); "

@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
-from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
+from .ir import EVENT_OPS, PRESENCE_GUARDED, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
 from .ops import fold, is_linear, network
 
 __all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "FREF", "EVERY_STRING", "encode"]
@@ -575,7 +575,7 @@ class _Builder:
             guard = [self.pred(Pred(p.field, Op.CONTAINS, x)) for x in best] if best else [self.pred(Pred(p.field, Op.EXISTS))]
             # The other required sets are tested (as table predicates) before the regex runs.
             self.regex_extra[len(self.preds)] = factors[1:1 + EXTRA_FACTORS]  # the id it gets below
-        elif op in COMPARISONS:
+        elif op in PRESENCE_GUARDED:
             kind = PY
             guard = [self.pred(Pred(p.field, Op.EXISTS))]
         elif op is _CIDR:

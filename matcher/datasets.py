@@ -38,6 +38,8 @@ __all__ = [
     "arrow_schema",
     "generate",
     "iter_events",
+    "iter_mixed",
+    "MIXED_KINDS",
     "run_generate",
     "to_sysmon",
     "write",
@@ -219,6 +221,71 @@ def generate(n: int, seed: int = 0) -> list[dict[str, Any]]:
     return list(iter_events(n, seed))
 
 
+# -- a mixed log: process creation and other logsources (Sysmon / Windows / zeek names) --------
+
+#: The logsources of :func:`iter_mixed` other than process creation, with their share of events.
+MIXED_KINDS = (("process_creation", 0.55), ("network_connection", 0.15), ("dns_query", 0.12),
+               ("security_logon", 0.12), ("zeek_conn", 0.06))
+_SYSMON_CHANNEL = "Microsoft-Windows-Sysmon/Operational"
+_DOMAINS = ["www.google.com", "login.microsoftonline.com", "update.example.org", "cdn.jsdelivr.net",
+            "github.com", "files.example.net", "abc123.ngrok.io", "pastebin.com", "api.telegram.org",
+            "wpad.corp.local", "dc01.corp.local", "time.windows.com"]
+_NET_IMAGES = ["C:\\Windows\\System32\\svchost.exe", "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+               "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "C:\\Windows\\explorer.exe",
+               "C:\\Windows\\System32\\rundll32.exe", "C:\\Users\\Public\\tool.exe"]
+_PORTS = [443, 443, 443, 80, 53, 445, 3389, 135, 22, 8080, 4444, 5985]
+
+
+def _ip(rng: random.Random, internal: bool) -> str:
+    if internal:
+        return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    return f"{rng.choice([23, 52, 104, 142, 185, 203])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
+def _time(rng: random.Random, i: int) -> str:
+    return f"2026-03-{1 + i // 86400 % 28:02d} {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{rng.randrange(1000):03d}"
+
+
+def _other_event(kind: str, rng: random.Random, i: int) -> dict[str, Any]:
+    if kind == "network_connection":
+        return {"EventID": 3, "Channel": _SYSMON_CHANNEL, "UtcTime": _time(rng, i), "Image": rng.choice(_NET_IMAGES),
+                "User": f"CORP\\{rng.choice(_USERS)}", "Protocol": rng.choice(["tcp", "tcp", "udp"]),
+                "Initiated": rng.choice(["true", "true", "false"]), "SourceIp": _ip(rng, True),
+                "SourcePort": rng.randrange(49152, 65535), "DestinationIp": _ip(rng, rng.random() < 0.3),
+                "DestinationHostname": rng.choice(_DOMAINS), "DestinationPort": rng.choice(_PORTS)}
+    if kind == "dns_query":
+        name = rng.choice(_DOMAINS)
+        return {"EventID": 22, "Channel": _SYSMON_CHANNEL, "UtcTime": _time(rng, i), "Image": rng.choice(_NET_IMAGES),
+                "QueryName": name, "QueryStatus": "0", "QueryResults": f"::ffff:{_ip(rng, False)};"}
+    if kind == "security_logon":
+        return {"EventID": rng.choice([4624, 4624, 4624, 4625, 4634]), "Channel": "Security",
+                "Provider_Name": "Microsoft-Windows-Security-Auditing", "TimeCreated": _time(rng, i),
+                "TargetUserName": rng.choice(_USERS), "TargetDomainName": "CORP", "LogonType": rng.choice([2, 3, 3, 5, 10]),
+                "IpAddress": _ip(rng, rng.random() < 0.8), "IpPort": rng.randrange(1024, 65535),
+                "WorkstationName": f"WS{rng.randrange(100):03d}", "LogonProcessName": rng.choice(["User32", "NtLmSsp", "Kerberos"]),
+                "AuthenticationPackageName": rng.choice(["Negotiate", "NTLM", "Kerberos"])}
+    # zeek conn.log (JSON): the rules name the dotted keys as they are
+    return {"_path": "conn", "ts": 1772323200 + i, "uid": f"C{rng.randrange(16**12):012x}",
+            "id.orig_h": _ip(rng, rng.random() < 0.5), "id.orig_p": rng.randrange(1024, 65535),
+            "id.resp_h": _ip(rng, rng.random() < 0.5), "id.resp_p": rng.choice(_PORTS),
+            "proto": rng.choice(["tcp", "udp"]), "service": rng.choice(["ssl", "http", "dns", "rdp", "-"]),
+            "duration": round(rng.random() * 30, 3), "conn_state": rng.choice(["SF", "S0", "REJ", "RSTO"])}
+
+
+def iter_mixed(n: int, seed: int = 0) -> Iterator[dict[str, Any]]:
+    """``n`` events of several logsources under Sysmon / Windows / zeek names: Sysmon process
+    creation (the events of :func:`iter_events` for ``seed``, in order, as :func:`to_sysmon`
+    writes them), Sysmon network connections (3) and DNS queries (22), Windows Security logons
+    (4624/4625/4634) and zeek conn records; shares in :data:`MIXED_KINDS`. Deterministic."""
+    procs = iter_events(n, seed)
+    rng = random.Random(f"mixed-{seed}")
+    kinds = [k for k, _ in MIXED_KINDS]
+    weights = [w for _, w in MIXED_KINDS]
+    for i in range(n):
+        kind = rng.choices(kinds, weights)[0]
+        yield to_sysmon(next(procs)) if kind == "process_creation" else _other_event(kind, rng, i)
+
+
 # -- correlation scenarios -------------------------------------------------------------------
 
 #: Streams for correlation rules (``docs/correlation.md``): logons and process starts with an
@@ -300,6 +367,8 @@ def to_sysmon(event: dict[str, Any]) -> dict[str, Any]:
 def _events(n: int, seed: int, schema: str, scenario: "str | None" = None) -> Iterator[dict[str, Any]]:
     if scenario is not None:
         return iter_scenario_events(n, seed, scenario)
+    if schema == "mixed":
+        return iter_mixed(n, seed)
     if schema not in SCHEMAS:
         raise MatcherError(f"unknown schema {schema!r}: expected one of {', '.join(SCHEMAS)}")
     it = iter_events(n, seed)
@@ -372,7 +441,9 @@ def write(
     ``format`` is ``"jsonl"`` or ``"parquet"``; by default ``.parquet``/``.pq`` paths get Parquet and
     everything else JSON lines. ``path`` ``None`` or ``"-"`` writes JSON lines to standard output; a
     ``.gz`` path gzips JSON lines. ``schema="sysmon"`` writes the same events under Sysmon names
-    (:data:`SYSMON_FIELDS`); ``scenario`` writes :func:`iter_scenario_events` instead. Events are produced and written in batches, so memory stays bounded.
+    (:data:`SYSMON_FIELDS`); ``schema="mixed"`` writes :func:`iter_mixed` (JSON lines only);
+    ``scenario`` writes :func:`iter_scenario_events` instead. Events are produced and written in
+    batches, so memory stays bounded.
     In Parquet a missing field and ``None`` both read back as null.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -385,6 +456,8 @@ def write(
         raise MatcherError("correlation scenarios are written as JSON lines")
     events = _events(n, seed, schema, scenario)
     if fmt == "parquet":
+        if schema == "mixed":
+            raise MatcherError("the mixed log has no single column schema: write it as JSON lines")
         if stdout:
             raise MatcherError("Parquet needs an output file (-o PATH), not standard output")
         if os.fspath(path).lower().endswith(".gz"):
@@ -406,7 +479,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``matcher generate`` to ``parser`` (the CLI wires it in)."""
     parser.add_argument("-n", "--events", type=int, default=100_000, help="number of events (default 100000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same events (default 0)")
-    parser.add_argument("--schema", choices=SCHEMAS, default="s1", help="field names: SentinelOne (s1, default) or Sysmon/Sigma")
+    parser.add_argument("--schema", choices=SCHEMAS + ("mixed",), default="s1",
+                        help="field names: SentinelOne (s1, default) or Sysmon/Sigma; mixed: Sysmon process creation "
+                             "plus network, DNS, Windows Security logon and zeek conn events (JSON lines)")
     parser.add_argument(
         "--format", choices=FORMATS, default=None,
         help="output format (default: parquet for .parquet/.pq paths, otherwise JSON lines)",

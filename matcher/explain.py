@@ -47,7 +47,7 @@ _WORDS = {
     Op.GLOB: "=", Op.REGEX: "RegExp", Op.NOT_EMPTY: "IS NOT EMPTY", Op.EXISTS: "EXISTS", Op.LT: "<", Op.LE: "<=",
     Op.GT: ">", Op.GE: ">=", Op.CIDR: "in network", Op.FIELDREF: "= field", Op.FIELDREF_CONTAINS: "containsCIS field",
     Op.FIELDREF_STARTSWITH: "startswithCIS field", Op.FIELDREF_ENDSWITH: "endswithCIS field",
-    Op.KEYWORD: "=",
+    Op.KEYWORD: "=", Op.TIMEPART: "timestamp part",
 }
 KEYWORD_FIELD = "any field"  # how a keyword predicate's (empty) field is shown
 

@@ -66,6 +66,7 @@ class Op(str, enum.Enum):
     FIELDREF_STARTSWITH = "fieldref_startswith"
     FIELDREF_ENDSWITH = "fieldref_endswith"
     KEYWORD = "keyword"  # some field's text matches the Glob v (field is ""), whole event
+    TIMEPART = "timepart"  # v is "part=n": that part of the timestamp x (ops.timestamp_part) == n
 
     def __repr__(self) -> str:
         return f"Op.{self.name}"
@@ -75,6 +76,8 @@ class Op(str, enum.Enum):
 NULLARY = frozenset({Op.NOT_EMPTY, Op.EXISTS})
 #: Numeric comparisons.
 COMPARISONS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
+#: Operators run as Python callbacks guarded by the field's presence alone.
+PRESENCE_GUARDED = COMPARISONS | {Op.TIMEPART}
 #: Whole-event operators: their predicates read more than one field (or every field), so
 #: ``ops.EVENT_REFERENCE[op](event, pred)`` decides them from the whole event mapping.
 EVENT_OPS: frozenset[Op] = frozenset(

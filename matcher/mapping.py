@@ -51,7 +51,8 @@ from .ir import EVENT_OPS, And, Node, Not, Op, Pred, and_, or_
 from .ops import REFERENCE, fold
 
 __all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "translate", "PROFILES", "SIGMA_TO_S1",
-           "known_fields", "unknown_field_warnings", "closest_fields"]
+           "known_fields", "unknown_field_warnings", "closest_fields", "S1_LOGSOURCES", "SYSMON_CATEGORY_IDS",
+           "parse_condition"]
 
 
 class ProfileError(MatcherError):
@@ -86,9 +87,14 @@ class Profile:
     values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     constants: Mapping[str, str] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: Sigma logsource -> how this schema recognises its events: ``"category=process_creation"``
+    #: or ``"product=windows,service=security"`` -> S1QL in this schema's names (``""``: every
+    #: event of the schema is of it). See :func:`matcher.sigma.logsource.route`.
+    logsources: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", _frozen(self.fields))
+        object.__setattr__(self, "logsources", _frozen(self.logsources))
         object.__setattr__(self, "values", _frozen({k: _frozen({fold(v): q for v, q in m.items()}) for k, m in self.values.items()}))
         object.__setattr__(self, "constants", _frozen(self.constants))
         back = {v: k for k, v in self.fields.items()}
@@ -172,6 +178,70 @@ SYSMON_EVENT_IDS = {
     "DNS Resolved": 22, "File Delete": 23, "File Deletion": 23,
 }
 
+#: Sigma logsources in S1 names (the SentinelOne pipeline's conditions, ``docs/s1ql-spec.md`` §6);
+#: every profile but ``sysmon`` starts from these (translated to its names).
+S1_LOGSOURCES: Mapping[str, str] = _frozen({
+    **{f"category={c}": f'EventType = "{t}"' for c, t in (
+        ("process_creation", "Process Creation"), ("file_change", "File Modification"),
+        ("file_rename", "File Rename"), ("file_delete", "File Delete"), ("image_load", "ModuleLoad"),
+        ("pipe_created", "Named Pipe Creation"), ("pipe_creation", "Named Pipe Creation"))},
+    **{f"category={c}": 'ObjectType = "File"' for c in ("file_event",)},
+    **{f"category={c}": 'ObjectType = "Registry"'
+       for c in ("registry_add", "registry_delete", "registry_event", "registry_set")},
+    "category=dns_query": 'ObjectType = "DNS"',
+    "category=dns": 'ObjectType = "DNS"',
+    "category=network_connection": 'ObjectType In ("DNS", "Url", "IP")',
+    "product=windows": 'EndpointOS = "windows"',
+    "product=linux": 'EndpointOS = "linux"',
+    "product=macos": 'EndpointOS = "osx"',
+})
+
+_SYSMON_CHANNEL = "Microsoft-Windows-Sysmon/Operational"
+#: Sigma category -> Sysmon event ids (the Sysmon schema; pySigma's sysmon pipeline)
+SYSMON_CATEGORY_IDS: Mapping[str, tuple[int, ...]] = _frozen({
+    "process_creation": (1,), "file_change": (2,), "network_connection": (3,), "sysmon_status": (4, 16),
+    "process_termination": (5,), "driver_load": (6,), "image_load": (7,), "create_remote_thread": (8,),
+    "raw_access_thread": (9,), "raw_access_read": (9,), "process_access": (10,), "file_event": (11,),
+    "registry_add": (12,), "registry_delete": (12,), "registry_set": (13,), "registry_rename": (14,),
+    "registry_event": (12, 13, 14), "create_stream_hash": (15,), "pipe_created": (17, 18),
+    "pipe_creation": (17, 18), "wmi_event": (19, 20, 21), "dns_query": (22,), "dns": (22,),
+    "file_delete": (23, 26), "clipboard_change": (24,), "process_tampering": (25,),
+    "file_delete_detected": (26,), "file_block_executable": (27,), "file_block_shredding": (28,),
+    "file_executable_detected": (29,), "sysmon_error": (255,),
+})
+#: Windows categories that are not Sysmon's: channel and event ids.
+_WINDOWS_CATEGORIES = {
+    "ps_script": ("Microsoft-Windows-PowerShell/Operational", (4104,)),
+    "ps_module": ("Microsoft-Windows-PowerShell/Operational", (4103,)),
+    "ps_classic_start": ("Windows PowerShell", (400,)),
+    "ps_classic_provider_start": ("Windows PowerShell", (600,)),
+    "ps_classic_script": ("Windows PowerShell", (800,)),
+}
+
+
+def _sysmon_logsources() -> dict[str, str]:
+    from sigma.pipelines.common import windows_logsource_mapping as channels
+
+    def one_of(field: str, values) -> str:
+        items = [f'{field} = "{v}"' for v in values]
+        return items[0] if len(items) == 1 else "(" + " OR ".join(items) + ")"
+
+    # An event of a channel: its Channel, or no Channel field at all (events exported without
+    # it, like ``matcher generate --schema sysmon``: the channel cannot be told, the rule's own
+    # conditions, EventID first, decide). Sysmon categories: the event id as well.
+    def channel(names) -> str:
+        names = [names] if isinstance(names, str) else names
+        return "(" + " OR ".join([f'Channel = "{n}"' for n in names] + ["NOT Channel EXISTS"]) + ")"
+
+    out = {f"category={c}": f'{one_of("EventID", ids)} AND {channel(_SYSMON_CHANNEL)}'
+           for c, ids in SYSMON_CATEGORY_IDS.items()}
+    out.update({f"category={c}": f'{channel(ch)} AND {one_of("EventID", ids)}'
+                for c, (ch, ids) in _WINDOWS_CATEGORIES.items()})
+    out.update({f"product=windows,service={s}": channel(ch) for s, ch in channels.items()})
+    out["product=windows"] = ""  # every event of this profile is a Windows one
+    return out
+
+
 _ECS = {
     "TgtProcImagePath": "process.executable", "TgtProcCmdLine": "process.command_line",
     "SrcProcImagePath": "process.parent.executable", "SrcProcCmdLine": "process.parent.command_line",
@@ -194,6 +264,7 @@ PROFILES: Mapping[str, Profile] = _frozen({
         values={"EventType": {k: f'EventID = "{v}"' for k, v in SYSMON_EVENT_IDS.items()}},
         constants={"EndpointOS": "windows"},
         aliases={"Product": "TgtProcDisplayName"},
+        logsources=_sysmon_logsources(),
     ),
     "ecs": Profile(
         "ecs",
@@ -217,6 +288,11 @@ PROFILES: Mapping[str, Profile] = _frozen({
         },
         aliases={"process.pe.product": "TgtProcDisplayName", "process.working_directory": "TgtProcImagePath",
                  "user.name": "TgtProcUser", "file.path": "TgtFilePath"},
+        logsources={"product=windows,service=security": 'winlog.channel = "Security"',
+                    "product=windows,service=system": 'winlog.channel = "System"',
+                    "product=windows,service=powershell": 'winlog.channel = "Microsoft-Windows-PowerShell/Operational"',
+                    "category=ps_script": 'winlog.channel = "Microsoft-Windows-PowerShell/Operational" AND event.code = "4104"',
+                    "category=ps_module": 'winlog.channel = "Microsoft-Windows-PowerShell/Operational" AND event.code = "4103"'},
     ),
 })
 
@@ -262,9 +338,10 @@ def load_profile(name_or_path: Union[str, Path, Profile]) -> Profile:
     doc = _read_file(path)
     if not isinstance(doc, dict):
         raise ProfileError(f"{path}: a mapping file holds one object/table")
-    unknown = set(doc) - {"name", "base", "fields", "values", "constants", "aliases"}
+    unknown = set(doc) - {"name", "base", "fields", "values", "constants", "aliases", "logsources"}
     if unknown:
-        raise ProfileError(f"{path}: unknown keys {sorted(unknown)}; expected name, base, fields, values, constants, aliases")
+        raise ProfileError(f"{path}: unknown keys {sorted(unknown)}; expected name, base, fields, values, constants, "
+                           "aliases, logsources")
     base = doc.get("base")
     if base is not None and base not in PROFILES:
         raise ProfileError(f"{path}: base {base!r} is not a built-in profile ({', '.join(PROFILES)})")
@@ -278,10 +355,14 @@ def load_profile(name_or_path: Union[str, Path, Profile]) -> Profile:
         values=values,
         constants={**b.constants, **_table(doc, "constants", path)},
         aliases={**b.aliases, **_table(doc, "aliases", path)},
+        logsources={**b.logsources, **_table(doc, "logsources", path)},
     )
     for f, table in prof.values.items():  # every value mapping must parse now, not mid-scan
         for v, q in table.items():
             _parse_value_query(q, f"{path}: values.{f}.{v!r}")
+    for key, q in _table(doc, "logsources", path).items():
+        if q:
+            _parse_value_query(q, f"{path}: logsources.{key!r}")
     return prof
 
 
@@ -395,3 +476,8 @@ def closest_fields(name: str, known: frozenset[str]) -> list[str]:
 
 
 _FIELDREF_OPS = EVENT_OPS - {Op.KEYWORD}  # their value is another field's name
+
+
+#: An S1QL condition of a profile table (values, logsources): ``parse_condition(text, where)``,
+#: a :class:`ProfileError` naming ``where`` when it does not parse.
+parse_condition = _parse_value_query

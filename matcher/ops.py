@@ -8,6 +8,7 @@ without a meaning here and a lowering in the compiler. This module is the execut
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 import warnings
@@ -25,6 +26,7 @@ from .ir import Glob, Op, Pred
 __all__ = [
     "fold", "field_texts", "lookup", "walk", "scalar_text", "to_number", "REFERENCE", "EVENT_REFERENCE",
     "compile_regex", "check_regex", "regex_engine", "LINEAR", "BACKTRACKING",
+    "TIMESTAMP_PARTS", "parse_timestamp", "timestamp_part",
 ]
 
 
@@ -378,6 +380,50 @@ def _in_network(text: str, value: str) -> bool:
     return addr.version == net.version and addr in net
 
 
+#: Sigma's timestamp parts (the ``minute`` ... ``year`` modifiers) -> the part of a UTC datetime.
+TIMESTAMP_PARTS: dict[str, Callable[[Any], int]] = {
+    "minute": lambda d: d.minute,
+    "hour": lambda d: d.hour,
+    "day": lambda d: d.day,
+    "week": lambda d: d.isocalendar()[1],
+    "month": lambda d: d.month,
+    "year": lambda d: d.year,
+}
+
+
+@lru_cache(maxsize=65536)
+def parse_timestamp(text: str) -> "Optional[datetime.datetime]":
+    """A field's text as a UTC datetime, or ``None``: ISO 8601 (``2024-05-01T13:45:00Z``, a
+    space for the ``T``, fractions, offsets; without an offset the time is UTC), or a number of
+    seconds since the epoch (milliseconds when it is above 10^11)."""
+    import datetime
+
+    t = text.strip()
+    try:
+        d = datetime.datetime.fromisoformat(t)
+    except ValueError:
+        n = to_number(t)
+        if n is None or n != n:
+            return None
+        try:
+            return datetime.datetime.fromtimestamp(n / 1000 if abs(n) > 1e11 else n, datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return d.replace(tzinfo=datetime.timezone.utc) if d.tzinfo is None else d.astimezone(datetime.timezone.utc)
+
+
+def timestamp_part(text: str, part: str) -> Optional[int]:
+    """The ``part`` (a key of :data:`TIMESTAMP_PARTS`) of the timestamp ``text``, or ``None``."""
+    d = parse_timestamp(text)
+    return None if d is None else TIMESTAMP_PARTS[part](d)
+
+
+def _timepart(text: str, value: str) -> bool:
+    part, _, number = value.partition("=")
+    got = timestamp_part(text, part)
+    return got is not None and str(got) == number
+
+
 def _cmp(test: Callable[[float, float], bool]) -> Callable[[str, Any], bool]:
     def pred(text: str, value: Any) -> bool:
         x = to_number(text)
@@ -402,6 +448,7 @@ REFERENCE: dict[Op, Callable[[str, Any], bool]] = {
     Op.GT: _cmp(lambda a, b: a > b),
     Op.GE: _cmp(lambda a, b: a >= b),
     Op.CIDR: lambda x, v: _in_network(x, v),
+    Op.TIMEPART: lambda x, v: _timepart(x, v),
 }
 
 

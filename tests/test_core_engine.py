@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import matcher
 import matcher._core as core
 from matcher import api, compiler, ops, reference
-from matcher.ir import COMPARISONS, EVENT_OPS, NULLARY, Glob, Op, Pred, Wild
+from matcher.ir import EVENT_OPS, PRESENCE_GUARDED, NULLARY, Glob, Op, Pred, Wild
 from matcher.rules import RuleInfo
 
 CMD = "TgtProcCmdLine"
@@ -175,6 +175,7 @@ _OP_VALUES = {
     Op.FIELDREF_STARTSWITH: CMD,
     Op.FIELDREF_ENDSWITH: CMD,
     Op.KEYWORD: Glob.of(Wild.ANY, "cmd", Wild.ANY),
+    Op.TIMEPART: "hour=4",
 }
 _OP_EVENTS = [
     {},
@@ -191,6 +192,8 @@ _OP_EVENTS = [
     {CMD: [None, 3]},
     {CMD: {"x": 1}},
     {CMD: "10.1.2.3"},
+    {CMD: "2026-01-01T04:00:00Z"},
+    {CMD: ["2026-01-01 05:00", "2026-01-01 04:59"]},
 ]
 
 
@@ -219,7 +222,7 @@ def test_every_op_is_lowered_and_agrees(op):
         assert kind == compiler.EVENT and plan.event_preds[pid] == pred
     elif op is Op.GLOB:
         assert kind == compiler.GLOB and pid in plan.globs
-    elif op in (Op.REGEX, Op.CIDR) or op in COMPARISONS:
+    elif op in (Op.REGEX, Op.CIDR) or op in PRESENCE_GUARDED:
         assert kind == compiler.PY and plan.py_preds[pid] == (op, pred.value)
     else:
         assert kind == compiler.TABLE

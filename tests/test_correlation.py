@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -289,17 +290,19 @@ def test_bad_correlations_name_file_line_and_column(tmp_path, body, msg):
 # -- loading ----------------------------------------------------------------------------------
 
 def test_load_rules_lists_files_directories_archives(spec_file, tmp_path):
-    assert len(matcher.load_rules(spec_file)) == 4
+    # Windows Security rules: loaded for the sysmon profile, which recognises their logsource
+    load_rules = functools.partial(matcher.load_rules, profile="sysmon")
+    assert len(load_rules(spec_file)) == 4
     (tmp_path / "q.s1ql").write_text('kind = "a"')
-    assert len(matcher.load_rules(tmp_path)) == 5
-    assert isinstance(matcher.load_rules(tmp_path / "q.s1ql"), list)
+    assert len(load_rules(tmp_path)) == 5
+    assert isinstance(load_rules(tmp_path / "q.s1ql"), list)
     with tarfile.open(tmp_path / "r.tar.gz", "w:gz") as t:
         t.add(spec_file, arcname="rules/spec.yml")
         t.add(tmp_path / "q.s1ql", arcname="rules/q.s1ql")
     with zipfile.ZipFile(tmp_path / "r.zip", "w") as z:
         z.write(spec_file, "spec.yml")
-    assert len(matcher.load_rules(tmp_path / "r.tar.gz")) == 5
-    assert [r.info.source for r in matcher.load_rules(tmp_path / "r.zip")][0] == f"{tmp_path / 'r.zip'}:spec.yml"
+    assert len(load_rules(tmp_path / "r.tar.gz")) == 5
+    assert [r.info.source for r in load_rules(tmp_path / "r.zip")][0] == f"{tmp_path / 'r.zip'}:spec.yml"
 
 
 def test_load_rules_corpus_records(tmp_path):
@@ -368,11 +371,14 @@ def test_cli_scan_parquet_rows(spec_file, tmp_path):
 
 
 def test_cli_check_and_scan_without_timestamp(spec_file, tmp_path):
-    chk = subprocess.run([sys.executable, "-m", "matcher", "check", str(spec_file)], capture_output=True, text=True)
+    # Windows Security rules: the sysmon profile recognises their logsource (s1 does not: skipped)
+    chk = subprocess.run([sys.executable, "-m", "matcher", "check", "-p", "sysmon", str(spec_file)],
+                         capture_output=True, text=True)
     assert chk.returncode == 0 and "4 rule(s) ok" in chk.stderr
     bad = tmp_path / "bad.yml"
     bad.write_text(SPEC_EXAMPLE.split("---")[0])  # the outer correlation alone: its rules are missing
-    chk = subprocess.run([sys.executable, "-m", "matcher", "check", str(bad)], capture_output=True, text=True)
+    chk = subprocess.run([sys.executable, "-m", "matcher", "check", "-p", "sysmon", str(bad)], capture_output=True,
+                         text=True)
     assert chk.returncode == 1 and "many_failures" in chk.stderr
     log = tmp_path / "log.jsonl"
     log.write_text("".join(json.dumps(e) + "\n" for e in brute_force(10)))

@@ -342,7 +342,8 @@ def test_multi_document_file_and_load(tmp_path):
     (tmp_path / "one.yml").write_text(one)
     (tmp_path / "two.yaml").write_text(one + "---\n" + two)
     r1 = matcher.load(tmp_path / "one.yml", profile="sysmon")
-    assert isinstance(r1, matcher.Rule) and r1.match({"A": "X"})
+    assert isinstance(r1, matcher.Rule) and r1.match({"A": "X", "EventID": 1})
+    assert not r1.match({"A": "X"})  # routed: a Sysmon process creation event is EventID 1
     both = matcher.load(tmp_path / "two.yaml", profile="sysmon")
     assert [r.id[:8] for r in both] == ["11111111", "22222222"]
     only = matcher.load(tmp_path / "two.yaml", logsource={"category": "process_creation"})
@@ -374,7 +375,6 @@ def test_yaml_syntax_error_has_line_column_and_caret():
     "detection,feature",
     [
         ("sel:\n  A|expand: '%x%'\ncondition: sel", "placeholders"),
-        ("sel:\n  A|hour: 3\ncondition: sel", "timestamp"),
         ("k:\n  - '|cased': 'X'\ncondition: k", "cased keywords"),
     ],
 )

@@ -30,10 +30,37 @@ from sigma.rule import SigmaLogSource, SigmaRule
 from .. import ir
 from .._files import read_rule_text
 from ..errors import MatcherError, RuleError, RuleSyntaxError, UnsupportedFeature
-from .logsource import logsource_filter, s1_field_map, s1_logsource_condition
+from ..mapping import PROFILES
+from .filters import SigmaFilterDoc, apply_filters
+from .logsource import UNROUTED_MODES, logsource_filter, logsource_key, route, s1_field_map
+from .placeholders import check_placeholders
 from .translate import SIGMA_POLICY, translate_rule
 
-__all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "load_sigma_tar", "TreeLoad", "SIGMA_SUFFIXES"]
+__all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "load_sigma_tar", "load_sigma_files", "load_filters",
+           "TreeLoad", "SigmaOptions", "SIGMA_SUFFIXES", "UNROUTED_FEATURE"]
+
+#: The feature a rule fails with when its profile cannot recognise its logsource (``unrouted="skip"``).
+UNROUTED_FEATURE = "logsources the profile cannot recognise"
+
+
+@dataclass(frozen=True)
+class SigmaOptions:
+    """How Sigma rules are loaded beyond the profile: ``placeholders`` (name -> values for
+    ``%name%``, :mod:`.placeholders`), ``unrouted`` (``"skip"``, the default, or ``"run"``: what
+    becomes of a rule whose logsource the profile cannot recognise; reported either way),
+    ``timestamp`` (the event field the timestamp-part modifiers read; default: the rule's field)."""
+
+    placeholders: Mapping[str, tuple] = field(default_factory=dict)
+    unrouted: str = "skip"
+    timestamp: Optional[str] = None
+
+    @classmethod
+    def of(cls, placeholders: Any = None, unrouted: str = "skip", timestamp: Optional[str] = None) -> "SigmaOptions":
+        if unrouted not in UNROUTED_MODES:
+            raise MatcherError(f"unrouted must be one of {', '.join(UNROUTED_MODES)}, not {unrouted!r}")
+        if timestamp is not None and (not isinstance(timestamp, str) or not timestamp):
+            raise MatcherError(f"timestamp must be a field name, not {timestamp!r}")
+        return cls(check_placeholders(placeholders), unrouted, timestamp)
 
 SIGMA_SUFFIXES = (".yml", ".yaml")
 
@@ -345,7 +372,7 @@ def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
         source=source,
         extra={
             "format": "sigma",
-            "name": rule.name,  # what a correlation rule may name it by
+            "name": getattr(rule, "name", None) or "",  # what a correlation or a filter may name it by
             "status": rule.status.name.lower() if rule.status else "",
             "logsource": logsource,
             "modified": rule.modified.isoformat() if rule.modified else "",
@@ -368,6 +395,8 @@ def parse_sigma(
     profile: Any = None,
     logsource: LogsourceSpec = None,
     s1_backend: bool = False,
+    options: Optional[SigmaOptions] = None,
+    into: Optional["TreeLoad"] = None,
 ) -> list:
     """The rules of one Sigma YAML text (one document, or several: a list).
 
@@ -378,9 +407,21 @@ def parse_sigma(
     category/product/service, or a callable on pySigma's ``SigmaLogSource``).
     ``s1_backend``: what the SentinelOne backend makes of the rules instead (see
     :func:`~matcher.sigma.translate.translate_rule`; for explaining differences only).
+
+    Logsource routing (``docs/sigma.md``): under a profile, each rule gets the condition by
+    which the profile recognises its logsource (:func:`~matcher.sigma.logsource.route`). A rule
+    whose logsource the profile cannot recognise is skipped or run unrouted per
+    ``options.unrouted``; with ``into`` (a :class:`TreeLoad`) it is recorded there, without it a
+    skipped rule is an :class:`UnsupportedFeature`. ``profile=None``: the detection alone.
+
+    Filter documents (:mod:`.filters`) are collected into ``into.filters`` when ``into`` is
+    given; otherwise they apply to the rules of this text, and a filter naming a rule not in
+    it is a :class:`RuleError`.
     """
     from ..api import Rule
 
+    opts = options or SigmaOptions()
+    profile = _resolve(profile)
     docs, correlations = _split_correlations(_yaml_documents(text, source), source)
     try:  # what pySigma would not read, or read with a crash
         for doc in docs:
@@ -391,36 +432,66 @@ def parse_sigma(
     select = _selector(logsource)
     try:
         collection = SigmaCollection.from_dicts([d.data for d in docs], collect_errors=True,
-                                                resolve_references=False,
-                                                policy=SIGMA_POLICY) if docs else ()
+                                                resolve_references=False, collect_filters=True,
+                                                policy=SIGMA_POLICY) if docs else None
     except Exception as e:  # noqa: BLE001 - pySigma's own checks let TypeErrors & co. through
         raise _rule_error(e, docs, text, source) from (None if isinstance(e, SigmaError) else e)
-    items = list(collection)
-    own = {id(e) for r in items for e in r.errors}
+    rules = list(collection) if collection is not None else []
+    sigma_filters = list(collection.filters) if collection is not None else []
+    own = {id(e) for r in rules + sigma_filters for e in r.errors}
     for e in getattr(collection, "errors", ()):  # collection-level: an unknown action, an alias bomb
         if id(e) not in own:
             raise _rule_error(e, docs, text, source) from None
-    if not items and not correlations:
+    if not rules and not sigma_filters and not correlations:
         raise RuleError(f"{source or 'Sigma YAML'}: no Sigma rule in the document(s)")
+    count = len(rules) + len(sigma_filters)
+    filters = []
+    for i, f in enumerate(sigma_filters, len(rules)):
+        name = _rule_name(f, source, i, count)
+        if f.errors:
+            raise _rule_error(f.errors[0], docs, text, source, str(f.id) if f.id is not None else None) from None
+        filters.append(_filter_doc(f, name, source, profile, opts))
+    rule_docs = [d for d in docs if not (isinstance(d.data, dict) and "filter" in d.data)]
     out = []
-    for i, (rule, (where, _)) in enumerate(zip(items, _rule_documents(docs))):
-        name = _rule_name(rule, source, i, len(items))
+    for i, (rule, (where, _)) in enumerate(zip(rules, _rule_documents(rule_docs))):
+        name = _rule_name(rule, source, i, count)
         if isinstance(rule, SigmaCorrelationRule):
             raise UnsupportedFeature(name, "correlation rules", getattr(rule.type, "name", "").lower())
-        if isinstance(rule, SigmaFilter):
-            raise UnsupportedFeature(name, "filter documents (Sigma meta-filters)")
         rid = str(rule.id) if rule.id is not None else where[0].rule_id
         if rule.errors:
             raise _rule_error(rule.errors[0], where, text, source, rid) from None
         if select is not None and not select(rule.logsource):
             continue
         try:
-            node = _rule_ir(rule, name, profile, s1_backend)
+            node = _rule_ir(rule, name, profile, s1_backend, opts)
         except MatcherError:
             raise
         except Exception as e:  # noqa: BLE001 - pySigma parses conditions lazily, see _rule_ir
             raise _rule_error(e, where, text, source, rid) from (None if isinstance(e, (SigmaError, ValueError)) else e)
-        out.append(Rule(node, _metadata(rule, name, source), text))
+        if profile is not None:
+            recognised, cond = route(rule.logsource, profile)
+            if not recognised:
+                key = logsource_key(rule.logsource) or "no logsource"
+                if into is not None:
+                    into.unrouted.setdefault(key, []).append(name)
+                if opts.unrouted == "skip":
+                    if into is None:
+                        raise UnsupportedFeature(name, UNROUTED_FEATURE, f"{key} under profile {_profile_name(profile)} "
+                                                 "(unrouted='run' runs it on every event; a profile's logsources table "
+                                                 "can name it)")
+                    continue
+            elif cond is not None:
+                node = ir.and_(cond, node)
+        info = _metadata(rule, name, source)
+        if profile is not None:
+            info.extra["profile"] = _profile_name(profile)
+        out.append(Rule(node, info, text))
+    if into is not None:
+        into.filters.extend(filters)
+        return out + correlations
+    out, problems = apply_filters(out, filters, _filtered)
+    if problems:
+        raise RuleError(problems[0])
     return out + correlations
 
 
@@ -512,35 +583,106 @@ def _rule_error(error: BaseException, docs: list[_Doc], text: str, source: Optio
 _AT_CHAR = re.compile(r"\(at char (\d+)\)")
 
 
-def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False) -> ir.Node:
-    s1 = profile not in (None, "sysmon")
-    node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
-                          s1_backend=s1_backend)
-    if not s1:
-        return node
-    cond = s1_logsource_condition(rule.logsource)
-    if cond is not None:
-        node = ir.and_(cond, node)
-    if profile == "s1":
+def _resolve(profile: Any) -> Any:
+    """``None`` (the detection alone) or the :class:`~matcher.mapping.Profile` object."""
+    from ..mapping import load_profile
+
+    return None if profile is None else load_profile(profile)
+
+
+def _profile_name(profile: Any) -> str:
+    from ..mapping import load_profile
+
+    return load_profile(profile).name
+
+
+def _filtered(rule: Any, node: ir.Node) -> Any:
+    from ..api import Rule
+
+    return Rule(node, rule.info, rule.source_query)
+
+
+def _filter_doc(f: SigmaFilter, name: str, source: Optional[str], profile: Any, opts: SigmaOptions) -> SigmaFilterDoc:
+    """A filter's condition as IR, translated like a rule of its logsource (no routing)."""
+    from sigma.rule import SigmaDetections
+
+    as_rule = SigmaRule(title=f.title or name, logsource=f.logsource,
+                        detection=SigmaDetections(f.filter.detections, f.filter.condition))
+    node = _rule_ir(as_rule, name, profile, False, opts)
+    refs = () if isinstance(f.filter.rules, str) else tuple(str(r.reference) for r in f.filter.rules)
+    ls = tuple((k, getattr(f.logsource, k)) for k in ("category", "product", "service") if getattr(f.logsource, k))
+    return SigmaFilterDoc(name=name, rules=refs, logsource=ls, node=node, source=source)
+
+
+def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False,
+             opts: Optional[SigmaOptions] = None) -> ir.Node:
+    profile = _resolve(profile)
+    s1 = profile is not None and profile is not PROFILES["sysmon"]
+    opts = opts or SigmaOptions()
+    try:
+        node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
+                              s1_backend=s1_backend, placeholders=opts.placeholders, timestamp=opts.timestamp)
+    except SigmaError as e:  # pySigma checks conditions and values lazily
+        raise RuleError(f"{name}: {e}") from None
+    except ValueError as e:
+        if isinstance(e, MatcherError):
+            raise
+        raise RuleError(f"{name}: {e}") from None  # e.g. nesting deeper than ir.MAX_DEPTH
+    if not s1 or profile is PROFILES["s1"]:
         return node
     from ..mapping import translate
 
     return translate(node, "s1", profile)
 
 
-def load_sigma(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None) -> list:
-    """The rules of one Sigma YAML file (see :func:`parse_sigma`)."""
+def load_sigma(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None,
+               options: Optional[SigmaOptions] = None, filters: Any = None) -> list:
+    """The rules of one Sigma YAML file (see :func:`parse_sigma`); ``filters``: filter files (or
+    :class:`~matcher.sigma.filters.SigmaFilterDoc` objects) to apply to them as well."""
     p = Path(path)
-    return parse_sigma(read_rule_text(p), source=str(p), profile=profile, logsource=logsource)
+    if not filters:
+        return parse_sigma(read_rule_text(p), source=str(p), profile=profile, logsource=logsource, options=options)
+    load = load_sigma_files([p], profile=profile, logsource=logsource, options=options, filters=filters, strict=True)
+    if load.filter_problems:
+        raise RuleError(load.filter_problems[0])
+    unrouted = load.report(profile, options)
+    if unrouted and (options or SigmaOptions()).unrouted == "skip":
+        raise UnsupportedFeature(str(p), UNROUTED_FEATURE, unrouted[0])
+    return load.rules
+
+
+def load_filters(specs: Any, *, profile: Any = None, options: Optional[SigmaOptions] = None) -> list[SigmaFilterDoc]:
+    """Filter documents from files (a path or a list of paths; a file may hold several)."""
+    if isinstance(specs, (str, os.PathLike, SigmaFilterDoc)):
+        specs = [specs]
+    out: list[SigmaFilterDoc] = []
+    for spec in specs:
+        if isinstance(spec, SigmaFilterDoc):
+            out.append(spec)
+            continue
+        holder = TreeLoad()
+        rules = parse_sigma(read_rule_text(Path(spec)), source=str(spec), profile=profile, options=options, into=holder)
+        if rules or holder.unrouted:
+            raise RuleError(f"{spec}: a filters file holds rules too; load it as rules (its filters apply then)")
+        out.extend(holder.filters)
+    return out
 
 
 @dataclass
 class TreeLoad:
-    """What :func:`load_sigma_tree` read: the rules, and every file that failed, with why."""
+    """What :func:`load_sigma_tree` read: the rules, and every file that failed, with why.
+
+    ``unrouted``: logsource -> the rules whose logsource the profile cannot recognise (skipped or
+    run unrouted, per the ``unrouted`` option); ``filters``: the filter documents found (already
+    applied to ``rules``); ``filter_problems``: filter references that name no loaded rule.
+    """
 
     rules: list = field(default_factory=list)
     failures: list[tuple[str, MatcherError]] = field(default_factory=list)
     files: int = 0
+    unrouted: dict[str, list[str]] = field(default_factory=dict)
+    filters: list[SigmaFilterDoc] = field(default_factory=list)
+    filter_problems: list[str] = field(default_factory=list)
 
     def unsupported(self) -> dict[str, int]:
         """Failures by unsupported feature (others under ``"error"``)."""
@@ -550,6 +692,22 @@ class TreeLoad:
             out[key] = out.get(key, 0) + 1
         return out
 
+    def report(self, profile: Any = None, options: Optional[SigmaOptions] = None) -> list[str]:
+        """One message per logsource the profile cannot recognise (what became of its rules)."""
+        how = "run on every event (unrouted)" if (options or SigmaOptions()).unrouted == "run" else "skipped"
+        name = _profile_name(profile) if profile is not None else "none"
+        return [f"profile {name} cannot recognise logsource {key}: {len(names)} rule(s) {how} (e.g. {names[0]})"
+                for key, names in sorted(self.unrouted.items())]
+
+
+def load_sigma_files(paths: Any, *, profile: Any = None, logsource: LogsourceSpec = None, strict: bool = False,
+                     options: Optional[SigmaOptions] = None, filters: Any = None) -> TreeLoad:
+    """Sigma files as one load: rules, the filters found among them and in ``filters`` (files
+    or filter objects) applied to the rules they name, unrouted logsources recorded."""
+    profile = _resolve(profile)  # once: a profile file is read once per load, not per rule
+    extra = load_filters(filters, profile=profile, options=options) if filters else []
+    return _load_many(((str(p), lambda p=p: read_rule_text(Path(p))) for p in paths), profile, logsource, strict, options, extra)
+
 
 def load_sigma_tree(
     root: Union[str, "os.PathLike[str]"],
@@ -557,6 +715,8 @@ def load_sigma_tree(
     profile: Any = None,
     logsource: LogsourceSpec = None,
     strict: bool = False,
+    options: Optional[SigmaOptions] = None,
+    filters: Any = None,
 ) -> TreeLoad:
     """Every ``*.yml``/``*.yaml`` under ``root``, in path order.
 
@@ -567,7 +727,7 @@ def load_sigma_tree(
     if not base.is_dir():
         raise RuleError(f"{base}: not a directory")
     paths = sorted(p for p in base.rglob("*") if p.suffix.lower() in SIGMA_SUFFIXES and p.is_file())
-    return _load_many(((str(p), lambda p=p: read_rule_text(p)) for p in paths), profile, logsource, strict)
+    return load_sigma_files(paths, profile=profile, logsource=logsource, strict=strict, options=options, filters=filters)
 
 
 def load_sigma_tar(
@@ -576,6 +736,7 @@ def load_sigma_tar(
     profile: Any = None,
     logsource: LogsourceSpec = None,
     strict: bool = False,
+    options: Optional[SigmaOptions] = None,
 ) -> TreeLoad:
     """Every ``*.yml``/``*.yaml`` member of a tar archive (any compression ``tarfile`` reads),
     in member-name order; failures as in :func:`load_sigma_tree`. Sources are
@@ -596,17 +757,20 @@ def load_sigma_tar(
         except UnicodeDecodeError as e:
             raise RuleError(f"{name}: cannot read rule file: {e}") from None
 
-    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict)
+    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict, options, [])
 
 
-def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool) -> TreeLoad:
-    result = TreeLoad()
+def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool, options: Optional[SigmaOptions],
+               filters: list[SigmaFilterDoc]) -> TreeLoad:
+    result = TreeLoad(filters=list(filters))
     for name, read in items:
         result.files += 1
         try:
-            result.rules.extend(parse_sigma(read(), source=name, profile=profile, logsource=logsource))
+            result.rules.extend(parse_sigma(read(), source=name, profile=profile, logsource=logsource,
+                                            options=options, into=result))
         except MatcherError as e:
             if strict:
                 raise
             result.failures.append((name, e))
+    result.rules, result.filter_problems = apply_filters(result.rules, result.filters, _filtered)
     return result

@@ -11,14 +11,15 @@ and :func:`matcher.mapping.translate` takes it to any other profile.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from sigma.rule import SigmaLogSource
 
 from .. import ir
-from ..ir import Op, Pred
+from ..errors import MatcherError
 
-__all__ = ["logsource_filter", "s1_field_map", "s1_logsource_condition", "CATEGORY_ALIASES"]
+__all__ = ["logsource_filter", "s1_field_map", "route", "logsource_key", "parse_logsource_spec", "UNROUTED_MODES",
+           "CATEGORY_ALIASES"]
 
 #: Sigma categories that share another category's field table.
 CATEGORY_ALIASES = {
@@ -34,27 +35,6 @@ CATEGORY_ALIASES = {
     "firewall": "network_connection",
     "pipe_created": "pipe_creation",
 }
-
-_PRODUCT = {"windows": "windows", "linux": "linux", "macos": "osx"}
-_EVENT_TYPE = {
-    "process_creation": "Process Creation",
-    "file_change": "File Modification",
-    "file_rename": "File Rename",
-    "file_delete": "File Delete",
-    "image_load": "ModuleLoad",
-    "pipe_creation": "Named Pipe Creation",
-}
-_OBJECT_TYPE = {
-    "file_event": ("File",),
-    "registry_add": ("Registry",),
-    "registry_delete": ("Registry",),
-    "registry_event": ("Registry",),
-    "registry_set": ("Registry",),
-    "dns_query": ("DNS",),
-    "dns": ("DNS",),
-    "network_connection": ("DNS", "Url", "IP"),
-}
-
 
 def logsource_filter(
     category: Optional[str] = None, product: Optional[str] = None, service: Optional[str] = None
@@ -77,14 +57,75 @@ def s1_field_map(logsource: SigmaLogSource) -> Callable[[str], str]:
     return lambda name: table.get(name, name)
 
 
-def s1_logsource_condition(logsource: SigmaLogSource) -> Optional[ir.Node]:
-    """The event-type and OS conditions the SentinelOne pipeline adds for this logsource."""
-    items: list[ir.Node] = []
-    cat = logsource.category
-    if cat in _EVENT_TYPE:
-        items.append(Pred("EventType", Op.EQUALS, _EVENT_TYPE[cat]))
-    elif cat in _OBJECT_TYPE:
-        items.append(ir.or_(*(Pred("ObjectType", Op.EQUALS, v) for v in _OBJECT_TYPE[cat])))
-    if logsource.product in _PRODUCT:
-        items.append(Pred("EndpointOS", Op.EQUALS, _PRODUCT[logsource.product]))
-    return ir.and_(*items) if items else None
+#: What a rule of a logsource the profile cannot recognise becomes: not loaded (``"skip"``,
+#: the default) or run on every event (``"run"``); either way it is reported.
+UNROUTED_MODES = ("skip", "run")
+
+_KEYS = ("category", "product", "service")
+
+
+def logsource_key(ls: "SigmaLogSource | Mapping[str, str]") -> str:
+    """``product=windows,category=process_creation``: the rule's logsource as routing tables
+    and messages write it (keys in the order product, category, service)."""
+    get = ls.get if isinstance(ls, Mapping) else (lambda k: getattr(ls, k, None))
+    return ",".join(f"{k}={get(k)}" for k in ("product", "category", "service") if get(k))
+
+
+def parse_logsource_spec(text: str) -> dict[str, str]:
+    """``product=windows,category=process_creation`` -> a dict (``--logsource``, table keys)."""
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        k, sep, v = item.partition("=")
+        k, v = k.strip(), v.strip()
+        if not sep or k not in _KEYS or not v:
+            raise MatcherError(f"logsource {text!r}: expected key=value pairs separated by commas, with keys "
+                               f"category, product, service (e.g. product=windows,category=process_creation)")
+        out[k] = v
+    return out
+
+
+def _table(profile: Any) -> list[tuple[dict[str, str], str, Any]]:
+    """The profile's routing entries: (pairs, S1QL text, the profile whose names the text uses)."""
+    from ..mapping import PROFILES, S1_LOGSOURCES, load_profile
+
+    prof = load_profile(profile)
+    out = {k: (q, prof) for k, q in prof.logsources.items()}
+    if prof is not PROFILES["sysmon"]:  # the Sigma-named profile has its own full table
+        for k, q in S1_LOGSOURCES.items():
+            out.setdefault(k, (q, PROFILES["s1"]))
+    return [(parse_logsource_spec(k), q, p) for k, (q, p) in out.items()]
+
+
+def route(logsource: SigmaLogSource, profile: Any) -> tuple[bool, Optional[ir.Node]]:
+    """How ``profile`` recognises events of ``logsource``: ``(recognised, condition)``.
+
+    The entries of the profile's table (:attr:`matcher.mapping.Profile.logsources`, then
+    :data:`matcher.mapping.S1_LOGSOURCES` for profiles other than ``sysmon``) whose pairs all
+    hold for the rule apply; of those, an entry whose pairs are a strict subset of another's is
+    dropped (``product=windows,service=security`` is more specific than ``product=windows``).
+    The logsource is recognised when every key it sets (category, product, service) is named
+    by an applying entry; the condition is the AND of the applying entries' conditions, in the
+    profile's names (``None``: no condition needed).
+    """
+    from ..mapping import load_profile, parse_condition, translate
+
+    prof = load_profile(profile)
+    have = {k: getattr(logsource, k) for k in _KEYS if getattr(logsource, k, None)}
+    if not have:
+        return False, None
+    hits = [(pairs, q, p) for pairs, q, p in _table(prof) if all(have.get(k) == v for k, v in pairs.items())]
+    hits = [h for h in hits if not any(set(h[0].items()) < set(o[0].items()) for o in hits)]
+    named = {k for pairs, _, _ in hits for k in pairs}
+    if not set(have) <= named:
+        return False, None
+    conds = []
+    for pairs, q, p in sorted(hits, key=lambda h: sorted(h[0].items())):
+        if not q:
+            continue
+        node = parse_condition(q, f"profile {p.name}: logsources.{logsource_key(pairs)}")
+        if p is not prof:
+            node = translate(node, p, prof)
+        conds.append(node)
+    return True, (ir.and_(*conds) if conds else None)
+
+

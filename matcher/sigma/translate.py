@@ -18,13 +18,16 @@ writes each leaf as IR:
   ``base64``, ``wide``, ``utf16*`` are already plain strings;
 - ``fieldref`` -> the whole-event ``FIELDREF*`` ops; keywords -> the whole-event ``KEYWORD``.
 
-Placeholders (``expand``), timestamp-part modifiers and anything else outside the IR raise
-:class:`~matcher.errors.UnsupportedFeature` naming the rule and the feature.
+Placeholders (``expand``) are filled from the user's lists (:mod:`.placeholders`); timestamp
+parts (``minute`` ... ``year``) are ``TIMEPART`` predicates on the timestamp field. Anything
+else outside the IR raises :class:`~matcher.errors.UnsupportedFeature` naming the rule and the
+feature.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Callable, Optional
 
 import re2
@@ -62,6 +65,8 @@ from .. import ir
 from ..errors import RegexError, UnsupportedFeature
 from ..ops import check_regex, is_linear
 from ..ir import Glob, Op, Pred, Wild
+from .placeholders import FEATURE as PLACEHOLDERS
+from .placeholders import expand_parts
 
 __all__ = ["translate_rule", "string_pred", "KEYWORD_FIELD"]
 
@@ -87,11 +92,12 @@ _FIELDREF = {
 }
 
 
-def _parts(value: SigmaString, rule: str) -> list:
+def _parts(value, rule: str) -> tuple:
+    """A SigmaString's (or a placeholder expansion's) parts as a Glob's parts."""
     out: list = []
-    for p in value.s:
+    for p in getattr(value, "s", value):
         if isinstance(p, Placeholder):
-            raise UnsupportedFeature(rule, "placeholders (the expand modifier)", f"%{p.name}%")
+            raise UnsupportedFeature(rule, PLACEHOLDERS, f"%{p.name}%")
         if p is SpecialChars.WILDCARD_MULTI:
             out.append(Wild.ANY)
         elif p is SpecialChars.WILDCARD_SINGLE:
@@ -118,6 +124,12 @@ def string_pred(field: str, parts: tuple) -> Pred:
               (True, False): Op.ENDSWITH}[(head, tail)]
         return Pred(field, op, core[0])
     return Pred(field, Op.GLOB, Glob(tuple(parts)))
+
+
+def timepart_pred(field: str, part: str, number: int) -> Pred:
+    """``field|hour: 3``: the ``part`` of the timestamp in ``field`` equals ``number``
+    (``ops.timestamp_part`` reads the timestamp)."""
+    return Pred(field, Op.TIMEPART, f"{part}={number}")
 
 
 def _cased_regex(parts: tuple) -> str:
@@ -196,10 +208,19 @@ def _plain_text(v) -> str:
 
 
 class _Translator:
-    def __init__(self, rule: str, field_map: Callable[[str], str], s1_backend: bool = False):
+    def __init__(self, rule: str, field_map: Callable[[str], str], s1_backend: bool = False,
+                 placeholders: Optional[Mapping[str, Sequence[str]]] = None, timestamp: Optional[str] = None):
         self.rule = rule
         self.field_map = field_map
         self.s1_backend = s1_backend
+        self.placeholders = placeholders or {}
+        self.timestamp = timestamp
+
+    def strings(self, v: SigmaString) -> list:
+        """The Glob parts a Sigma string stands for: one, or one per placeholder combination."""
+        if not v.contains_placeholder():
+            return [_parts(v, self.rule)]
+        return [_parts(p, self.rule) for p in expand_parts(v.s, self.placeholders, self.rule)]
 
     def node(self, cond) -> ir.Node:
         if isinstance(cond, ConditionAND):
@@ -246,15 +267,15 @@ class _Translator:
         if isinstance(v, SigmaExpansion):  # windash, base64offset: always OR-linked
             return ir.or_(*(self.value(field, x) for x in v.values))
         if isinstance(v, SigmaCasedString):
-            return Pred(field, Op.REGEX, _cased_regex(_parts(v, rule)))
+            return ir.or_(*(Pred(field, Op.REGEX, _cased_regex(p)) for p in self.strings(v)))
         if isinstance(v, SigmaString):
-            return string_pred(field, _parts(v, rule))
+            return ir.or_(*(string_pred(field, p) for p in self.strings(v)))
         if isinstance(v, SigmaRegularExpression):
             if v.regexp.contains_placeholder():
                 raise UnsupportedFeature(rule, "placeholders (the expand modifier)", str(v.regexp))
             return Pred(field, Op.REGEX, _regex(v))
-        if isinstance(v, SigmaTimestampPart):
-            raise UnsupportedFeature(rule, "timestamp-part modifiers", f"{field}|{v.timestamp_part.name.lower()}")
+        if isinstance(v, SigmaTimestampPart):  # before SigmaNumber: a subclass
+            return timepart_pred(self.timestamp or field, v.timestamp_part.name.lower(), int(v.number))
         if isinstance(v, SigmaBool):  # before SigmaNumber: not a subclass, but keep the order explicit
             return Pred(field, Op.EQUALS, "true" if v.boolean else "false")
         if isinstance(v, SigmaNumber):
@@ -286,17 +307,18 @@ class _Translator:
         if isinstance(v, SigmaCasedString):
             raise UnsupportedFeature(rule, "cased keywords")
         if isinstance(v, SigmaString):
-            parts = _parts(v, rule)
+            alts = self.strings(v)
         elif isinstance(v, (SigmaNumber, SigmaBool)):
-            parts = (str(v).lower() if isinstance(v, SigmaBool) else str(v.number),)
+            alts = [(str(v).lower() if isinstance(v, SigmaBool) else str(v.number),)]
         else:
             raise UnsupportedFeature(rule, f"keywords of type {type(v).__name__}")
         # A keyword is found anywhere in a field's text: implicit wildcards at both ends.
-        return Pred(KEYWORD_FIELD, Op.KEYWORD, Glob.of(Wild.ANY, *parts, Wild.ANY))
+        return ir.or_(*(Pred(KEYWORD_FIELD, Op.KEYWORD, Glob.of(Wild.ANY, *parts, Wild.ANY)) for parts in alts))
 
 
 def translate_rule(
-    rule, *, name: str, field_map: Optional[Callable[[str], str]] = None, s1_backend: bool = False
+    rule, *, name: str, field_map: Optional[Callable[[str], str]] = None, s1_backend: bool = False,
+    placeholders: Optional[Mapping[str, Sequence[str]]] = None, timestamp: Optional[str] = None,
 ) -> ir.Node:
     """The IR of a parsed ``sigma.rule.SigmaRule``; several conditions are OR-ed (Sigma spec).
 
@@ -304,8 +326,10 @@ def translate_rule(
     rule, meaning changes included (``docs/sigma.md``): value lists as substring matches,
     ``null`` as ``IS NOT EMPTY``, ``?`` as ``*``, regex flags dropped. It exists to explain
     the differences between the two routes, not to be used for detection.
+    ``placeholders``: values for ``%name%`` (:mod:`.placeholders`). ``timestamp``: the event
+    field the timestamp-part modifiers read (default: the field the rule names).
     """
-    t = _Translator(name, field_map or (lambda f: f), s1_backend)
+    t = _Translator(name, field_map or (lambda f: f), s1_backend, placeholders, timestamp)
     nodes = []
     for cond in rule.detection.parsed_condition:
         tree = cond.parsed
