@@ -608,7 +608,12 @@ def _filter_doc(f: SigmaFilter, name: str, source: Optional[str], profile: Any, 
 
     as_rule = SigmaRule(title=f.title or name, logsource=f.logsource,
                         detection=SigmaDetections(f.filter.detections, f.filter.condition))
-    node = _rule_ir(as_rule, name, profile, False, opts)
+    try:
+        node = _rule_ir(as_rule, name, profile, False, opts)
+    except MatcherError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pySigma's lazy checks (SigmaError, ValueError, ...)
+        raise RuleError(f"{name}: {e}") from None
     refs = () if isinstance(f.filter.rules, str) else tuple(str(r.reference) for r in f.filter.rules)
     ls = tuple((k, getattr(f.logsource, k)) for k in ("category", "product", "service") if getattr(f.logsource, k))
     return SigmaFilterDoc(name=name, rules=refs, logsource=ls, node=node, source=source)
@@ -619,15 +624,10 @@ def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False,
     profile = _resolve(profile)
     s1 = profile is not None and profile is not PROFILES["sysmon"]
     opts = opts or SigmaOptions()
-    try:
-        node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
-                              s1_backend=s1_backend, placeholders=opts.placeholders, timestamp=opts.timestamp)
-    except SigmaError as e:  # pySigma checks conditions and values lazily
-        raise RuleError(f"{name}: {e}") from None
-    except ValueError as e:
-        if isinstance(e, MatcherError):
-            raise
-        raise RuleError(f"{name}: {e}") from None  # e.g. nesting deeper than ir.MAX_DEPTH
+    # pySigma checks conditions and values lazily: its errors surface here, and the callers place
+    # them in the YAML (parse_sigma: _rule_error; _filter_doc: the filter's name)
+    node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
+                          s1_backend=s1_backend, placeholders=opts.placeholders, timestamp=opts.timestamp)
     if not s1 or profile is PROFILES["s1"]:
         return node
     from ..mapping import translate
