@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.machinery
 import random
-import re
 import string
 
 import ahocorasick
@@ -136,20 +135,6 @@ def test_fold_char_is_str_lower_for_every_code_point():
     # and those two are exactly the ones a per-code-point fold cannot do
     assert len("\u0130".lower()) == 2
     assert "AΣ".lower()[-1] != "Σ".lower()
-
-
-def test_ignorecase_unsafe_is_derived_from_re():
-    """ASCII letters/digits c that (?i)c matches at some code point >= 128 whose lower() is
-    not c.lower(): a guard literal from an IGNORECASE regex must not contain them."""
-    haystack = "".join(chr(x) for x in range(128, 0x110000))
-    unsafe = set()
-    for c in string.ascii_letters + string.digits:
-        for m in re.finditer("(?i)" + re.escape(c), haystack):
-            if m.group().lower() != c.lower():
-                unsafe.add(c)
-                break
-    assert unsafe == set("iIsS")
-    assert compiler.IGNORECASE_UNSAFE == frozenset(unsafe)
 
 
 # --------------------------------------------------------------------------------------------
