@@ -89,13 +89,13 @@ def test_sigma_catastrophic_pattern_is_linear(size, tmp_path):
     out = run_python(f"""
         import matcher
         from matcher import reference
-        rule = matcher.load({str(path)!r}, profile="sysmon")
+        rule = matcher.load({str(path)!r}, profile=None)
         value = {VALUES[size]!r}
         rs = matcher.RuleSet([rule])
         evs = [{{"CommandLine": value}}, {{"CommandLine": value[:-1]}}]
         print(repr([list(rs.scan(evs)), [reference.evaluate(rule, e) for e in evs]]))
     """)
-    rid = matcher.load(path, profile="sysmon").id
+    rid = matcher.load(path, profile=None).id
     assert out.stdout.strip() == repr([[(1, rid)], [False, True]])
 
 
@@ -224,14 +224,14 @@ def test_sigma_regex_errors_name_the_rule(tmp_path):
         matcher.load(path)
     msg = str(info.value)
     assert str(path) in msg and "4f1e7c0e" in msg and "regex=\"backtracking\"" in msg and "^" in msg
-    rule = matcher.load(path, regex="backtracking", profile="sysmon")
+    rule = matcher.load(path, regex="backtracking", profile=None)
     assert rule.match({"CommandLine": "xaa"}) and not rule.match({"CommandLine": "xab"})
 
 
 def test_sigma_flags_run_on_re2(tmp_path):
     path = tmp_path / "flags.yml"
     path.write_text(sigma_rule("^who.mi$", "re|i|m|s"))
-    rule = matcher.load(path, profile="sysmon")
+    rule = matcher.load(path, profile=None)
     assert rule.ir.value == "(?ims)^who.mi$"
     assert rule.match({"CommandLine": "x\nWHO\nMI\ny"})  # i, s (. takes \n), m (^ $ at lines)
     assert not rule.match({"CommandLine": "x\nWHO\nMI y"})
@@ -240,7 +240,7 @@ def test_sigma_flags_run_on_re2(tmp_path):
 def test_sigma_cased_strings_run_on_re2(tmp_path):
     path = tmp_path / "cased.yml"
     path.write_text(sigma_rule("Who Am I?\n(*)", "cased"))
-    rule = matcher.load(path, profile="sysmon")
+    rule = matcher.load(path, profile=None)
     assert ops.is_linear(rule.ir.value)
     assert rule.match({"CommandLine": "Who Am I!\n(x)"})
     assert not rule.match({"CommandLine": "who Am I!\n(x)"}) and not rule.match({"CommandLine": "Who Am I!\n(x)\n"})

@@ -60,7 +60,7 @@ def test_strategies_cover_the_tricky_cases():
     """Over a fixed sample, the strategies really produce what their docstrings promise."""
     seen: set[str] = set()
 
-    @settings(max_examples=300, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=600, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     @given(ir_nodes(), events())
     def sample(node, ev):
         for n in [node]:

@@ -154,7 +154,7 @@ def test_comparisons_and_cidr_values():
     values = {float(ev["P"]) for ev in _collect(mt.events(rule), 40)}
     assert values and all(4 < v <= 6 for v in values)
     (net,) = parse_sigma("title: t\nlogsource: {product: x}\ndetection:\n  s: {Ip|cidr: 192.168.0.0/16}\n"
-                         "  condition: s", profile="sysmon")
+                         "  condition: s", profile=None)
     ips = {ev["Ip"] for ev in _collect(mt.events(net), 30)}
     assert ips and all(ip.startswith("192.168.") for ip in ips)
 
