@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # shared_data
+sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))  # shared_data (after benchmarks/: its conftest wins)
 
 import flagship_peers as peers
 import sigma_sqlite
