@@ -7,7 +7,6 @@ event and on an event holding each predicate's own literal.
 
 from __future__ import annotations
 
-import sys
 
 from _harness import instrumented, main
 

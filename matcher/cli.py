@@ -136,7 +136,7 @@ def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = 
         if f in sigma_files:
             continue
         try:
-            if f.suffix.lower() in RULE_LINES_SUFFIXES:  # TODO(load_rules): one loader for every kind
+            if f.suffix.lower() in RULE_LINES_SUFFIXES:  # (not yet through matcher.load_rules: issue 17)
                 found, bad, no_query = read_rule_lines(f)
                 errors.extend(bad)
                 rules.extend(api.Rule(node, info, query) for info, node, query in found)

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from . import mapping
-    from .cli import _gather_rules, _remap, _say  # TODO(load_rules): matcher.load_rules when it lands
+    from .cli import _gather_rules, _remap, _say  # (not yet through matcher.load_rules: issue 17)
     from .errors import MatcherError
 
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import matcher
-from matcher.errors import ArrowDataError, MatcherError
+from matcher.errors import ArrowDataError
 
 ROOT = Path(__file__).resolve().parent.parent
 
