@@ -92,8 +92,7 @@ class Key:
 
 
 def run_scenario(body: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env = dict(os.environ)  # PYTHONPATH names the matcher under test (conftest)
     env.setdefault("PYTHONFAULTHANDLER", "1")
     code = PRELUDE + textwrap.dedent(body)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -94,7 +94,9 @@ CASES = {
         "---\ndetection: oops\n", 8, 12, "is a map"),
     "repeat_merges_map_into_string": (GOOD + "---\naction: repeat\nlevel: {a: 1}\n", 10, 8, "is a map"),
     "alias_bomb": (ALIAS_BOMB + GOOD, 1, 1, "aliases"),
-    "deep_flow_yaml": (deep(100_000), 1, MAX_YAML_DEPTH + 1, "nesting deeper"),
+    # column MAX_YAML_DEPTH + 1 where our composer counts first; libyaml >= 0.2.6 (PyYAML 6.0.4)
+    # refuses in its scanner at its own limit, 1,000 levels, and the position is that one
+    "deep_flow_yaml": (deep(100_000), 1, (MAX_YAML_DEPTH + 1, 1001), "nesting deeper"),
     "deep_block_yaml": ("a:\n" + "".join(" " * i + "- \n" for i in range(1, 60)), None, None, "nesting deeper"),
     "deep_maps_yaml": ("a: " + "{a: " * 5000 + "1" + "}" * 5000, 1, None, "nesting deeper"),
     "tab_indentation": ("title: t\n\tdetection: x\n", 2, 1, "YAML"),
@@ -128,7 +130,9 @@ def test_malformed_is_a_positioned_rule_error(name):
         assert isinstance(e, RuleSyntaxError), repr(e)
         assert e.source == f"{name}.yml"
         assert e.line == line, str(e)
-        if column is not None:
+        if isinstance(column, tuple):
+            assert e.column in column, str(e)
+        elif column is not None:
             assert e.column == column, str(e)
     # the rule id is known once the YAML reads (not for YAML errors)
     if isinstance(e, RuleSyntaxError) and f"id: {RID}" in text and line is not None and line > 2 \

@@ -8,7 +8,6 @@ compiled core (``Rule.match``) in the tests. The corpus tests need the shared th
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -401,8 +400,7 @@ def test_corpus_every_satisfiable_rule_yields_events():
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "matcher", *args], capture_output=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-m", "matcher", *args], capture_output=True, timeout=300)
 
 
 def test_cli_examples_and_near_misses(tmp_path):

@@ -157,7 +157,10 @@ def _yaml_documents(text: str, source: Optional[str]) -> list[_Doc]:
                 docs.append(_Doc(node, data))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise RuleSyntaxError(f"YAML: {e.problem or e.context}", text, mark.index if mark else 0,
+        problem = e.problem or e.context
+        if problem == "exceeded maximum nesting depth":  # libyaml >= 0.2.6 (PyYAML 6.0.4) stops at 1,000 levels
+            problem = f"nesting deeper than {MAX_YAML_DEPTH} levels"  # in its scanner, before our composer counts
+        raise RuleSyntaxError(f"YAML: {problem}", text, mark.index if mark else 0,
                               source=source) from None
     except yaml.YAMLError as e:  # the reader's errors (control characters, encoding)
         raise RuleSyntaxError(f"YAML: {getattr(e, 'reason', None) or e}", text, getattr(e, "position", 0) or 0,
