@@ -169,6 +169,49 @@ def test_placeholders_fill_every_combination(tmp_path):
         read_placeholder_file(bad)
 
 
+RE_RULE = """title: re ph
+id: 11111111-2222-3333-4444-555555555555
+logsource:
+  category: process_creation
+  product: windows
+detection:
+  sel:
+    CommandLine|re|i|expand: '{pattern}'
+  condition: sel
+"""
+
+
+def test_placeholders_in_a_regex_are_escaped_and_alternated(tmp_path):
+    path = tmp_path / "re.yml"
+    path.write_text(RE_RULE.format(pattern=r"^\S+ %users%\d+$"))
+    rule = matcher.load(path, profile="sysmon", placeholders={"users": ["adm*", "a.b?", "x|y"]})
+    (pred,) = [p for p in matcher.ir.walk_preds(rule.ir) if p.field == "CommandLine"]
+    assert pred.value == r"(?i)^\S+ (?:adm(?s:.*)|a\.b(?s:.)|x\|y)\d+$"
+    lines = {"x adm12": True, "x ADMxyz12": True, "x a.bc3": True, "x axbc3": False, "x adm": False,
+             "x x|y7": True, "x x7": False, "x y7": False}
+    events = [{"EventID": 1, "CommandLine": c} for c in lines]
+    assert [rule.match(e) for e in events] == list(lines.values()) == [reference.evaluate(rule, e) for e in events]
+    with pytest.raises(UnsupportedFeature, match="%users% has no value") as e:
+        matcher.load(path, profile="sysmon")
+    assert (e.value.feature, e.value.line, e.value.column) == (FEATURE, 8, 30)
+
+
+@pytest.mark.parametrize("pattern, where, at", [("a[b%users%]c", "inside a character class", 4),
+                                                ("a[]%users%]c", "inside a character class", 4),
+                                                (r"a\%users%", "right after a backslash", 3)])
+def test_a_placeholder_where_an_alternation_cannot_stand_is_unsupported(tmp_path, pattern, where, at):
+    path = tmp_path / "re.yml"
+    path.write_text(RE_RULE.format(pattern=pattern))
+    with pytest.raises(UnsupportedFeature, match=re.escape(f"%users% stands {where} of the |re pattern "
+                                                           f"(at character {at})")) as e:
+        matcher.load(path, profile="sysmon", placeholders={"users": ["x"]})
+    assert (e.value.feature, e.value.line, e.value.column) == (FEATURE, 8, 30)
+    # a closed class, or an escaped backslash, leaves a place a group may stand
+    ok = tmp_path / "ok.yml"
+    ok.write_text(RE_RULE.format(pattern=r"[\]]\\%users%"))
+    assert matcher.load(ok, profile="sysmon", placeholders={"users": ["x"]}).match({"EventID": 1, "CommandLine": "]\\x"})
+
+
 def test_all_sigmahq_placeholder_rules_load_given_values():
     root = sigma_rules_path()
     names: set[str] = set()

@@ -464,6 +464,8 @@ def parse_sigma(
             continue
         try:
             node = _rule_ir(rule, name, profile, s1_backend, opts)
+        except UnsupportedFeature as e:
+            raise _placed(e, where, text) from None
         except MatcherError:
             raise
         except Exception as e:  # noqa: BLE001 - pySigma parses conditions lazily, see _rule_ir
@@ -493,6 +495,24 @@ def parse_sigma(
     if problems:
         raise RuleError(problems[0])
     return out + correlations
+
+
+def _placed(error: UnsupportedFeature, docs: list[_Doc], text: str) -> UnsupportedFeature:
+    """An error about a placeholder (``.placeholder``) with the line and column of the first
+    detection value of ``docs`` that holds it (``.line``, ``.column``; also in the message)."""
+    name = getattr(error, "placeholder", None)
+    if name is None:
+        return error
+    for doc in docs:
+        det = _find(doc.node, ("detection",))
+        for n in _walk(det) if det is not None else ():
+            if isinstance(n, yaml.ScalarNode) and f"%{name}%" in n.value:
+                mark = n.start_mark
+                out = UnsupportedFeature(error.rule, error.feature,
+                                         f"{error.detail}; line {mark.line + 1}, column {mark.column + 1}")
+                out.placeholder, out.line, out.column = name, mark.line + 1, mark.column + 1  # type: ignore[attr-defined]
+                return out
+    return error
 
 
 def _split_correlations(docs: list[_Doc], source: Optional[str]) -> tuple[list[_Doc], list]:

@@ -66,7 +66,7 @@ from ..errors import RegexError, UnsupportedFeature
 from ..ops import check_regex, is_linear
 from ..ir import Glob, Op, Pred, Wild
 from .placeholders import FEATURE as PLACEHOLDERS
-from .placeholders import expand_parts
+from .placeholders import expand_parts, no_value, placed
 
 __all__ = ["translate_rule", "string_pred", "KEYWORD_FIELD"]
 
@@ -96,8 +96,8 @@ def _parts(value, rule: str) -> tuple:
     """A SigmaString's (or a placeholder expansion's) parts as a Glob's parts."""
     out: list = []
     for p in getattr(value, "s", value):
-        if isinstance(p, Placeholder):
-            raise UnsupportedFeature(rule, PLACEHOLDERS, f"%{p.name}%")
+        if isinstance(p, Placeholder):  # pragma: no cover - strings() expands them first
+            raise no_value(rule, p.name)
         if p is SpecialChars.WILDCARD_MULTI:
             out.append(Wild.ANY)
         elif p is SpecialChars.WILDCARD_SINGLE:
@@ -137,6 +137,36 @@ def _cased_regex(parts: tuple) -> str:
     # the end of the text.
     body = "".join(".*" if p is Wild.ANY else "." if p is Wild.ONE else re.escape(p) for p in parts)
     return r"(?s)\A" + body + "$"
+
+
+def _glob_regex(parts: Sequence) -> str:
+    """A Sigma string's parts (wildcards, literal text) as a regex fragment matching the same text."""
+    return "".join("(?s:.*)" if p is SpecialChars.WILDCARD_MULTI else "(?s:.)" if p is SpecialChars.WILDCARD_SINGLE
+                   else re.escape(p) for p in parts)
+
+
+def _regex_context(prefix: str) -> str:
+    """Where the regex text ``prefix`` leaves the next character: ``"inside a character class"``,
+    ``"right after a backslash"``, or ``""`` (where a group may stand)."""
+    i, in_class, in_class_start = 0, False, 0
+    while i < len(prefix):
+        c = prefix[i]
+        if c == "\\":
+            if i + 1 == len(prefix):
+                return "right after a backslash"
+            i += 2
+            continue
+        if in_class:
+            if c == "]" and i > in_class_start:
+                in_class = False
+        elif c == "[":
+            in_class, in_class_start = True, i + 1
+            if prefix[i + 1 : i + 2] == "^":
+                in_class_start += 1
+            if prefix[in_class_start : in_class_start + 1] == "]":  # []...] and [^]...]: a literal ]
+                in_class_start += 1
+        i += 1
+    return "inside a character class" if in_class else ""
 
 
 def _with_flags(pattern: str, letters) -> str:
@@ -222,6 +252,33 @@ class _Translator:
             return [_parts(v, self.rule)]
         return [_parts(p, self.rule) for p in expand_parts(v.s, self.placeholders, self.rule)]
 
+    def regex_with_placeholders(self, parts: Sequence) -> str:
+        """An ``|expand|re`` pattern with each ``%name%`` replaced by ``(?:v1|v2|...)``: each value
+        is a Sigma string (``*``, ``?`` wildcards, ``\\`` escapes, as for plain values), written as
+        regex: its text escaped, ``*`` as ``(?s:.*)``, ``?`` as ``(?s:.)``. A placeholder inside
+        a character class (``[...]``) or right after a backslash has no such reading: an
+        :class:`UnsupportedFeature` naming the character where it stands."""
+        out: list[str] = []
+        for p in parts:
+            if isinstance(p, Placeholder):
+                text = "".join(out)
+                where = _regex_context(text)
+                if where:
+                    raise placed(UnsupportedFeature(self.rule, PLACEHOLDERS, f"%{p.name}% stands {where} of the |re "
+                                                    f"pattern (at character {len(text) + 1}): its values cannot be "
+                                                    "written there as an alternation"), p.name)
+                vals = self.placeholders.get(p.name)
+                if not vals:
+                    raise no_value(self.rule, p.name)
+                out.append("(?:" + "|".join(_glob_regex(SigmaString(x).s) for x in vals) + ")")
+            elif p is SpecialChars.WILDCARD_MULTI:  # in a regex, pySigma's special characters are
+                out.append("*")                    # the pattern's own * and ?
+            elif p is SpecialChars.WILDCARD_SINGLE:
+                out.append("?")
+            else:
+                out.append(p)
+        return "".join(out)
+
     def node(self, cond) -> ir.Node:
         if isinstance(cond, ConditionAND):
             return ir.and_(*(self.node(a) for a in cond.args))
@@ -272,7 +329,8 @@ class _Translator:
             return ir.or_(*(string_pred(field, p) for p in self.strings(v)))
         if isinstance(v, SigmaRegularExpression):
             if v.regexp.contains_placeholder():
-                raise UnsupportedFeature(rule, "placeholders (the expand modifier)", str(v.regexp))
+                return Pred(field, Op.REGEX, _with_flags(self.regex_with_placeholders(v.regexp.s),
+                                                         (_FLAGS[f] for f in v.flags)))
             return Pred(field, Op.REGEX, _regex(v))
         if isinstance(v, SigmaTimestampPart):  # before SigmaNumber: a subclass
             return timepart_pred(self.timestamp or field, v.timestamp_part.name.lower(), int(v.number))
