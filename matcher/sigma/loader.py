@@ -36,7 +36,7 @@ from .logsource import UNROUTED_MODES, logsource_filter, logsource_key, route, s
 from .placeholders import check_placeholders
 from .translate import SIGMA_POLICY, translate_rule
 
-__all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "load_sigma_tar", "load_sigma_files", "load_filters",
+__all__ = ["parse_sigma", "load_sigma", "field_positions", "load_sigma_tree", "load_sigma_tar", "load_sigma_files", "load_filters",
            "TreeLoad", "SigmaOptions", "SIGMA_SUFFIXES", "UNROUTED_FEATURE"]
 
 #: The feature a rule fails with when its profile cannot recognise its logsource (``unrouted="skip"``).
@@ -513,6 +513,39 @@ def _placed(error: UnsupportedFeature, docs: list[_Doc], text: str) -> Unsupport
                 out.placeholder, out.line, out.column = name, mark.line + 1, mark.column + 1  # type: ignore[attr-defined]
                 return out
     return error
+
+
+def field_positions(text: str, rule_id: Optional[str] = None) -> dict[str, tuple[int, int]]:
+    """Where each field of a Sigma YAML text's detections is first named: field name (as the
+    rule writes it, before ``|``; the field a ``|fieldref`` value names too) -> 1-based ``(line,
+    column)`` of that key or value. With ``rule_id``, the document with that ``id`` is looked at
+    first. ``{}`` when the text does not parse."""
+    try:
+        docs = _yaml_documents(text, None)
+    except MatcherError:
+        return {}
+    docs.sort(key=lambda d: d.rule_id != rule_id)  # stable: the rule's own document first
+    out: dict[str, tuple[int, int]] = {}
+    for doc in docs:
+        if not isinstance(doc.node, yaml.MappingNode):
+            continue
+        for section in ("detection", "filter"):
+            det = _find(doc.node, (section,))
+            for n in _walk(det) if isinstance(det, yaml.MappingNode) else ():
+                if not isinstance(n, yaml.MappingNode):
+                    continue
+                for k, v in n.value:
+                    key = _scalar_text(k)
+                    if key is None or n is det:  # the detection's own keys name selections
+                        continue
+                    name, *mods = key.split("|")
+                    if name:
+                        out.setdefault(name, (k.start_mark.line + 1, k.start_mark.column + 1))
+                    if "fieldref" in mods:
+                        for x in (v.value if isinstance(v, yaml.SequenceNode) else [v]):
+                            if _scalar_text(x):
+                                out.setdefault(x.value, (x.start_mark.line + 1, x.start_mark.column + 1))
+    return out
 
 
 def _split_correlations(docs: list[_Doc], source: Optional[str]) -> tuple[list[_Doc], list]:
