@@ -87,6 +87,22 @@ def test_filter_in_its_own_file_applies_to_the_rule_it_names(tree, ref):
     assert matches == [(1, "6f3e2987"), (1, "7f3e2987"), (2, "7f3e2987")]
 
 
+def test_filter_given_to_a_tar_load(tree):
+    import tarfile
+
+    from matcher.sigma import load_sigma_tar
+
+    flt = tree / "mf_admins.yml"
+    flt.write_text(FILTER.format(ref="rar_compress"))
+    archive = tree / "rules.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tree / "rules", arcname="rules")
+    load = load_sigma_tar(archive, profile="sysmon", filters=[flt])
+    assert not load.failures and not load.filter_problems
+    assert {r.id[:8]: [r.match(e) for e in EVENTS] for r in load.rules} == {"6f3e2987": [True, False],
+                                                                             "7f3e2987": [True, True]}
+
+
 def test_filter_in_the_rules_file(tree):
     both = tree / "both.yml"
     both.write_text(RULE + "---\n" + FILTER.format(ref="rar_compress"))

@@ -346,11 +346,41 @@ def _locate(docs: list[_Doc], error: BaseException) -> Any:
                 if isinstance(n, yaml.ScalarNode) and (n.value.lower() in named or any(
                         m in named for m in n.value.lower().split("|")[1:])):
                     return n
+        mods = _modifiers_named(str(error))
+        if mods and det is not None:
+            for n in _walk(det):
+                if isinstance(n, yaml.MappingNode):
+                    for k, _ in n.value:
+                        if n is not det and any(m in mods for m in (_scalar_text(k) or "").lower().split("|")[1:]):
+                            return k
         path = ("detection", "condition") if key == "condition" else (key,)
         n = _find(doc.node, path) if key else None
         if n is not None:
             return n
     return docs[0].node if docs else None
+
+
+#: pySigma's messages about a modifier that name no value: the start of the message -> the modifiers.
+_MODIFIER_MESSAGES = {
+    "windash modifier": ("windash",), "regular expression modifier": ("re",), "cidr expression modifier": ("cidr",),
+    "exists modifier": ("exists",), "base64 encoding": ("base64", "base64offset"), "field references": ("fieldref",),
+    "wide modifier": ("wide", "utf16le"), "utf-16be modifier": ("utf16be",), "utf-16 modifier": ("utf16",),
+}
+
+
+def _modifiers_named(message: str) -> tuple[str, ...]:
+    """The modifiers a pySigma message is about (``Modifier SigmaCIDRModifier incompatible ...``,
+    ``windash modifier expands at most ...``), or ``()``."""
+    low = message.lower()
+    for start, mods in _MODIFIER_MESSAGES.items():
+        if low.startswith(start):
+            return mods
+    m = re.match(r"Modifier (\w+) incompatible", message)
+    if m:
+        from sigma.modifiers import modifier_mapping
+
+        return tuple(k for k, v in modifier_mapping.items() if v.__name__ == m.group(1))
+    return ()
 
 
 def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
@@ -498,20 +528,33 @@ def parse_sigma(
 
 
 def _placed(error: UnsupportedFeature, docs: list[_Doc], text: str) -> UnsupportedFeature:
-    """An error about a placeholder (``.placeholder``) with the line and column of the first
-    detection value of ``docs`` that holds it (``.line``, ``.column``; also in the message)."""
-    name = getattr(error, "placeholder", None)
-    if name is None:
+    """An error about a place in the detection -- a placeholder (``.yaml_text``: ``%name%``) or
+    a field-less keyword key (``.yaml_keyword``) -- with the line and column of the first
+    detection key or value of ``docs`` that holds it (``.line``, ``.column``; also in the message)."""
+    want = getattr(error, "yaml_text", None)
+    keyword = getattr(error, "yaml_keyword", False)
+    if want is None and not keyword:
         return error
     for doc in docs:
         det = _find(doc.node, ("detection",))
         for n in _walk(det) if det is not None else ():
-            if isinstance(n, yaml.ScalarNode) and f"%{name}%" in n.value:
-                mark = n.start_mark
-                out = UnsupportedFeature(error.rule, error.feature,
-                                         f"{error.detail}; line {mark.line + 1}, column {mark.column + 1}")
-                out.placeholder, out.line, out.column = name, mark.line + 1, mark.column + 1  # type: ignore[attr-defined]
-                return out
+            if not isinstance(n, yaml.MappingNode):
+                continue
+            for k, v in n.value:
+                key = _scalar_text(k) or ""
+                if keyword and n is not det and key.startswith("|"):
+                    hit = k
+                else:
+                    hit = next((x for x in (k, *(v.value if isinstance(v, yaml.SequenceNode) else [v]))
+                                if want and isinstance(x, yaml.ScalarNode) and want in x.value and x is not k), None)
+                if hit is not None:
+                    mark = hit.start_mark
+                    out = UnsupportedFeature(error.rule, error.feature, "; ".join(
+                        x for x in (error.detail, f"line {mark.line + 1}, column {mark.column + 1}") if x))
+                    out.__dict__.update({a: getattr(error, a) for a in ("placeholder", "yaml_text", "yaml_keyword")
+                                         if hasattr(error, a)})
+                    out.line, out.column = mark.line + 1, mark.column + 1  # type: ignore[attr-defined]
+                    return out
     return error
 
 
@@ -790,9 +833,10 @@ def load_sigma_tar(
     logsource: LogsourceSpec = None,
     strict: bool = False,
     options: Optional[SigmaOptions] = None,
+    filters: Any = None,
 ) -> TreeLoad:
     """Every ``*.yml``/``*.yaml`` member of a tar archive (any compression ``tarfile`` reads),
-    in member-name order; failures as in :func:`load_sigma_tree`. Sources are
+    in member-name order; failures and ``filters`` as in :func:`load_sigma_tree`. Sources are
     ``archive:member``."""
     import tarfile
 
@@ -810,7 +854,9 @@ def load_sigma_tar(
         except UnicodeDecodeError as e:
             raise RuleError(f"{name}: cannot read rule file: {e}") from None
 
-    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict, options, [])
+    profile = _resolve(profile)
+    extra = load_filters(filters, profile=profile, options=options) if filters else []
+    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict, options, extra)
 
 
 def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool, options: Optional[SigmaOptions],

@@ -69,6 +69,7 @@ def placed(error: UnsupportedFeature, name: str) -> UnsupportedFeature:
     """``error`` marked as being about placeholder ``name``: the loader adds the line and column
     of the first detection value holding ``%name%``."""
     error.placeholder = name  # type: ignore[attr-defined]
+    error.yaml_text = f"%{name}%"  # type: ignore[attr-defined]
     return error
 
 

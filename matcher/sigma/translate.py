@@ -363,15 +363,22 @@ class _Translator:
         if isinstance(v, SigmaExpansion):
             return ir.or_(*(self.keyword(x) for x in v.values))
         if isinstance(v, SigmaCasedString):
-            raise UnsupportedFeature(rule, "cased keywords")
+            raise _at_keyword(UnsupportedFeature(rule, "cased keywords"))
         if isinstance(v, SigmaString):
             alts = self.strings(v)
         elif isinstance(v, (SigmaNumber, SigmaBool)):
             alts = [(str(v).lower() if isinstance(v, SigmaBool) else str(v.number),)]
         else:
-            raise UnsupportedFeature(rule, f"keywords of type {type(v).__name__}")
+            raise _at_keyword(UnsupportedFeature(rule, f"keywords of type {type(v).__name__}"))
         # A keyword is found anywhere in a field's text: implicit wildcards at both ends.
         return ir.or_(*(Pred(KEYWORD_FIELD, Op.KEYWORD, Glob.of(Wild.ANY, *parts, Wild.ANY)) for parts in alts))
+
+
+def _at_keyword(error: UnsupportedFeature) -> UnsupportedFeature:
+    """``error`` marked as being about a field-less key (``'|cased'``, ``'|re'``): the loader
+    adds the line and column of the first such key."""
+    error.yaml_keyword = True  # type: ignore[attr-defined]
+    return error
 
 
 def translate_rule(
