@@ -670,7 +670,10 @@ def _unknown_fields(rules: list[api.Rule], sample: Optional[Any], *profiles: map
             names = [f for f in names if any(_one_edit(f, k) for k in known)]
         if not names:
             continue
-        places = field_positions(r.source_query, r.id) if sigma and r.source_query else {}
+        if sigma:
+            places = field_positions(r.source_query, r.id) if r.source_query else {}
+        else:
+            places = _query_positions(r, names)
         names.sort(key=lambda f: places.get(f, (1 << 30, 0)))  # in the order of the YAML
         why = " and no event of the sample holds it" if sample is not None else ""
         for f in names:
@@ -679,6 +682,33 @@ def _unknown_fields(rules: list[api.Rule], sample: Optional[Any], *profiles: map
                   else f"rule {r.id} ({r.info.source or r.title})")
             out.append(f"{at}: field {f!r} is known to no profile{why}"
                        + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+    return out
+
+
+def _query_positions(rule: api.Rule, names: list[str]) -> dict[str, tuple[int, int]]:
+    """Where each of ``names`` first stands in an S1QL rule's file (a query file, a card): the
+    query is found in the file as written, the name in the query as a whole word. ``{}`` for a
+    rule not read from a file (``-q``, built-in) or a query not found there verbatim."""
+    import re
+
+    from ._files import read_rule_text
+
+    src, query = rule.info.source, rule.source_query
+    if not src or not query or not os.path.isfile(src):
+        return {}
+    try:
+        text = read_rule_text(src)
+    except (MatcherError, OSError):
+        return {}
+    base = text.find(query)
+    if base < 0:
+        return {}
+    out = {}
+    for name in names:
+        m = re.search(r"(?<![\w.$])" + re.escape(name) + r"(?![\w.])", query)
+        if m:
+            at = base + m.start()
+            out[name] = (text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at))
     return out
 
 

@@ -324,6 +324,12 @@ def test_check_sample_silences_an_s1ql_field_the_events_hold(tmp_path):
     sample = write_jsonl(tmp_path / "s.jsonl", [{"TgtProcImagPath": "x"}])
     proc = run("-q", 'TgtProcImagPath endswithCIS "\\cmd.exe"', "--sample", str(sample), command="check")
     assert proc.returncode == 0 and "warning" not in err(proc), err(proc)
+    # an S1QL rule file: the warning gives the field's line and column in the file
+    rule = tmp_path / "t.s1ql"
+    rule.write_text('EventType = "Process Creation"\n  AND TgtProcImagPath endswithCIS "x"\n')
+    proc = run(str(rule), command="check")
+    assert (f"warning: {rule}:line 2, column 7: rule t: field 'TgtProcImagPath' is known to no profile "
+            "(did you mean TgtProcImagePath?)") in err(proc)
 
 
 def test_sigma_field_positions():
