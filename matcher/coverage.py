@@ -224,7 +224,9 @@ def run(args: argparse.Namespace) -> int:
         _say(f"coverage: {msg}")
     bad = len(problems)
     cov = measure(rules, counts, n, bad)
-    known = mapping.known_fields(src, dst)
+    from .sigma.logsource import routing_fields
+
+    known = mapping.known_fields(src, dst) | routing_fields(src, dst)
     lines = [f"{len(rules)} rule(s) reading {len(cov.rule_reads)} field(s); {n} event(s) holding "
              f"{len(counts)} field(s); {bad} bad record(s)"]
     unseen = []
