@@ -29,7 +29,8 @@ from . import inputs
 from .ir import EVENT_OPS, Node, Not, Op, Or, Pred, walk_preds
 from .ops import scalar_text
 
-__all__ = ["Coverage", "event_fields", "sample_fields", "rule_fields", "possible", "blocking_fields", "measure", "add_arguments", "run"]
+__all__ = ["Coverage", "event_fields", "sample_fields", "rule_fields", "possible", "blocking_fields", "measure",
+           "add_arguments", "run"]
 
 
 def event_fields(event: Mapping, prefix: str = "") -> set[str]:
@@ -71,7 +72,8 @@ def sample_fields(specs: list[str], fmt: Optional[str] = None) -> tuple[Counter,
                 n += item.batch.num_rows
             else:
                 where = "" if item.where is None else f":{item.where}"
-                problems.append(f"{inp.name}{where}: bad {'record' if item.where is not None else 'input'}: {item.problem}")
+                kind = "record" if item.where is not None else "input"
+                problems.append(f"{inp.name}{where}: bad {kind}: {item.problem}")
     return counts, n, problems
 
 

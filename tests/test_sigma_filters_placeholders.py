@@ -225,7 +225,8 @@ def test_a_placeholder_where_an_alternation_cannot_stand_is_unsupported(tmp_path
     # a closed class, or an escaped backslash, leaves a place a group may stand
     ok = tmp_path / "ok.yml"
     ok.write_text(RE_RULE.format(pattern=r"[\]]\\%users%"))
-    assert matcher.load(ok, profile="sysmon", placeholders={"users": ["x"]}).match({"EventID": 1, "CommandLine": "]\\x"})
+    rule = matcher.load(ok, profile="sysmon", placeholders={"users": ["x"]})
+    assert rule.match({"EventID": 1, "CommandLine": "]\\x"})
 
 
 def test_all_sigmahq_placeholder_rules_load_given_values():

@@ -36,7 +36,8 @@ from .logsource import UNROUTED_MODES, logsource_filter, logsource_key, route, s
 from .placeholders import check_placeholders
 from .translate import SIGMA_POLICY, translate_rule
 
-__all__ = ["parse_sigma", "load_sigma", "field_positions", "load_sigma_tree", "load_sigma_tar", "load_sigma_files", "load_filters",
+__all__ = ["parse_sigma", "load_sigma", "field_positions",
+           "load_sigma_tree", "load_sigma_tar", "load_sigma_files", "load_filters",
            "TreeLoad", "SigmaOptions", "SIGMA_SUFFIXES", "UNROUTED_FEATURE"]
 
 #: The feature a rule fails with when its profile cannot recognise its logsource (``unrouted="skip"``).

@@ -18,7 +18,8 @@ from sigma.rule import SigmaLogSource
 from .. import ir
 from ..errors import MatcherError
 
-__all__ = ["logsource_filter", "s1_field_map", "route", "routing_fields", "logsource_key", "parse_logsource_spec", "UNROUTED_MODES",
+__all__ = ["logsource_filter", "s1_field_map", "route", "routing_fields",
+           "logsource_key", "parse_logsource_spec", "UNROUTED_MODES",
            "CATEGORY_ALIASES"]
 
 #: Sigma categories that share another category's field table.

@@ -20,7 +20,8 @@ from sigma.types import Placeholder, SigmaString
 
 from ..errors import MatcherError, UnsupportedFeature
 
-__all__ = ["FEATURE", "expand_parts", "no_value", "placed", "check_placeholders", "parse_placeholder_arg", "read_placeholder_file"]
+__all__ = ["FEATURE", "expand_parts", "no_value", "placed", "check_placeholders", "parse_placeholder_arg",
+           "read_placeholder_file"]
 
 #: The feature name a rule whose placeholder has no value fails with.
 FEATURE = "placeholders (the expand modifier)"
