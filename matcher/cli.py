@@ -658,6 +658,7 @@ def _unknown_fields(rules: list[api.Rule], sample: Optional[Any], *profiles: map
     from .sigma.logsource import routing_fields
 
     known = mapping.known_fields(*profiles) | routing_fields(*profiles)
+    near: dict[str, bool] = {}  # name -> one edit away from a known name
     out = []
     for r in rules:
         if not isinstance(r, api.Rule):
@@ -667,7 +668,10 @@ def _unknown_fields(rules: list[api.Rule], sample: Optional[Any], *profiles: map
         if sample is not None:
             names = [f for f in names if f not in sample]
         elif sigma:
-            names = [f for f in names if any(_one_edit(f, k) for k in known)]
+            for f in names:
+                if f not in near:
+                    near[f] = any(_one_edit(f, k) for k in known)
+            names = [f for f in names if near[f]]
         if not names:
             continue
         if sigma:
