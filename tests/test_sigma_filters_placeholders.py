@@ -214,7 +214,8 @@ def test_placeholders_in_a_regex_are_escaped_and_alternated(tmp_path):
 
 @pytest.mark.parametrize("pattern, where, at", [("a[b%users%]c", "inside a character class", 4),
                                                 ("a[]%users%]c", "inside a character class", 4),
-                                                (r"a\%users%", "right after a backslash", 3)])
+                                                (r"a\%users%", "right after a backslash", 3),
+                                                ("a{2,%users%}", "inside a repetition count", 5)])
 def test_a_placeholder_where_an_alternation_cannot_stand_is_unsupported(tmp_path, pattern, where, at):
     path = tmp_path / "re.yml"
     path.write_text(RE_RULE.format(pattern=pattern))
@@ -227,6 +228,14 @@ def test_a_placeholder_where_an_alternation_cannot_stand_is_unsupported(tmp_path
     ok.write_text(RE_RULE.format(pattern=r"[\]]\\%users%"))
     rule = matcher.load(ok, profile="sysmon", placeholders={"users": ["x"]})
     assert rule.match({"EventID": 1, "CommandLine": "]\\x"})
+
+
+def test_a_regex_its_placeholder_values_make_too_large_is_unsupported(tmp_path):
+    path = tmp_path / "re.yml"
+    path.write_text(RE_RULE.format(pattern="(?:%users%){1000}"))
+    with pytest.raises(UnsupportedFeature, match="with %users% filled is not a regex the engine runs") as e:
+        matcher.load(path, profile="sysmon", placeholders={"users": [f"v{i}*" * 10 for i in range(20)]})
+    assert (e.value.feature, e.value.line, e.value.column) == (FEATURE, 8, 30)
 
 
 def test_all_sigmahq_placeholder_rules_load_given_values():

@@ -147,8 +147,9 @@ def _glob_regex(parts: Sequence) -> str:
 
 def _regex_context(prefix: str) -> str:
     """Where the regex text ``prefix`` leaves the next character: ``"inside a character class"``,
-    ``"right after a backslash"``, or ``""`` (where a group may stand)."""
-    i, in_class, in_class_start = 0, False, 0
+    ``"right after a backslash"``, ``"inside a repetition count"`` (``a{2,%x%}``), or ``""``
+    (where a group may stand)."""
+    i, in_class, in_class_start, brace = 0, False, 0, -1
     while i < len(prefix):
         c = prefix[i]
         if c == "\\":
@@ -159,6 +160,10 @@ def _regex_context(prefix: str) -> str:
         if in_class:
             if c == "]" and i > in_class_start:
                 in_class = False
+        elif c == "{":
+            brace = i
+        elif c == "}":
+            brace = -1
         elif c == "[":
             in_class, in_class_start = True, i + 1
             if prefix[i + 1 : i + 2] == "^":
@@ -166,7 +171,11 @@ def _regex_context(prefix: str) -> str:
             if prefix[in_class_start : in_class_start + 1] == "]":  # []...] and [^]...]: a literal ]
                 in_class_start += 1
         i += 1
-    return "inside a character class" if in_class else ""
+    if in_class:
+        return "inside a character class"
+    if brace >= 0 and re.fullmatch(r"\d*,?\d*", prefix[brace + 1 :]):
+        return "inside a repetition count"
+    return ""
 
 
 def _with_flags(pattern: str, letters) -> str:
@@ -256,8 +265,9 @@ class _Translator:
         """An ``|expand|re`` pattern with each ``%name%`` replaced by ``(?:v1|v2|...)``: each value
         is a Sigma string (``*``, ``?`` wildcards, ``\\`` escapes, as for plain values), written as
         regex: its text escaped, ``*`` as ``(?s:.*)``, ``?`` as ``(?s:.)``. A placeholder inside
-        a character class (``[...]``) or right after a backslash has no such reading: an
-        :class:`UnsupportedFeature` naming the character where it stands."""
+        a character class (``[...]``), a repetition count (``{2,%x%}``) or right after a
+        backslash has no such reading: an :class:`UnsupportedFeature` naming the character where
+        it stands (as is a pattern the filled values make invalid, e.g. ``(?P<%x%>...)``)."""
         out: list[str] = []
         for p in parts:
             if isinstance(p, Placeholder):
@@ -329,8 +339,14 @@ class _Translator:
             return ir.or_(*(string_pred(field, p) for p in self.strings(v)))
         if isinstance(v, SigmaRegularExpression):
             if v.regexp.contains_placeholder():
-                return Pred(field, Op.REGEX, _with_flags(self.regex_with_placeholders(v.regexp.s),
-                                                         (_FLAGS[f] for f in v.flags)))
+                pattern = _with_flags(self.regex_with_placeholders(v.regexp.s), (_FLAGS[f] for f in v.flags))
+                try:  # pySigma checked the pattern with %name% in it; the values can still break it
+                    check_regex(pattern)
+                except RegexError as e:
+                    name = next(p.name for p in v.regexp.s if isinstance(p, Placeholder))
+                    raise placed(UnsupportedFeature(rule, PLACEHOLDERS, f"the |re pattern with %{name}% filled is "
+                                                    f"not a regex the engine runs ({e.reason})"), name) from None
+                return Pred(field, Op.REGEX, pattern)
             return Pred(field, Op.REGEX, _regex(v))
         if isinstance(v, SigmaTimestampPart):  # before SigmaNumber: a subclass
             return timepart_pred(self.timestamp or field, v.timestamp_part.name.lower(), int(v.number))
