@@ -509,9 +509,11 @@ def parse_sigma(
                     into.unrouted.setdefault(key, []).append(name)
                 if opts.unrouted == "skip":
                     if into is None:
-                        raise UnsupportedFeature(name, UNROUTED_FEATURE, f"{key} under profile {_profile_name(profile)} "
-                                                 "(unrouted='run' runs it on every event; a profile's logsources table "
-                                                 "can name it)")
+                        error = UnsupportedFeature(name, UNROUTED_FEATURE, f"{key} under profile "
+                                                   f"{_profile_name(profile)} (unrouted='run' runs it on every event; "
+                                                   "a profile's logsources table can name it)")
+                        node = next((n for n in (_find(d.node, ("logsource",)) for d in where) if n is not None), None)
+                        raise _at_node(error, node)
                     continue
             elif cond is not None:
                 node = ir.and_(cond, node)
@@ -549,14 +551,22 @@ def _placed(error: UnsupportedFeature, docs: list[_Doc], text: str) -> Unsupport
                     hit = next((x for x in (k, *(v.value if isinstance(v, yaml.SequenceNode) else [v]))
                                 if want and isinstance(x, yaml.ScalarNode) and want in x.value and x is not k), None)
                 if hit is not None:
-                    mark = hit.start_mark
-                    out = UnsupportedFeature(error.rule, error.feature, "; ".join(
-                        x for x in (error.detail, f"line {mark.line + 1}, column {mark.column + 1}") if x))
-                    out.__dict__.update({a: getattr(error, a) for a in ("placeholder", "yaml_text", "yaml_keyword")
-                                         if hasattr(error, a)})
-                    out.line, out.column = mark.line + 1, mark.column + 1  # type: ignore[attr-defined]
-                    return out
+                    return _at_node(error, hit)
     return error
+
+
+def _at_node(error: UnsupportedFeature, node: Any) -> UnsupportedFeature:
+    """``error`` with the line and column of the YAML ``node`` (``.line``, ``.column``, and in
+    its message); ``error`` itself when ``node`` is ``None``."""
+    if node is None:
+        return error
+    mark = node.start_mark
+    out = UnsupportedFeature(error.rule, error.feature, "; ".join(
+        x for x in (error.detail, f"line {mark.line + 1}, column {mark.column + 1}") if x))
+    out.__dict__.update({a: getattr(error, a) for a in ("placeholder", "yaml_text", "yaml_keyword")
+                         if hasattr(error, a)})
+    out.line, out.column = mark.line + 1, mark.column + 1  # type: ignore[attr-defined]
+    return out
 
 
 def field_positions(text: str, rule_id: Optional[str] = None) -> dict[str, tuple[int, int]]:
