@@ -25,6 +25,7 @@ SEED = 1
 
 def pytest_addoption(parser):
     parser.addoption("--events", type=int, default=100_000, help="events in the generated corpus")
+    parser.addoption("--routing-rounds", type=int, default=7, help="bench_routing.py: alternating rounds of the ratio")
 
 
 @pytest.fixture(scope="session")

@@ -124,6 +124,27 @@ def scaleout_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def routing_lines(data: dict) -> list[str]:
+    """The routing section (``bench_routing.py``): the three rule sets, then the ratio."""
+    sets, ratio = [], None
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        if b.get("group") == "routing" and info.get("events"):
+            sets.append((info["rules"], info["set"], info["events"] / b["stats"]["median"]))
+        elif b.get("group") == "routing-ratio":
+            ratio = info
+    names = {"process_creation": "the Windows process_creation rules alone",
+             "whole_tree_no_event_ops": "the whole routed tree without its whole-event rules (keywords, fieldref)",
+             "whole_tree": "the whole routed tree"}
+    lines = ["| rule set | rules | events/s (median) |", "|---|---:|---:|"]
+    lines += [f"| {names.get(w, w)} | {n:,} | {_fmt_eps(eps)} |" for n, w, eps in sorted(sets)]
+    if ratio:
+        lines += ["", f"Whole tree over the process_creation rules, timed alternately: **{ratio['ratio']:.2f}x** "
+                  f"(median of the rounds' ratios; {ratio['ratio_of_mins']:.2f}x between the fastest runs; "
+                  f"target {ratio['target']:g}x)."]
+    return lines
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
@@ -291,6 +312,18 @@ def render(json_dir: Path, out_dir: Path, command: str, elapsed: float | None) -
             scaleout_table(srows) if srows else "(not run)",
             "",
         ]
+    if (json_dir / "routing.json").exists():
+        parts += [
+            "## The whole SigmaHQ tree over a mixed log (`benchmarks/bench_routing.py`)",
+            "",
+            "Profile `sysmon`, `datasets.iter_mixed` (Sysmon process creation, network, DNS, Security logons, zeek",
+            "conn). Logsource routing lets each rule skip the events outside its logsource; every answer is checked",
+            "(no cross-logsource match, the reference on a sample, the same process_creation matches alone and in",
+            "the tree). Details: docs/sigma.md, Speed.",
+            "",
+            *routing_lines(json.loads((json_dir / "routing.json").read_text())),
+            "",
+        ]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks.md").write_text("\n".join(parts))
     chart(frows, out_dir / "benchmarks.png", f"Flagship rule, {n:,} events — {cpu_model()}")
@@ -307,6 +340,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     ap.add_argument("--scaleout-events", type=int, default=None,
                     help="events for the scale-out benchmarks (default: --events; 0 skips them)")
+    ap.add_argument("--routing-events", type=int, default=20_000,
+                    help="events for the routing benchmark (the whole SigmaHQ tree; default 20000; 0 skips it)")
     args = ap.parse_args(argv)
     command = "python -m benchmarks.report " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.from_json:
@@ -319,6 +354,8 @@ def main(argv=None) -> int:
     scale_n = args.events if args.scaleout_events is None else args.scaleout_events
     if scale_n:
         _pytest(["benchmarks/bench_scaleout.py"], scale_n, args.json_dir / "scaleout.json")
+    if args.routing_events:
+        _pytest(["benchmarks/bench_routing.py"], args.routing_events, args.json_dir / "routing.json")
     if not args.no_memory:
         _memory(args.events, args.json_dir / "cache", args.json_dir / "memory.json")
     render(args.json_dir, args.out, command, time.perf_counter() - t0)

@@ -604,6 +604,17 @@ def _check(args: argparse.Namespace) -> int:
     for msg in notes:
         print(f"matcher check: note: {msg}", file=sys.stderr)
     remapped, never = _remap(rules, src, dst)
+    sample = None
+    if args.sample:
+        missing = [f for f in args.sample if f != "-" and not os.path.lexists(f)]
+        if missing:
+            _say(f"check: --sample {missing[0]}: no such file or directory")
+            return 2
+        sample, n_sample, problems = coverage.sample_fields(args.sample)
+        for msg in problems:
+            print(f"matcher check: note: --sample {msg}", file=sys.stderr)
+        print(f"matcher check: note: the sample holds {len(sample)} field name(s) in {n_sample} event(s)",
+              file=sys.stderr)
     ok = 0
     together: Optional[MatcherError] = None  # correlations are checked against all the rules
     if any(not isinstance(r, api.Rule) for r in remapped):
@@ -624,7 +635,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"matcher check: {msg}", file=sys.stderr)
     for msg in never:
         print(f"matcher check: warning: {msg}", file=sys.stderr)
-    unknown = _unknown_fields(rules, src, dst)
+    unknown = _unknown_fields(rules, sample, src, dst)
     for msg in unknown:
         print(f"matcher check: warning: {msg}", file=sys.stderr)
     print(f"matcher check: {ok} rule(s) ok, {len(errors)} error(s)"
@@ -633,16 +644,89 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def _unknown_fields(rules: list[api.Rule], *profiles: mapping.Profile) -> list[str]:
-    """Warnings for fields of S1QL rules that no loaded profile knows (likely misspelt). Sigma
-    rules are left out: Sigma's field names are open-ended (every log source has its own)."""
-    known = mapping.known_fields(*profiles)
+def _unknown_fields(rules: list[api.Rule], sample: Optional[Any], *profiles: mapping.Profile) -> list[str]:
+    """Warnings for misspelt or unknown field names (``docs/cli.md``, check).
+
+    A field is unknown when no loaded profile knows it (:func:`matcher.mapping.known_fields`,
+    and the fields of the profiles' logsource conditions) and, given ``sample`` (the fields a
+    sample of the events holds), no event of the sample holds it. Without a sample, an S1QL
+    rule's unknown fields are all reported; a Sigma rule's only when one edit (a letter added,
+    dropped, changed, or two swapped) away from a known name: Sigma's names are open-ended
+    (every log source has its own), so an unknown one alone says little. A Sigma field is
+    reported at the line and column of its key in the YAML."""
+    from .sigma.loader import field_positions
+    from .sigma.logsource import routing_fields
+
+    known = mapping.known_fields(*profiles) | routing_fields(*profiles)
+    near: dict[str, bool] = {}  # name -> one edit away from a known name
     out = []
     for r in rules:
-        if not isinstance(r, api.Rule) or r.info.extra.get("format") == "sigma":
-            continue  # Sigma rules, and correlations (no IR)
-        out.extend(f"rule {r.id} ({r.info.source or r.title}): {msg}" for msg in mapping.unknown_field_warnings(r.ir, known))
+        if not isinstance(r, api.Rule):
+            continue  # correlations: no IR
+        sigma = r.info.extra.get("format") == "sigma"
+        names = sorted(coverage.rule_fields(r.ir) - known)  # (a name no profile knows is the same in every profile)
+        if sample is not None:
+            names = [f for f in names if f not in sample]
+        elif sigma:
+            for f in names:
+                if f not in near:
+                    near[f] = any(_one_edit(f, k) for k in known)
+            names = [f for f in names if near[f]]
+        if not names:
+            continue
+        if sigma:
+            places = field_positions(r.source_query, r.id) if r.source_query else {}
+        else:
+            places = _query_positions(r, names)
+        names.sort(key=lambda f: places.get(f, (1 << 30, 0)))  # in the order of the YAML
+        why = " and no event of the sample holds it" if sample is not None else ""
+        for f in names:
+            close = mapping.closest_fields(f, known)
+            at = (f"{r.info.source}:line {places[f][0]}, column {places[f][1]}: rule {r.id}" if f in places
+                  else f"rule {r.id} ({r.info.source or r.title})")
+            out.append(f"{at}: field {f!r} is known to no profile{why}"
+                       + (f" (did you mean {' or '.join(close)}?)" if close else ""))
     return out
+
+
+def _query_positions(rule: api.Rule, names: list[str]) -> dict[str, tuple[int, int]]:
+    """Where each of ``names`` first stands in an S1QL rule's file (a query file, a card): the
+    query is found in the file as written, the name in the query as a whole word. ``{}`` for a
+    rule not read from a file (``-q``, built-in) or a query not found there verbatim."""
+    import re
+
+    from ._files import read_rule_text
+
+    src, query = rule.info.source, rule.source_query
+    if not src or not query or not os.path.isfile(src):
+        return {}
+    try:
+        text = read_rule_text(src)
+    except (MatcherError, OSError):
+        return {}
+    base = text.find(query)
+    if base < 0:
+        return {}
+    out = {}
+    for name in names:
+        m = re.search(r"(?<![\w.$])" + re.escape(name) + r"(?![\w.])", query)
+        if m:
+            at = base + m.start()
+            out[name] = (text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at))
+    return out
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """``a`` and ``b`` differ by one letter added, dropped or changed, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = next((i for i in range(len(short)) if short[i] != long_[i]), len(short))
+    return short[i:] == long_[i + 1:]
 
 
 # --------------------------------------------------------------------------------------------
@@ -848,6 +932,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="parse and compile rules; report every error (exit 1 if any)")
     c.add_argument("rules", nargs="*", help="rule files, directories of rules, or built-in rule names")
     c.add_argument("-q", "--query", action="append", help="an S1QL query given as text; repeatable")
+    c.add_argument("--sample", action="append", metavar="EVENTS",
+                   help="a file or directory of events (any input format; - for stdin): a field no profile knows "
+                        "is reported unless some event of the sample holds it; repeatable")
     _profile_args(c)
     _regex_args(c)
     _sigma_args(c)

@@ -1,6 +1,8 @@
 """``matcher coverage``: what the rules read against what the events hold.
 
-Three lists, from the rules (after the profile's renaming, as ``scan`` runs them) and the events
+Three lists, from the rules (as ``scan`` runs them: S1QL rules after the profile's renaming,
+Sigma rules loaded by the Sigma front end for the events' profile, with its routing, filters,
+placeholders and ``--timestamp``) and the events
 (every record of the inputs, whole):
 
 - fields the rules read that no event holds (a misspelt ``TgtProcImagPath`` shows up here);
@@ -27,7 +29,8 @@ from . import inputs
 from .ir import EVENT_OPS, Node, Not, Op, Or, Pred, walk_preds
 from .ops import scalar_text
 
-__all__ = ["Coverage", "event_fields", "rule_fields", "possible", "blocking_fields", "measure", "add_arguments", "run"]
+__all__ = ["Coverage", "event_fields", "sample_fields", "rule_fields", "possible", "blocking_fields", "measure",
+           "add_arguments", "run"]
 
 
 def event_fields(event: Mapping, prefix: str = "") -> set[str]:
@@ -48,6 +51,30 @@ def event_fields(event: Mapping, prefix: str = "") -> set[str]:
             elif v is not None and scalar_text(v) is not None:
                 out.add(name)
     return out
+
+
+def sample_fields(specs: list[str], fmt: Optional[str] = None) -> tuple[Counter, int, list[str]]:
+    """The fields the events of ``specs`` (files, directories, ``-``; as ``scan`` reads them)
+    hold: ``(field -> events holding it, events read, one message per bad record or input)``."""
+    counts: Counter = Counter()
+    n = 0
+    problems: list[str] = []
+    todo, _ = inputs.expand(specs)
+    for inp in todo:
+        for item in inputs.read(inp, fmt=fmt):
+            if isinstance(item, inputs.Records):
+                for i in range(len(item.events)):
+                    counts.update(event_fields(item.event(i)))
+                n += len(item.events)
+            elif isinstance(item, inputs.Columns):
+                for ev in item.batch.to_pylist():
+                    counts.update(event_fields(ev))
+                n += item.batch.num_rows
+            else:
+                where = "" if item.where is None else f":{item.where}"
+                kind = "record" if item.where is not None else "input"
+                problems.append(f"{inp.name}{where}: bad {kind}: {item.problem}")
+    return counts, n, problems
 
 
 def rule_fields(node: Node) -> set[str]:
@@ -148,6 +175,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="field names of the events: s1 (default), s1ql2, sysmon, ecs, or a .json/.toml mapping file")
     p.add_argument("--rules-profile", default="s1", help="field names the rules are written in (default s1)")
     p.add_argument("--top", type=int, default=50, help="list at most this many items per section (default 50; 0: all)")
+    from .cli import _sigma_args  # (cli imports this module: the option group is defined there)
+
+    _sigma_args(p)
 
 
 def _listed(title: str, items: list[str], top: int) -> list[str]:
@@ -163,19 +193,25 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from . import mapping
-    from .cli import _gather_rules, _remap, _say  # (not yet through matcher.load_rules: issue 17)
+    from .cli import _gather_rules, _remap, _say, _sigma_setup  # (not yet through matcher.load_rules: issue 17)
     from .errors import MatcherError
 
     try:
         src, dst = mapping.load_profile(args.rules_profile), mapping.load_profile(args.profile)
+        setup = _sigma_setup(args)
     except MatcherError as e:
         _say(f"coverage: {e}")
         return 2
     missing = [e for e in args.events if e != "-" and not os.path.lexists(e)]
     for e in missing:
         _say(f"coverage: {e}: no such file or directory")
-    rules, errors = _gather_rules([], [args.rules, *args.rule], default=False)
+    # Sigma rules load through the Sigma front end for the events' profile, as scan loads them
+    # (routing, filters, placeholders, modifiers); _remap then leaves them as they are
+    notes: list[str] = []
+    rules, errors = _gather_rules([], [args.rules, *args.rule], default=False, notes=notes, **setup)
     rules = [r for r in rules if hasattr(r, "ir")]  # correlation rules read no field of their own
+    for msg in notes:
+        _say(f"coverage: note: {msg}")
     for msg in errors:
         _say(f"coverage: {msg}")
     if missing or errors or not rules:
@@ -185,25 +221,14 @@ def run(args: argparse.Namespace) -> int:
     rules, skipped = _remap(rules, src, dst)
     for msg in skipped:
         _say(f"coverage: {msg}")
-    counts: Counter = Counter()
-    n = bad = 0
-    todo, _ = inputs.expand(args.events)
-    for inp in todo:
-        for item in inputs.read(inp, fmt=args.input_format):
-            if isinstance(item, inputs.Records):
-                for i in range(len(item.events)):
-                    counts.update(event_fields(item.event(i)))
-                n += len(item.events)
-            elif isinstance(item, inputs.Columns):
-                for ev in item.batch.to_pylist():
-                    counts.update(event_fields(ev))
-                n += item.batch.num_rows
-            else:
-                bad += 1
-                where = "" if item.where is None else f":{item.where}"
-                _say(f"coverage: {inp.name}{where}: bad {'record' if item.where is not None else 'input'}: {item.problem}")
+    counts, n, problems = sample_fields(args.events, args.input_format)
+    for msg in problems:
+        _say(f"coverage: {msg}")
+    bad = len(problems)
     cov = measure(rules, counts, n, bad)
-    known = mapping.known_fields(src, dst)
+    from .sigma.logsource import routing_fields
+
+    known = mapping.known_fields(src, dst) | routing_fields(src, dst)
     lines = [f"{len(rules)} rule(s) reading {len(cov.rule_reads)} field(s); {n} event(s) holding "
              f"{len(counts)} field(s); {bad} bad record(s)"]
     unseen = []

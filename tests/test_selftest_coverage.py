@@ -204,6 +204,64 @@ def test_coverage_follows_the_profile():
     assert "rules that can never fire on these events: 0" in out
 
 
+SIGMA_PH = """title: Workstation admins
+id: 5a5a5a5a-0000-4000-8000-000000000001
+name: ws_admins
+logsource:
+  category: process_creation
+  product: windows
+detection:
+  sel:
+    Computer|expand: '%Workstations%'
+    Image|endswith: '\\cmd.exe'
+  condition: sel
+---
+title: Filter service accounts
+id: 5a5a5a5a-0000-4000-8000-000000000002
+logsource:
+  category: process_creation
+  product: windows
+filter:
+  rules:
+    - ws_admins
+  sel:
+    User|startswith: 'svc_'
+  condition: not sel
+---
+title: Zeek rdp
+id: 5a5a5a5a-0000-4000-8000-000000000003
+logsource:
+  product: zeek
+  service: rdp
+detection:
+  sel:
+    id.orig_h|cidr: 10.0.0.0/8
+  condition: not sel
+"""
+
+
+def test_coverage_loads_sigma_rules_as_scan_does(tmp_path):
+    """Sigma rules go through the Sigma front end for the events' profile: placeholders filled,
+    filters applied (their fields read), the routing's fields read, an unrouted logsource reported."""
+    (tmp_path / "r.yml").write_text(SIGMA_PH)
+    events = write_jsonl(tmp_path / "e.jsonl", [{"EventID": 1, "Image": "c:\\cmd.exe", "Computer": "ws-1"}])
+    proc = run(str(tmp_path / "r.yml"), str(events), "-p", "sysmon", "--placeholder", "Workstations=ws-*",
+               command="coverage")
+    assert proc.returncode == 0, err(proc)
+    out = proc.stdout.decode()
+    assert "1 rule(s) reading 5 field(s)" in out, out  # Computer, Image, User (the filter), EventID, Channel
+    assert "fields the rules read that no event holds: 2\n  Channel" in out and "\n  User" in out
+    assert "rules that can never fire on these events: 0" in out
+    assert "cannot recognise logsource product=zeek,service=rdp: 1 rule(s) skipped" in err(proc)
+    # as scan: a placeholder without a value is an error, not %Workstations% taken literally
+    proc = run(str(tmp_path / "r.yml"), str(events), "-p", "sysmon", command="coverage")
+    assert proc.returncode == 2 and "%Workstations% has no value" in err(proc)
+    # under s1 the same rule reads S1 names, routed by the s1 table
+    proc = run(str(tmp_path / "r.yml"), str(events), "--placeholder", "Workstations=ws-*", command="coverage")
+    assert proc.returncode == 0, err(proc)
+    assert "TgtProcImagePath" in proc.stdout.decode() and "EventType" in proc.stdout.decode()
+
+
 def test_coverage_usage_errors(tmp_path):
     assert run("flagship", str(tmp_path / "nope.jsonl"), command="coverage").returncode == 2
     assert run("no-such-rule", "-", command="coverage").returncode == 2
@@ -216,6 +274,70 @@ def test_check_warns_of_a_field_no_profile_knows():
             "(did you mean TgtProcImagePath?)") in err(proc)
     assert "2 rule(s) ok, 0 error(s), 1 field name(s) no profile knows" in err(proc)
     assert "warning" not in err(run("flagship", command="check"))
+
+
+TYPO = """title: typo
+id: 22222222-2222-3333-4444-555555555555
+logsource:
+  category: process_creation
+  product: windows
+detection:
+  sel:
+    Imgae|endswith: '\\cmd.exe'
+    CommandLine|contains: 'x'
+    FooBarField: 'y'
+  other:
+    ParentImage|fieldref: ParentImaeg
+  condition: sel or other
+"""
+
+
+def test_check_warns_of_a_misspelt_sigma_field_at_its_yaml_key(tmp_path):
+    rule = tmp_path / "typo.yml"
+    rule.write_text(TYPO)
+    proc = run(str(rule), "-p", "sysmon", command="check")
+    assert proc.returncode == 0, err(proc)
+    warnings = [x for x in err(proc).splitlines() if "warning" in x]
+    # without a sample: only names one edit away from a known one (Sigma's names are open-ended)
+    assert warnings == [
+        f"matcher check: warning: {rule}:line 8, column 5: rule 22222222-2222-3333-4444-555555555555: field 'Imgae' "
+        "is known to no profile (did you mean Image?)",
+        f"matcher check: warning: {rule}:line 12, column 27: rule 22222222-2222-3333-4444-555555555555: field "
+        "'ParentImaeg' is known to no profile (did you mean ParentImage?)"], err(proc)
+    assert "1 rule(s) ok, 0 error(s), 2 field name(s) no profile knows" in err(proc)
+    # with a sample: every name no profile knows and no event of the sample holds
+    sample = write_jsonl(tmp_path / "s.jsonl", [{"EventID": 1, "Image": "c:\\cmd.exe", "ParentImaeg": "x"}])
+    proc = run(str(rule), "-p", "sysmon", "--sample", str(sample), command="check")
+    assert proc.returncode == 0, err(proc)
+    warnings = [x.split(": rule ", 1)[0].rsplit(":", 1)[1] + ": " + x.split("field ", 1)[1]
+                for x in err(proc).splitlines() if "warning" in x]
+    assert warnings == ["line 8, column 5: 'Imgae' is known to no profile and no event of the sample holds it "
+                        "(did you mean Image?)",
+                        "line 10, column 5: 'FooBarField' is known to no profile and no event of the sample holds it"]
+    assert "the sample holds 3 field name(s) in 1 event(s)" in err(proc)
+    # the routing's own fields (Channel, EventID) are known; a missing sample is a usage error
+    assert "Channel" not in err(proc) and "EventID" not in err(proc)
+    assert run(str(rule), "--sample", str(tmp_path / "nope.jsonl"), command="check").returncode == 2
+
+
+def test_check_sample_silences_an_s1ql_field_the_events_hold(tmp_path):
+    sample = write_jsonl(tmp_path / "s.jsonl", [{"TgtProcImagPath": "x"}])
+    proc = run("-q", 'TgtProcImagPath endswithCIS "\\cmd.exe"', "--sample", str(sample), command="check")
+    assert proc.returncode == 0 and "warning" not in err(proc), err(proc)
+    # an S1QL rule file: the warning gives the field's line and column in the file
+    rule = tmp_path / "t.s1ql"
+    rule.write_text('EventType = "Process Creation"\n  AND TgtProcImagPath endswithCIS "x"\n')
+    proc = run(str(rule), command="check")
+    assert (f"warning: {rule}:line 2, column 7: rule t: field 'TgtProcImagPath' is known to no profile "
+            "(did you mean TgtProcImagePath?)") in err(proc)
+
+
+def test_sigma_field_positions():
+    from matcher.sigma.loader import field_positions
+
+    assert field_positions(TYPO) == {"Imgae": (8, 5), "CommandLine": (9, 5), "FooBarField": (10, 5),
+                                     "ParentImage": (12, 5), "ParentImaeg": (12, 27)}
+    assert field_positions("a: [") == {}
 
 
 def test_every_corpus_field_is_known_to_a_profile():

@@ -87,6 +87,22 @@ def test_filter_in_its_own_file_applies_to_the_rule_it_names(tree, ref):
     assert matches == [(1, "6f3e2987"), (1, "7f3e2987"), (2, "7f3e2987")]
 
 
+def test_filter_given_to_a_tar_load(tree):
+    import tarfile
+
+    from matcher.sigma import load_sigma_tar
+
+    flt = tree / "mf_admins.yml"
+    flt.write_text(FILTER.format(ref="rar_compress"))
+    archive = tree / "rules.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tree / "rules", arcname="rules")
+    load = load_sigma_tar(archive, profile="sysmon", filters=[flt])
+    assert not load.failures and not load.filter_problems
+    assert {r.id[:8]: [r.match(e) for e in EVENTS] for r in load.rules} == {"6f3e2987": [True, False],
+                                                                             "7f3e2987": [True, True]}
+
+
 def test_filter_in_the_rules_file(tree):
     both = tree / "both.yml"
     both.write_text(RULE + "---\n" + FILTER.format(ref="rar_compress"))
@@ -167,6 +183,59 @@ def test_placeholders_fill_every_combination(tmp_path):
     bad.write_text("a: {b: c}\n")
     with pytest.raises(MatcherError, match="bad.yml"):
         read_placeholder_file(bad)
+
+
+RE_RULE = """title: re ph
+id: 11111111-2222-3333-4444-555555555555
+logsource:
+  category: process_creation
+  product: windows
+detection:
+  sel:
+    CommandLine|re|i|expand: '{pattern}'
+  condition: sel
+"""
+
+
+def test_placeholders_in_a_regex_are_escaped_and_alternated(tmp_path):
+    path = tmp_path / "re.yml"
+    path.write_text(RE_RULE.format(pattern=r"^\S+ %users%\d+$"))
+    rule = matcher.load(path, profile="sysmon", placeholders={"users": ["adm*", "a.b?", "x|y"]})
+    (pred,) = [p for p in matcher.ir.walk_preds(rule.ir) if p.field == "CommandLine"]
+    assert pred.value == r"(?i)^\S+ (?:adm(?s:.*)|a\.b(?s:.)|x\|y)\d+$"
+    lines = {"x adm12": True, "x ADMxyz12": True, "x a.bc3": True, "x axbc3": False, "x adm": False,
+             "x x|y7": True, "x x7": False, "x y7": False}
+    events = [{"EventID": 1, "CommandLine": c} for c in lines]
+    assert [rule.match(e) for e in events] == list(lines.values()) == [reference.evaluate(rule, e) for e in events]
+    with pytest.raises(UnsupportedFeature, match="%users% has no value") as e:
+        matcher.load(path, profile="sysmon")
+    assert (e.value.feature, e.value.line, e.value.column) == (FEATURE, 8, 30)
+
+
+@pytest.mark.parametrize("pattern, where, at", [("a[b%users%]c", "inside a character class", 4),
+                                                ("a[]%users%]c", "inside a character class", 4),
+                                                (r"a\%users%", "right after a backslash", 3),
+                                                ("a{2,%users%}", "inside a repetition count", 5)])
+def test_a_placeholder_where_an_alternation_cannot_stand_is_unsupported(tmp_path, pattern, where, at):
+    path = tmp_path / "re.yml"
+    path.write_text(RE_RULE.format(pattern=pattern))
+    with pytest.raises(UnsupportedFeature, match=re.escape(f"%users% stands {where} of the |re pattern "
+                                                           f"(at character {at})")) as e:
+        matcher.load(path, profile="sysmon", placeholders={"users": ["x"]})
+    assert (e.value.feature, e.value.line, e.value.column) == (FEATURE, 8, 30)
+    # a closed class, or an escaped backslash, leaves a place a group may stand
+    ok = tmp_path / "ok.yml"
+    ok.write_text(RE_RULE.format(pattern=r"[\]]\\%users%"))
+    rule = matcher.load(ok, profile="sysmon", placeholders={"users": ["x"]})
+    assert rule.match({"EventID": 1, "CommandLine": "]\\x"})
+
+
+def test_a_regex_its_placeholder_values_make_too_large_is_unsupported(tmp_path):
+    path = tmp_path / "re.yml"
+    path.write_text(RE_RULE.format(pattern="(?:%users%){1000}"))
+    with pytest.raises(UnsupportedFeature, match="with %users% filled is not a regex the engine runs") as e:
+        matcher.load(path, profile="sysmon", placeholders={"users": [f"v{i}*" * 10 for i in range(20)]})
+    assert (e.value.feature, e.value.line, e.value.column) == (FEATURE, 8, 30)
 
 
 def test_all_sigmahq_placeholder_rules_load_given_values():

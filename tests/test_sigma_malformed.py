@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sigma.exceptions import SigmaError
 
 import matcher
-from matcher.errors import MatcherError, RuleError, RuleSyntaxError
+from matcher.errors import MatcherError, RuleError, RuleSyntaxError, UnsupportedFeature
 from matcher.sigma import load_sigma_tree, parse_sigma
 from matcher.sigma.loader import MAX_CONDITION_DEPTH, MAX_CONDITION_TOKENS, MAX_YAML_DEPTH
 from shared_data import sigma_rules_path
@@ -80,6 +80,11 @@ CASES = {
     "unknown_modifier": (bad("Image|endswith", "Image|bogus"), 8, 9, "bogus"),
     "bad_regex": (bad("Image|endswith: '\\whoami.exe'", "Image|re: '('"), 8, 19, "("),
     "bad_cidr": (bad("Image|endswith: '\\whoami.exe'", "Ip|cidr: 'zz'"), 8, 18, "zz"),
+    # pySigma's messages about a modifier that quote no value: at the key holding the modifier
+    "windash_too_many_dashes": (bad("Image|endswith: '\\whoami.exe'", "Image|windash: '-a -b -c -d'"), 8, 9,
+                                "at most three"),
+    "re_after_another_modifier": (bad("Image|endswith", "Image|expand|re"), 8, 9, "Regular expression modifier"),
+    "base64_of_a_wildcard": (bad("Image|endswith: '\\whoami.exe'", "Image|base64: 'a*'"), 8, 9, "Base64"),
     "condition_syntax": (bad("condition: sel", "condition: sel and or sel"), 9, 27, "Expected"),
     "undefined_selection": (bad("condition: sel", "condition: sel and nope"), 9, 16, "nope"),
     "unknown_action": ("action: explode\n---\n" + GOOD, 1, 1, "explode"),
@@ -138,6 +143,16 @@ def test_malformed_is_a_positioned_rule_error(name):
     if isinstance(e, RuleSyntaxError) and f"id: {RID}" in text and line is not None and line > 2 \
             and not e.message.startswith("YAML"):
         assert e.rule_id == RID and RID in str(e)
+
+
+@pytest.mark.parametrize("selection, feature", [("'|cased': [Foo]", "cased keywords"),
+                                                ("'|re': 'a.b'", "keywords of type SigmaRegularExpression")])
+def test_an_unsupported_keyword_is_placed_at_its_key(selection, feature):
+    text = bad("        Image|endswith: '\\whoami.exe'", "        " + selection)
+    with pytest.raises(UnsupportedFeature) as info:
+        parse_sigma(text, source="kw.yml")
+    assert (info.value.feature, info.value.line, info.value.column) == (feature, 8, 9)
+    assert "line 8, column 9" in str(info.value)
 
 
 def test_limits_leave_room_for_real_rules():

@@ -101,6 +101,7 @@ def test_unrecognised_logsource_is_reported_and_skipped_or_run(tmp_path):
     with pytest.raises(UnsupportedFeature, match="product=zeek,service=rdp under profile s1") as e:
         matcher.load(path)
     assert e.value.feature == UNROUTED_FEATURE
+    assert (e.value.line, e.value.column) == (4, 3) and "line 4, column 3" in str(e.value)  # the logsource's place
     rule = matcher.load(path, unrouted="run")
     assert rule.match({"id.orig_h": "8.8.8.8"}) and rule.match(datasets.generate(1)[0])  # unrouted: any event
     with pytest.raises(MatcherError, match="unrouted must be one of skip, run"):

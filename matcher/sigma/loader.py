@@ -36,7 +36,8 @@ from .logsource import UNROUTED_MODES, logsource_filter, logsource_key, route, s
 from .placeholders import check_placeholders
 from .translate import SIGMA_POLICY, translate_rule
 
-__all__ = ["parse_sigma", "load_sigma", "load_sigma_tree", "load_sigma_tar", "load_sigma_files", "load_filters",
+__all__ = ["parse_sigma", "load_sigma", "field_positions",
+           "load_sigma_tree", "load_sigma_tar", "load_sigma_files", "load_filters",
            "TreeLoad", "SigmaOptions", "SIGMA_SUFFIXES", "UNROUTED_FEATURE"]
 
 #: The feature a rule fails with when its profile cannot recognise its logsource (``unrouted="skip"``).
@@ -349,11 +350,41 @@ def _locate(docs: list[_Doc], error: BaseException) -> Any:
                 if isinstance(n, yaml.ScalarNode) and (n.value.lower() in named or any(
                         m in named for m in n.value.lower().split("|")[1:])):
                     return n
+        mods = _modifiers_named(str(error))
+        if mods and det is not None:
+            for n in _walk(det):
+                if isinstance(n, yaml.MappingNode):
+                    for k, _ in n.value:
+                        if n is not det and any(m in mods for m in (_scalar_text(k) or "").lower().split("|")[1:]):
+                            return k
         path = ("detection", "condition") if key == "condition" else (key,)
         n = _find(doc.node, path) if key else None
         if n is not None:
             return n
     return docs[0].node if docs else None
+
+
+#: pySigma's messages about a modifier that name no value: the start of the message -> the modifiers.
+_MODIFIER_MESSAGES = {
+    "windash modifier": ("windash",), "regular expression modifier": ("re",), "cidr expression modifier": ("cidr",),
+    "exists modifier": ("exists",), "base64 encoding": ("base64", "base64offset"), "field references": ("fieldref",),
+    "wide modifier": ("wide", "utf16le"), "utf-16be modifier": ("utf16be",), "utf-16 modifier": ("utf16",),
+}
+
+
+def _modifiers_named(message: str) -> tuple[str, ...]:
+    """The modifiers a pySigma message is about (``Modifier SigmaCIDRModifier incompatible ...``,
+    ``windash modifier expands at most ...``), or ``()``."""
+    low = message.lower()
+    for start, mods in _MODIFIER_MESSAGES.items():
+        if low.startswith(start):
+            return mods
+    m = re.match(r"Modifier (\w+) incompatible", message)
+    if m:
+        from sigma.modifiers import modifier_mapping
+
+        return tuple(k for k, v in modifier_mapping.items() if v.__name__ == m.group(1))
+    return ()
 
 
 def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
@@ -467,6 +498,8 @@ def parse_sigma(
             continue
         try:
             node = _rule_ir(rule, name, profile, s1_backend, opts)
+        except UnsupportedFeature as e:
+            raise _placed(e, where, text) from None
         except MatcherError:
             raise
         except Exception as e:  # noqa: BLE001 - pySigma parses conditions lazily, see _rule_ir
@@ -479,9 +512,11 @@ def parse_sigma(
                     into.unrouted.setdefault(key, []).append(name)
                 if opts.unrouted == "skip":
                     if into is None:
-                        raise UnsupportedFeature(name, UNROUTED_FEATURE, f"{key} under profile {_profile_name(profile)} "
-                                                 "(unrouted='run' runs it on every event; a profile's logsources table "
-                                                 "can name it)")
+                        error = UnsupportedFeature(name, UNROUTED_FEATURE, f"{key} under profile "
+                                                   f"{_profile_name(profile)} (unrouted='run' runs it on every event; "
+                                                   "a profile's logsources table can name it)")
+                        node = next((n for n in (_find(d.node, ("logsource",)) for d in where) if n is not None), None)
+                        raise _at_node(error, node)
                     continue
             elif cond is not None:
                 node = ir.and_(cond, node)
@@ -496,6 +531,78 @@ def parse_sigma(
     if problems:
         raise RuleError(problems[0])
     return out + correlations
+
+
+def _placed(error: UnsupportedFeature, docs: list[_Doc], text: str) -> UnsupportedFeature:
+    """An error about a place in the detection -- a placeholder (``.yaml_text``: ``%name%``) or
+    a field-less keyword key (``.yaml_keyword``) -- with the line and column of the first
+    detection key or value of ``docs`` that holds it (``.line``, ``.column``; also in the message)."""
+    want = getattr(error, "yaml_text", None)
+    keyword = getattr(error, "yaml_keyword", False)
+    if want is None and not keyword:
+        return error
+    for doc in docs:
+        det = _find(doc.node, ("detection",))
+        for n in _walk(det) if det is not None else ():
+            if not isinstance(n, yaml.MappingNode):
+                continue
+            for k, v in n.value:
+                key = _scalar_text(k) or ""
+                if keyword and n is not det and key.startswith("|"):
+                    hit = k
+                else:
+                    hit = next((x for x in (k, *(v.value if isinstance(v, yaml.SequenceNode) else [v]))
+                                if want and isinstance(x, yaml.ScalarNode) and want in x.value and x is not k), None)
+                if hit is not None:
+                    return _at_node(error, hit)
+    return error
+
+
+def _at_node(error: UnsupportedFeature, node: Any) -> UnsupportedFeature:
+    """``error`` with the line and column of the YAML ``node`` (``.line``, ``.column``, and in
+    its message); ``error`` itself when ``node`` is ``None``."""
+    if node is None:
+        return error
+    mark = node.start_mark
+    out = UnsupportedFeature(error.rule, error.feature, "; ".join(
+        x for x in (error.detail, f"line {mark.line + 1}, column {mark.column + 1}") if x))
+    out.__dict__.update({a: getattr(error, a) for a in ("placeholder", "yaml_text", "yaml_keyword")
+                         if hasattr(error, a)})
+    out.line, out.column = mark.line + 1, mark.column + 1  # type: ignore[attr-defined]
+    return out
+
+
+def field_positions(text: str, rule_id: Optional[str] = None) -> dict[str, tuple[int, int]]:
+    """Where each field of a Sigma YAML text's detections is first named: field name (as the
+    rule writes it, before ``|``; the field a ``|fieldref`` value names too) -> 1-based ``(line,
+    column)`` of that key or value. With ``rule_id``, the document with that ``id`` is looked at
+    first. ``{}`` when the text does not parse."""
+    try:
+        docs = _yaml_documents(text, None)
+    except MatcherError:
+        return {}
+    docs.sort(key=lambda d: d.rule_id != rule_id)  # stable: the rule's own document first
+    out: dict[str, tuple[int, int]] = {}
+    for doc in docs:
+        if not isinstance(doc.node, yaml.MappingNode):
+            continue
+        for section in ("detection", "filter"):
+            det = _find(doc.node, (section,))
+            for n in _walk(det) if isinstance(det, yaml.MappingNode) else ():
+                if not isinstance(n, yaml.MappingNode):
+                    continue
+                for k, v in n.value:
+                    key = _scalar_text(k)
+                    if key is None or n is det:  # the detection's own keys name selections
+                        continue
+                    name, *mods = key.split("|")
+                    if name:
+                        out.setdefault(name, (k.start_mark.line + 1, k.start_mark.column + 1))
+                    if "fieldref" in mods:
+                        for x in (v.value if isinstance(v, yaml.SequenceNode) else [v]):
+                            if _scalar_text(x):
+                                out.setdefault(x.value, (x.start_mark.line + 1, x.start_mark.column + 1))
+    return out
 
 
 def _split_correlations(docs: list[_Doc], source: Optional[str]) -> tuple[list[_Doc], list]:
@@ -740,9 +847,10 @@ def load_sigma_tar(
     logsource: LogsourceSpec = None,
     strict: bool = False,
     options: Optional[SigmaOptions] = None,
+    filters: Any = None,
 ) -> TreeLoad:
     """Every ``*.yml``/``*.yaml`` member of a tar archive (any compression ``tarfile`` reads),
-    in member-name order; failures as in :func:`load_sigma_tree`. Sources are
+    in member-name order; failures and ``filters`` as in :func:`load_sigma_tree`. Sources are
     ``archive:member``."""
     import tarfile
 
@@ -760,7 +868,9 @@ def load_sigma_tar(
         except UnicodeDecodeError as e:
             raise RuleError(f"{name}: cannot read rule file: {e}") from None
 
-    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict, options, [])
+    profile = _resolve(profile)
+    extra = load_filters(filters, profile=profile, options=options) if filters else []
+    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict, options, extra)
 
 
 def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool, options: Optional[SigmaOptions],

@@ -18,7 +18,8 @@ from sigma.rule import SigmaLogSource
 from .. import ir
 from ..errors import MatcherError
 
-__all__ = ["logsource_filter", "s1_field_map", "route", "logsource_key", "parse_logsource_spec", "UNROUTED_MODES",
+__all__ = ["logsource_filter", "s1_field_map", "route", "routing_fields",
+           "logsource_key", "parse_logsource_spec", "UNROUTED_MODES",
            "CATEGORY_ALIASES"]
 
 #: Sigma categories that share another category's field table.
@@ -129,3 +130,19 @@ def route(logsource: SigmaLogSource, profile: Any) -> tuple[bool, Optional[ir.No
     return True, (ir.and_(*conds) if conds else None)
 
 
+
+
+def routing_fields(*profiles: Any) -> frozenset[str]:
+    """The field names the routing conditions of the built-in profiles (and of ``profiles``)
+    read: ``Channel``, ``EventID``, ``EventType``, ``winlog.channel``, ... (field names a
+    routed rule reads that no profile's field table need name)."""
+    from ..ir import walk_preds
+    from ..mapping import PROFILES, load_profile, parse_condition, translate
+
+    out: set[str] = set()
+    for prof in {id(p): p for p in (*PROFILES.values(), *(load_profile(x) for x in profiles))}.values():
+        for pairs, q, p in _table(prof):
+            if q:
+                node = parse_condition(q, f"profile {p.name}: logsources.{logsource_key(pairs)}")
+                out.update(x.field for x in walk_preds(translate(node, p, prof) if p is not prof else node))
+    return frozenset(out)

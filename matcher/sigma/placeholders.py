@@ -20,7 +20,8 @@ from sigma.types import Placeholder, SigmaString
 
 from ..errors import MatcherError, UnsupportedFeature
 
-__all__ = ["FEATURE", "expand_parts", "check_placeholders", "parse_placeholder_arg", "read_placeholder_file"]
+__all__ = ["FEATURE", "expand_parts", "no_value", "placed", "check_placeholders", "parse_placeholder_arg",
+           "read_placeholder_file"]
 
 #: The feature name a rule whose placeholder has no value fails with.
 FEATURE = "placeholders (the expand modifier)"
@@ -52,12 +53,25 @@ def expand_parts(parts: Sequence, values: Mapping[str, Sequence[str]], rule: str
         if isinstance(p, Placeholder):
             vals = values.get(p.name)
             if not vals:
-                raise UnsupportedFeature(rule, FEATURE, f"%{p.name}% has no value (give placeholders={{{p.name!r}: "
-                                         f"[...]}} or --placeholder {p.name}=...)")
+                raise no_value(rule, p.name)
             choices.append([list(SigmaString(v).s) for v in vals])
         else:
             choices.append([[p]])
     return [[x for chunk in combo for x in chunk] for combo in itertools.product(*choices)]
+
+
+def no_value(rule: str, name: str) -> UnsupportedFeature:
+    """The error of a placeholder without a value (``.placeholder``: its name, for the loader to place it)."""
+    return placed(UnsupportedFeature(rule, FEATURE, f"%{name}% has no value (give placeholders={{{name!r}: [...]}} "
+                                     f"or --placeholder {name}=...)"), name)
+
+
+def placed(error: UnsupportedFeature, name: str) -> UnsupportedFeature:
+    """``error`` marked as being about placeholder ``name``: the loader adds the line and column
+    of the first detection value holding ``%name%``."""
+    error.placeholder = name  # type: ignore[attr-defined]
+    error.yaml_text = f"%{name}%"  # type: ignore[attr-defined]
+    return error
 
 
 def parse_placeholder_arg(text: str) -> tuple[str, list[str]]:

@@ -66,7 +66,7 @@ from ..errors import RegexError, UnsupportedFeature
 from ..ops import check_regex, is_linear
 from ..ir import Glob, Op, Pred, Wild
 from .placeholders import FEATURE as PLACEHOLDERS
-from .placeholders import expand_parts
+from .placeholders import expand_parts, no_value, placed
 
 __all__ = ["translate_rule", "string_pred", "KEYWORD_FIELD"]
 
@@ -96,8 +96,8 @@ def _parts(value, rule: str) -> tuple:
     """A SigmaString's (or a placeholder expansion's) parts as a Glob's parts."""
     out: list = []
     for p in getattr(value, "s", value):
-        if isinstance(p, Placeholder):
-            raise UnsupportedFeature(rule, PLACEHOLDERS, f"%{p.name}%")
+        if isinstance(p, Placeholder):  # pragma: no cover - strings() expands them first
+            raise no_value(rule, p.name)
         if p is SpecialChars.WILDCARD_MULTI:
             out.append(Wild.ANY)
         elif p is SpecialChars.WILDCARD_SINGLE:
@@ -137,6 +137,45 @@ def _cased_regex(parts: tuple) -> str:
     # the end of the text.
     body = "".join(".*" if p is Wild.ANY else "." if p is Wild.ONE else re.escape(p) for p in parts)
     return r"(?s)\A" + body + "$"
+
+
+def _glob_regex(parts: Sequence) -> str:
+    """A Sigma string's parts (wildcards, literal text) as a regex fragment matching the same text."""
+    return "".join("(?s:.*)" if p is SpecialChars.WILDCARD_MULTI else "(?s:.)" if p is SpecialChars.WILDCARD_SINGLE
+                   else re.escape(p) for p in parts)
+
+
+def _regex_context(prefix: str) -> str:
+    """Where the regex text ``prefix`` leaves the next character: ``"inside a character class"``,
+    ``"right after a backslash"``, ``"inside a repetition count"`` (``a{2,%x%}``), or ``""``
+    (where a group may stand)."""
+    i, in_class, in_class_start, brace = 0, False, 0, -1
+    while i < len(prefix):
+        c = prefix[i]
+        if c == "\\":
+            if i + 1 == len(prefix):
+                return "right after a backslash"
+            i += 2
+            continue
+        if in_class:
+            if c == "]" and i > in_class_start:
+                in_class = False
+        elif c == "{":
+            brace = i
+        elif c == "}":
+            brace = -1
+        elif c == "[":
+            in_class, in_class_start = True, i + 1
+            if prefix[i + 1 : i + 2] == "^":
+                in_class_start += 1
+            if prefix[in_class_start : in_class_start + 1] == "]":  # []...] and [^]...]: a literal ]
+                in_class_start += 1
+        i += 1
+    if in_class:
+        return "inside a character class"
+    if brace >= 0 and re.fullmatch(r"\d*,?\d*", prefix[brace + 1 :]):
+        return "inside a repetition count"
+    return ""
 
 
 def _with_flags(pattern: str, letters) -> str:
@@ -222,6 +261,34 @@ class _Translator:
             return [_parts(v, self.rule)]
         return [_parts(p, self.rule) for p in expand_parts(v.s, self.placeholders, self.rule)]
 
+    def regex_with_placeholders(self, parts: Sequence) -> str:
+        """An ``|expand|re`` pattern with each ``%name%`` replaced by ``(?:v1|v2|...)``: each value
+        is a Sigma string (``*``, ``?`` wildcards, ``\\`` escapes, as for plain values), written as
+        regex: its text escaped, ``*`` as ``(?s:.*)``, ``?`` as ``(?s:.)``. A placeholder inside
+        a character class (``[...]``), a repetition count (``{2,%x%}``) or right after a
+        backslash has no such reading: an :class:`UnsupportedFeature` naming the character where
+        it stands (as is a pattern the filled values make invalid, e.g. ``(?P<%x%>...)``)."""
+        out: list[str] = []
+        for p in parts:
+            if isinstance(p, Placeholder):
+                text = "".join(out)
+                where = _regex_context(text)
+                if where:
+                    raise placed(UnsupportedFeature(self.rule, PLACEHOLDERS, f"%{p.name}% stands {where} of the |re "
+                                                    f"pattern (at character {len(text) + 1}): its values cannot be "
+                                                    "written there as an alternation"), p.name)
+                vals = self.placeholders.get(p.name)
+                if not vals:
+                    raise no_value(self.rule, p.name)
+                out.append("(?:" + "|".join(_glob_regex(SigmaString(x).s) for x in vals) + ")")
+            elif p is SpecialChars.WILDCARD_MULTI:  # in a regex, pySigma's special characters are
+                out.append("*")                    # the pattern's own * and ?
+            elif p is SpecialChars.WILDCARD_SINGLE:
+                out.append("?")
+            else:
+                out.append(p)
+        return "".join(out)
+
     def node(self, cond) -> ir.Node:
         if isinstance(cond, ConditionAND):
             return ir.and_(*(self.node(a) for a in cond.args))
@@ -272,7 +339,14 @@ class _Translator:
             return ir.or_(*(string_pred(field, p) for p in self.strings(v)))
         if isinstance(v, SigmaRegularExpression):
             if v.regexp.contains_placeholder():
-                raise UnsupportedFeature(rule, "placeholders (the expand modifier)", str(v.regexp))
+                pattern = _with_flags(self.regex_with_placeholders(v.regexp.s), (_FLAGS[f] for f in v.flags))
+                try:  # pySigma checked the pattern with %name% in it; the values can still break it
+                    check_regex(pattern)
+                except RegexError as e:
+                    name = next(p.name for p in v.regexp.s if isinstance(p, Placeholder))
+                    raise placed(UnsupportedFeature(rule, PLACEHOLDERS, f"the |re pattern with %{name}% filled is "
+                                                    f"not a regex the engine runs ({e.reason})"), name) from None
+                return Pred(field, Op.REGEX, pattern)
             return Pred(field, Op.REGEX, _regex(v))
         if isinstance(v, SigmaTimestampPart):  # before SigmaNumber: a subclass
             return timepart_pred(self.timestamp or field, v.timestamp_part.name.lower(), int(v.number))
@@ -305,15 +379,22 @@ class _Translator:
         if isinstance(v, SigmaExpansion):
             return ir.or_(*(self.keyword(x) for x in v.values))
         if isinstance(v, SigmaCasedString):
-            raise UnsupportedFeature(rule, "cased keywords")
+            raise _at_keyword(UnsupportedFeature(rule, "cased keywords"))
         if isinstance(v, SigmaString):
             alts = self.strings(v)
         elif isinstance(v, (SigmaNumber, SigmaBool)):
             alts = [(str(v).lower() if isinstance(v, SigmaBool) else str(v.number),)]
         else:
-            raise UnsupportedFeature(rule, f"keywords of type {type(v).__name__}")
+            raise _at_keyword(UnsupportedFeature(rule, f"keywords of type {type(v).__name__}"))
         # A keyword is found anywhere in a field's text: implicit wildcards at both ends.
         return ir.or_(*(Pred(KEYWORD_FIELD, Op.KEYWORD, Glob.of(Wild.ANY, *parts, Wild.ANY)) for parts in alts))
+
+
+def _at_keyword(error: UnsupportedFeature) -> UnsupportedFeature:
+    """``error`` marked as being about a field-less key (``'|cased'``, ``'|re'``): the loader
+    adds the line and column of the first such key."""
+    error.yaml_keyword = True  # type: ignore[attr-defined]
+    return error
 
 
 def translate_rule(
