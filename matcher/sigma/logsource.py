@@ -17,24 +17,14 @@ from sigma.rule import SigmaLogSource
 
 from .. import ir
 from ..errors import MatcherError
+from ..fields import SIGMA_CATEGORY_ALIASES
 
 __all__ = ["logsource_filter", "s1_field_map", "route", "logsource_key", "parse_logsource_spec", "UNROUTED_MODES",
            "CATEGORY_ALIASES"]
 
-#: Sigma categories that share another category's field table.
-CATEGORY_ALIASES = {
-    "file_change": "file_event",
-    "file_rename": "file_event",
-    "file_delete": "file_event",
-    "file_access": "file_event",
-    "registry_add": "registry_event",
-    "registry_delete": "registry_event",
-    "registry_set": "registry_event",
-    "registry_rename": "registry_event",
-    "dns": "dns_query",
-    "firewall": "network_connection",
-    "pipe_created": "pipe_creation",
-}
+#: Sigma categories that share another category's field table (:mod:`matcher.fields`).
+CATEGORY_ALIASES = SIGMA_CATEGORY_ALIASES
+
 
 def logsource_filter(
     category: Optional[str] = None, product: Optional[str] = None, service: Optional[str] = None
@@ -50,7 +40,7 @@ def logsource_filter(
 
 def s1_field_map(logsource: SigmaLogSource) -> Callable[[str], str]:
     """Sigma field name -> S1 name for rules of this logsource (unknown names are kept)."""
-    from ..mapping import SIGMA_TO_S1
+    from ..fields import SIGMA_TO_S1
 
     cat = logsource.category or ""
     table: Mapping[str, str] = SIGMA_TO_S1.get(CATEGORY_ALIASES.get(cat, cat), {})
@@ -86,7 +76,8 @@ def parse_logsource_spec(text: str) -> dict[str, str]:
 
 def _table(profile: Any) -> list[tuple[dict[str, str], str, Any]]:
     """The profile's routing entries: (pairs, S1QL text, the profile whose names the text uses)."""
-    from ..mapping import PROFILES, S1_LOGSOURCES, load_profile
+    from ..fields import S1_LOGSOURCES
+    from ..mapping import PROFILES, load_profile
 
     prof = load_profile(profile)
     out = {k: (q, prof) for k, q in prof.logsources.items()}
