@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from . import ir as _ir
-from . import rules as _rules
-from ._files import read_rule_text
+from ._files import RULE_SUFFIXES, read_rule_text, rule_files
 from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
 from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE, compile_regex, is_linear, regex_engine
+from .record import RuleInfo, RuleRecord
+from .s1ql import cards as _cards
 from .s1ql import parse, to_s1ql
 
 __all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "builtin_names"]
@@ -39,7 +40,7 @@ class Rule:
 
     __slots__ = ("ir", "info", "source_query", "_query", "_set")
 
-    def __init__(self, node: _ir.Node, info: _rules.RuleInfo, source_query: Optional[str] = None):
+    def __init__(self, node: _ir.Node, info: RuleInfo, source_query: Optional[str] = None):
         _ir.validate(node)
         self.ir = node
         self.info = info
@@ -569,8 +570,8 @@ def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None
     """
     with _regex_scope(regex):
         node = parse(query)
-    rid = id if id is not None else _rules.default_id(query)
-    return Rule(node, _rules.RuleInfo(id=rid, title=title if title is not None else rid), query)
+    rid = id if id is not None else _cards.default_id(query)
+    return _rule(RuleRecord(RuleInfo(id=rid, title=title if title is not None else rid), node, query))
 
 
 def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
@@ -606,8 +607,12 @@ def _load(path: Union[str, "os.PathLike[str]"], profile: Any, logsource: Any, pl
         return found[0] if len(found) == 1 else found
     if logsource is not None or placeholders is not None or timestamp is not None or filters is not None:
         raise MatcherError("logsource, placeholders, timestamp and filters apply to Sigma rules only")
-    info, node, query = _rules.load_path(path)
-    return Rule(_in_profile(node, profile), info, query)
+    return _rule(_cards.load_path(path), profile)
+
+
+def _rule(record: RuleRecord, profile: Any = None) -> Rule:
+    """The :class:`Rule` of a front end's record, in ``profile``'s names (``None``/``"s1"``: as read)."""
+    return Rule(_in_profile(record.ir, profile), record.info, record.query)
 
 
 def _in_profile(node: _ir.Node, profile: Any) -> _ir.Node:
@@ -631,7 +636,7 @@ def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", log
     ``path`` is a rule file (card ``.md``, query file, Sigma ``.yml``/``.yaml`` with any number
     of documents, correlation rules included), a corpus of JSON lines records
     ``{"id", "title", "query", ...}``, a directory of rule files (recursive, as
-    :func:`matcher.rules.rule_files` lists them), or an archive of them (``.tar.gz``, ``.tar.xz``,
+    :func:`matcher._files.rule_files` lists them), or an archive of them (``.tar.gz``, ``.tar.xz``,
     ``.tar.bz2``, ``.tar``, ``.zip``; members by name). ``profile`` and ``logsource`` as for
     :func:`load`. A rule that does not load raises its :class:`~matcher.MatcherError`; given a
     list as ``failures``, it is appended there as ``(source, error)`` and loading goes on.
@@ -650,7 +655,7 @@ def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", log
     p = Path(path)
     name = str(p)
     if p.is_dir():
-        texts: Iterable = ((str(f), lambda f=f: read_rule_text(f)) for f in _rules.rule_files(p))
+        texts: Iterable = ((str(f), lambda f=f: read_rule_text(f)) for f in rule_files(p))
     elif name.lower().endswith(_ARCHIVES):
         texts = _archive_texts(p)
     else:
@@ -697,7 +702,7 @@ def _archive_texts(p: Path) -> list:
                 raise RuleError(f"{name}: cannot read rule file: {e}") from None
         return read
 
-    keep = _rules.RULE_SUFFIXES + _CORPUS
+    keep = RULE_SUFFIXES + _CORPUS
     try:
         if str(p).lower().endswith(".zip"):
             with zipfile.ZipFile(p) as z:
@@ -723,14 +728,13 @@ def _rules_from_text(source: str, text: str, profile: Any, logsource: Any, failu
         return parse_sigma(text, source=source, profile=profile, logsource=logsource, options=options, into=into)
     if low.endswith(_CORPUS):
         return _corpus_rules(source, text, profile, failures)
-    info, node, query = _rules.parse_rule_text(text, source=source)
-    return [Rule(_in_profile(node, profile), info, query)]
+    return [_rule(_cards.parse_rule_text(text, source=source), profile)]
 
 
 def _corpus_rules(source: str, text: str, profile: Any, failures: Optional[list]) -> list:
-    """JSON lines records ``{"id", "title", "query", ...}`` (:func:`matcher.rules.parse_rule_lines`);
+    """JSON lines records ``{"id", "title", "query", ...}`` (:func:`matcher.s1ql.cards.parse_rule_lines`);
     a bad line, and a record without a query (``"query": null``), is a failure like any other."""
-    found, errors, no_query = _rules.parse_rule_lines(text.encode("utf-8", "surrogatepass"), source=source)
+    found, errors, no_query = _cards.parse_rule_lines(text.encode("utf-8", "surrogatepass"), source=source)
     import re
 
     line = re.compile(re.escape(source) + r":(\d+)")
@@ -739,7 +743,7 @@ def _corpus_rules(source: str, text: str, profile: Any, failures: Optional[list]
         raise RuleError(problems[0][1])
     for n, msg in problems:
         failures.append((f"{source}:{n}", RuleError(msg)))
-    return [Rule(_in_profile(node, profile), info, query) for info, node, query in found]
+    return [_rule(record, profile) for record in found]
 
 
 _BUILTIN_ALIASES = {"flagship": "proc_creation_win_webshell_susp_process_spawned_from_webserver"}
@@ -747,14 +751,14 @@ _BUILTIN_ALIASES = {"flagship": "proc_creation_win_webshell_susp_process_spawned
 
 def builtin_names() -> list[str]:
     """Names of the rules shipped with matcher (file stems; ids and aliases work too)."""
-    return sorted(_rules.builtin_rules())
+    return sorted(_cards.builtin_rules())
 
 
 def builtin(name: str = "flagship") -> Rule:
     """A built-in rule by name, id or alias (``"flagship"``: Suspicious Process By Web Server Process)."""
-    table = _rules.builtin_rules()
+    table = _cards.builtin_rules()
     key = _BUILTIN_ALIASES.get(name, name)
-    for stem, (info, node, query) in table.items():
-        if key == stem or key == info.id:
-            return Rule(node, info, query)
+    for stem, record in table.items():
+        if key == stem or key == record.info.id:
+            return _rule(record)
     raise RuleError(f"no built-in rule named {name!r}; known: {', '.join(sorted(table))}, flagship")

@@ -33,7 +33,8 @@ from typing import Any, Optional
 
 from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, ops, parallel, selftest
 from .errors import MatcherError, RegexBudgetWarning
-from .rules import RULE_LINES_SUFFIXES, read_rule_lines, rule_files
+from ._files import rule_files
+from .s1ql.cards import RULE_LINES_SUFFIXES, read_rule_lines
 
 SAMPLE_SIZE = 2000
 SAMPLE_SEED = 7

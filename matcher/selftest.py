@@ -3,7 +3,7 @@
 Two kinds of tests (``docs/rule-cards.md``, ``docs/cli.md``):
 
 - a rule card's ``## Tests`` section: events the rule must match (``### Match``) and must not
-  (``### No match``), read by :func:`matcher.rules.parse_rule_card` into ``info.extra["tests"]``;
+  (``### No match``), read by :func:`matcher.s1ql.cards.parse_rule_card` into ``info.extra["tests"]``;
 - SigmaHQ's regression data (the ``regression_data/`` tree of SigmaHQ/sigma): one folder per rule
   with an ``info.yml`` naming the rule id (``rule_metadata``) and its tests
   (``regression_tests_info``: an EVTX or JSON file of events and a ``match_count``). As in

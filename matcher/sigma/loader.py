@@ -354,7 +354,7 @@ def _locate(docs: list[_Doc], error: BaseException) -> Any:
 
 
 def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
-    from ..rules import RuleInfo
+    from ..record import RuleInfo
 
     ls = rule.logsource
     logsource = {k: v for k, v in (("category", ls.category), ("product", ls.product),
