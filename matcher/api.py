@@ -17,6 +17,7 @@ import numpy as np
 
 from . import ir as _ir
 from ._files import RULE_SUFFIXES, read_rule_text, rule_files
+from ._notes import say
 from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
 from .compiler import compile_plan
@@ -30,6 +31,7 @@ __all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "built
 
 if TYPE_CHECKING:  # imported where used: loading matcher does not load the correlation engine
     from .correlation import Correlation, Correlator
+    from .mapping import Profile
 
 class Rule:
     """One compiled rule: its IR, its metadata and a matching program.
@@ -744,6 +746,122 @@ def _corpus_rules(source: str, text: str, profile: Any, failures: Optional[list]
     for n, msg in problems:
         failures.append((f"{source}:{n}", RuleError(msg)))
     return [_rule(record, profile) for record in found]
+
+
+def gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = True,
+                 progress: Any = None,
+                 sigma_profile: Any = "s1", sigma_options: Any = None, sigma_filters: Any = (),
+                 sigma_logsource: Any = None, notes: Optional[list[str]] = None) -> tuple[list[Rule], list[str]]:
+    """The command line's rules (``scan``, ``check``, ``explain``, ``coverage``, ``test``, ...;
+    :func:`matcher.spark` and :mod:`matcher.testing` too): rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids, JSON
+    lines rule files). ``sigma_profile``: the profile Sigma rules are loaded for (the events'
+    profile: their routing and field names; ``"sysmon"`` keeps Sigma's own names); Sigma files
+    load together (:func:`matcher.sigma.loader.load_sigma_files`: filters among them and in
+    ``sigma_filters`` apply across files). ``notes`` receives what is reported but not an
+    error: logsources the profile cannot recognise, filters naming rules that are not loaded
+    (without ``notes`` they are printed here).
+
+    Returns the rules that load and one message per rule that does not (every one, not just the
+    first). Records of a JSON lines rule file that carry no query are counted in one message.
+    """
+    rules: list[Rule] = []
+    errors: list[str] = []
+    for i, q in enumerate(queries, 1):
+        try:
+            rules.append(compile(q, id=f"query-{i}", title=f"query {i}"))
+        except MatcherError as e:
+            errors.append(f"-q #{i}: {e}")
+    todo: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            files = rule_files(p)
+            if not files:
+                errors.append(f"{spec}: no rule files (.md, .s1ql, .txt, .yml, .yaml) in this directory")
+            todo.extend(files)
+        elif p.exists():
+            todo.append(p)
+        else:
+            try:
+                rules.append(builtin(spec))
+            except MatcherError as e:
+                errors.append(f"{spec}: not a file or directory, and {e}")
+    if progress is not None:
+        progress.start("loading rules", len(todo), "files")
+    sigma_files = [f for f in todo if f.suffix.lower() in (".yml", ".yaml")]
+    if sigma_files or sigma_filters:
+        from .sigma.loader import load_sigma_files
+
+        try:
+            loaded = load_sigma_files(sigma_files, profile=sigma_profile, logsource=sigma_logsource,
+                                      options=sigma_options, filters=sigma_filters)
+        except MatcherError as e:
+            errors.append(str(e))
+        else:
+            for name, e in loaded.failures:
+                msg = str(e)
+                errors.append(msg if name in msg else f"{name}: {msg}")
+            rules.extend(loaded.rules)
+            reported = loaded.report(sigma_profile, sigma_options) + loaded.filter_problems
+            if notes is not None:
+                notes.extend(reported)
+            else:  # the caller does not print them: never silent
+                for msg in reported:
+                    say(msg)
+        if progress is not None:
+            progress.advance(len(sigma_files))
+    for f in todo:
+        if f in sigma_files:
+            continue
+        try:
+            if f.suffix.lower() in _cards.RULE_LINES_SUFFIXES:  # (not yet through matcher.load_rules: issue 17)
+                found, bad, no_query = _cards.read_rule_lines(f)
+                errors.extend(bad)
+                rules.extend(_rule(record) for record in found)
+                if no_query:
+                    say(f"{f}: {len(no_query)} record(s) carry no query (e.g. {no_query[0]}): not rules, passed over")
+            else:
+                rules.append(load(f, profile="s1"))
+        except MatcherError as e:
+            msg = str(e)
+            errors.append(msg if str(f) in msg else f"{f}: {msg}")
+        if progress is not None:
+            progress.advance(1)
+    if default and not rules and not errors:
+        rules.append(builtin())
+    seen: dict[str, Rule] = {}
+    unique = []
+    for r in rules:
+        if r.id in seen:
+            errors.append(f"{r.info.source or r.title}: the id {r.id!r} is already used by {seen[r.id].info.source or seen[r.id].title}")
+            continue
+        seen[r.id] = r
+        unique.append(r)
+    return unique, errors
+
+
+def remap_rules(rules: list[Rule], src: "Profile", dst: "Profile") -> tuple[list[Rule], list[str]]:
+    """The rules rewritten for events in ``dst`` names; messages for those the profile decides."""
+    from .mapping import RuleNeverMatches, translate as remap
+
+    if src is dst:
+        return rules, []
+    out, skipped = [], []
+    for r in rules:
+        if not isinstance(r, Rule) or loaded_for(r, dst):  # a correlation: field names as written
+            out.append(r)
+            continue
+        try:
+            out.append(Rule(remap(r.ir, src, dst), r.info, r.source_query))
+        except RuleNeverMatches as e:
+            skipped.append(f"rule {r.id} ({r.title}): {e}: not run")
+    return out, skipped
+
+
+def loaded_for(rule: Rule, profile: "Profile") -> bool:
+    """Whether ``rule`` was loaded for events of ``profile`` (Sigma rules are: routed and named
+    for the events' profile at load time, by the same code as ``matcher.load(..., profile=)``)."""
+    return rule.info.extra.get("profile") == profile.name
 
 
 _BUILTIN_ALIASES = {"flagship": "proc_creation_win_webshell_susp_process_spawned_from_webserver"}

@@ -25,23 +25,19 @@ import stat
 import sys
 import time
 import warnings
-from collections.abc import Iterable
 from functools import partial
-from pathlib import Path
 from typing import Any, Optional
 
 
 from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, ops, parallel, selftest
 from .errors import MatcherError, RegexBudgetWarning
-from ._files import rule_files
-from .s1ql.cards import RULE_LINES_SUFFIXES, read_rule_lines
+from ._notes import say as _say
+from .api import gather_rules as _gather_rules
+from .api import loaded_for as _loaded_for
+from .api import remap_rules as _remap
 
 SAMPLE_SIZE = 2000
 SAMPLE_SEED = 7
-
-
-def _say(msg: str) -> None:
-    print(f"matcher: {msg}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,119 +66,6 @@ def _sigma_setup(args: argparse.Namespace) -> dict:
         "sigma_logsource": parse_logsource_spec(spec) if spec else None,
         "sigma_profile": args.profile,
     }
-
-
-def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = True,
-                  progress: Optional["_Progress"] = None,
-                  sigma_profile: Any = "s1", sigma_options: Any = None, sigma_filters: Any = (),
-                  sigma_logsource: Any = None, notes: Optional[list[str]] = None) -> tuple[list[api.Rule], list[str]]:
-    """Rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids, JSON
-    lines rule files). ``sigma_profile``: the profile Sigma rules are loaded for (the events'
-    profile: their routing and field names; ``"sysmon"`` keeps Sigma's own names); Sigma files
-    load together (:func:`matcher.sigma.loader.load_sigma_files`: filters among them and in
-    ``sigma_filters`` apply across files). ``notes`` receives what is reported but not an
-    error: logsources the profile cannot recognise, filters naming rules that are not loaded
-    (without ``notes`` they are printed here).
-
-    Returns the rules that load and one message per rule that does not (every one, not just the
-    first). Records of a JSON lines rule file that carry no query are counted in one message.
-    """
-    rules: list[api.Rule] = []
-    errors: list[str] = []
-    for i, q in enumerate(queries, 1):
-        try:
-            rules.append(api.compile(q, id=f"query-{i}", title=f"query {i}"))
-        except MatcherError as e:
-            errors.append(f"-q #{i}: {e}")
-    todo: list[Path] = []
-    for spec in specs:
-        p = Path(spec)
-        if p.is_dir():
-            files = rule_files(p)
-            if not files:
-                errors.append(f"{spec}: no rule files (.md, .s1ql, .txt, .yml, .yaml) in this directory")
-            todo.extend(files)
-        elif p.exists():
-            todo.append(p)
-        else:
-            try:
-                rules.append(api.builtin(spec))
-            except MatcherError as e:
-                errors.append(f"{spec}: not a file or directory, and {e}")
-    if progress is not None:
-        progress.start("loading rules", len(todo), "files")
-    sigma_files = [f for f in todo if f.suffix.lower() in (".yml", ".yaml")]
-    if sigma_files or sigma_filters:
-        from .sigma.loader import load_sigma_files
-
-        try:
-            load = load_sigma_files(sigma_files, profile=sigma_profile, logsource=sigma_logsource,
-                                    options=sigma_options, filters=sigma_filters)
-        except MatcherError as e:
-            errors.append(str(e))
-        else:
-            for name, e in load.failures:
-                msg = str(e)
-                errors.append(msg if name in msg else f"{name}: {msg}")
-            rules.extend(load.rules)
-            reported = load.report(sigma_profile, sigma_options) + load.filter_problems
-            if notes is not None:
-                notes.extend(reported)
-            else:  # the caller does not print them: never silent
-                for msg in reported:
-                    _say(msg)
-        if progress is not None:
-            progress.advance(len(sigma_files))
-    for f in todo:
-        if f in sigma_files:
-            continue
-        try:
-            if f.suffix.lower() in RULE_LINES_SUFFIXES:  # (not yet through matcher.load_rules: issue 17)
-                found, bad, no_query = read_rule_lines(f)
-                errors.extend(bad)
-                rules.extend(api.Rule(node, info, query) for info, node, query in found)
-                if no_query:
-                    _say(f"{f}: {len(no_query)} record(s) carry no query (e.g. {no_query[0]}): not rules, passed over")
-            else:
-                rules.append(api.load(f, profile="s1"))
-        except MatcherError as e:
-            msg = str(e)
-            errors.append(msg if str(f) in msg else f"{f}: {msg}")
-        if progress is not None:
-            progress.advance(1)
-    if default and not rules and not errors:
-        rules.append(api.builtin())
-    seen: dict[str, api.Rule] = {}
-    unique = []
-    for r in rules:
-        if r.id in seen:
-            errors.append(f"{r.info.source or r.title}: the id {r.id!r} is already used by {seen[r.id].info.source or seen[r.id].title}")
-            continue
-        seen[r.id] = r
-        unique.append(r)
-    return unique, errors
-
-
-def _remap(rules: list[api.Rule], src: mapping.Profile, dst: mapping.Profile) -> tuple[list[api.Rule], list[str]]:
-    """The rules rewritten for events in ``dst`` names; messages for those the profile decides."""
-    if src is dst:
-        return rules, []
-    out, skipped = [], []
-    for r in rules:
-        if not isinstance(r, api.Rule) or _loaded_for(r, dst):  # a correlation: field names as written
-            out.append(r)
-            continue
-        try:
-            out.append(api.Rule(mapping.translate(r.ir, src, dst), r.info, r.source_query))
-        except mapping.RuleNeverMatches as e:
-            skipped.append(f"rule {r.id} ({r.title}): {e}: not run")
-    return out, skipped
-
-
-def _loaded_for(rule: api.Rule, profile: mapping.Profile) -> bool:
-    """Whether ``rule`` was loaded for events of ``profile`` (Sigma rules are: routed and named
-    for the events' profile at load time, by the same code as ``matcher.load(..., profile=)``)."""
-    return rule.info.extra.get("profile") == profile.name
 
 
 def _profiles(args: argparse.Namespace) -> tuple[mapping.Profile, mapping.Profile]:

@@ -163,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from . import mapping
-    from .cli import _gather_rules, _remap, _say  # (not yet through matcher.load_rules: issue 17)
+    from ._notes import say as _say
+    from .api import gather_rules as _gather_rules
+    from .api import remap_rules as _remap
     from .errors import MatcherError
 
     try:

@@ -218,7 +218,8 @@ def _only_regression_data(p: Path) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """``matcher test``: exit 0 every rule with tests passes, 1 one or more fail, 2 usage (nothing to test)."""
-    from .cli import _gather_rules, _say  # (not yet through matcher.load_rules: issue 17)
+    from ._notes import say as _say
+    from .api import gather_rules as _gather_rules
 
     rule_specs, data_specs = _split(args.rules)
     from .sigma.loader import SigmaOptions

@@ -22,17 +22,12 @@ KNOWN = {
     ("matcher.sigma.loader", "matcher.api"),
     # RuleSet takes Correlation objects and RuleSet.correlate makes a Correlator.
     ("matcher.api", "matcher.correlation"),
-    # coverage, selftest, spark and testing gather rules with the command line's code.
-    ("matcher.coverage", "matcher.cli"),
-    ("matcher.selftest", "matcher.cli"),
-    ("matcher.spark", "matcher.cli"),
-    ("matcher.testing", "matcher.cli"),
 }
 
 #: Layers, lowest first: a module may import its own layer's modules and lower ones only.
 LAYERS = [
     {"matcher.errors", "matcher.ir", "matcher.fields", "matcher.jsonio", "matcher._files", "matcher._optional",
-     "matcher.record"},
+     "matcher.record", "matcher._notes"},
     {"matcher.ops"},
     {"matcher.s1ql", "matcher.s1ql.lexer", "matcher.s1ql.parser", "matcher.s1ql.printer", "matcher.s1ql.cards",
      "matcher.reference", "matcher.compiler", "matcher._arrow", "matcher.mapping", "matcher.inputs"},
