@@ -620,9 +620,9 @@ def _rule(record: RuleRecord, profile: Any = None) -> Rule:
 def _in_profile(node: _ir.Node, profile: Any) -> _ir.Node:
     if profile in (None, "s1"):
         return node
-    from .mapping import translate
+    from .mapping import remap
 
-    return translate(node, "s1", profile)
+    return remap(node, "s1", profile)
 
 
 _ARCHIVES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar", ".zip")
@@ -842,7 +842,7 @@ def gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = T
 
 def remap_rules(rules: list[Rule], src: "Profile", dst: "Profile") -> tuple[list[Rule], list[str]]:
     """The rules rewritten for events in ``dst`` names; messages for those the profile decides."""
-    from .mapping import RuleNeverMatches, translate as remap
+    from .mapping import RuleNeverMatches, remap
 
     if src is dst:
         return rules, []

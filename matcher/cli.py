@@ -561,7 +561,7 @@ def _explain(args: argparse.Namespace) -> int:
         _say(f"explain shows single-event rules; {rule.id} is a correlation rule (docs/correlation.md)")
         return 2
     try:
-        node = rule.ir if _loaded_for(rule, dst) else mapping.translate(rule.ir, src, dst)
+        node = rule.ir if _loaded_for(rule, dst) else mapping.remap(rule.ir, src, dst)
     except mapping.RuleNeverMatches as e:
         _say(f"rule {rule.id}: {e}")
         return 2

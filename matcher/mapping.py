@@ -2,7 +2,7 @@
 
 The rules' canonical field names are the SentinelOne Deep Visibility (v1) names
 (``TgtProcImagePath``, ``SrcProcCmdLine``, ...). A :class:`Profile` says how another schema
-names them. Rules are remapped, not events (:func:`translate` renames the fields of an IR tree),
+names them. Rules are remapped, not events (:func:`remap` renames the fields of an IR tree),
 so matching stays as fast as on native events and Arrow columns are still read in place.
 
 Built-in profiles (tables from ``docs/s1ql-spec.md`` §6-7):
@@ -61,7 +61,7 @@ from .fields import (
 from .ir import EVENT_OPS, And, Node, Not, Op, Pred, and_, or_
 from .ops import REFERENCE, fold
 
-__all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "translate", "PROFILES", "SIGMA_TO_S1",
+__all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "remap", "PROFILES", "SIGMA_TO_S1",
            "known_fields", "unknown_field_warnings", "closest_fields", "S1_LOGSOURCES", "SYSMON_CATEGORY_IDS",
            "parse_condition"]
 
@@ -89,7 +89,7 @@ class Profile:
     ``fields``: S1 name -> this schema's name. ``values``: S1 field -> {S1 value (any case) ->
     S1QL text in this schema's names}, applied to ``=`` predicates (and so to ``In`` lists).
     ``constants``: S1 field -> the value every event of this schema has (predicates on them
-    are decided when a rule is translated). ``aliases``: further names of this schema that
+    are decided when a rule is remapped). ``aliases``: further names of this schema that
     :meth:`to_s1` reads back (several names may stand for one S1 field).
     """
 
@@ -270,7 +270,7 @@ def _parse_value_query(query: str, where: str) -> Node:
 
 
 # --------------------------------------------------------------------------------------------
-# translate
+# remap
 # --------------------------------------------------------------------------------------------
 
 def _to_s1(node: Node, src: Profile) -> Node:
@@ -311,7 +311,7 @@ def _from_s1(node: Node, dst: Profile) -> Union[Node, bool]:
     return and_(*kept) if is_and else or_(*kept)
 
 
-def translate(node: Node, src: Union[str, Profile], dst: Union[str, Profile]) -> Node:
+def remap(node: Node, src: Union[str, Profile], dst: Union[str, Profile]) -> Node:
     """The rule ``node`` (written in ``src`` names) rewritten for events in ``dst`` names.
 
     Raises :class:`RuleNeverMatches` when ``dst``'s constants decide the whole rule (e.g. a
@@ -371,6 +371,9 @@ def closest_fields(name: str, known: frozenset[str]) -> list[str]:
 
 _FIELDREF_OPS = EVENT_OPS - {Op.KEYWORD}  # their value is another field's name
 
+
+#: The old name of :func:`remap` ("translate" is the Sigma front end's word: pySigma rule -> IR).
+translate = remap
 
 #: An S1QL condition of a profile table (values, logsources): ``parse_condition(text, where)``,
 #: a :class:`ProfileError` naming ``where`` when it does not parse.

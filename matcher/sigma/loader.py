@@ -630,9 +630,9 @@ def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False,
                           s1_backend=s1_backend, placeholders=opts.placeholders, timestamp=opts.timestamp)
     if not s1 or profile is PROFILES["s1"]:
         return node
-    from ..mapping import translate
+    from ..mapping import remap
 
-    return translate(node, "s1", profile)
+    return remap(node, "s1", profile)
 
 
 def load_sigma(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None,

@@ -5,7 +5,7 @@ is about in its ``logsource``. To run it on events of another schema the field n
 mapped per logsource category (:data:`matcher.mapping.SIGMA_TO_S1`, the SentinelOne
 backend's tables) and the logsource becomes conditions on the event type and OS, as the
 SentinelOne pipeline writes them (``docs/s1ql-spec.md`` section 6); the result is in S1 names
-and :func:`matcher.mapping.translate` takes it to any other profile.
+and :func:`matcher.mapping.remap` takes it to any other profile.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def route(logsource: SigmaLogSource, profile: Any) -> tuple[bool, Optional[ir.No
     by an applying entry; the condition is the AND of the applying entries' conditions, in the
     profile's names (``None``: no condition needed).
     """
-    from ..mapping import load_profile, parse_condition, translate
+    from ..mapping import load_profile, parse_condition, remap
 
     prof = load_profile(profile)
     have = {k: getattr(logsource, k) for k in _KEYS if getattr(logsource, k, None)}
@@ -115,7 +115,7 @@ def route(logsource: SigmaLogSource, profile: Any) -> tuple[bool, Optional[ir.No
             continue
         node = parse_condition(q, f"profile {p.name}: logsources.{logsource_key(pairs)}")
         if p is not prof:
-            node = translate(node, p, prof)
+            node = remap(node, p, prof)
         conds.append(node)
     return True, (ir.and_(*conds) if conds else None)
 
