@@ -279,45 +279,19 @@ class _Parser:
 
     # -- expressions -----------------------------------------------------------------------
     def parse(self) -> Node:
+        """Operator-precedence parsing over explicit stacks, kept as parallel lists of plain
+        values (no tuple per entry): operands and their logical depths (``out``, ``depths``);
+        operators, and the positions of the "(" among them (``ops``, ``opens``: the only operator
+        position an error can quote)."""
         text = self.text
         pos = self.ws(0)
         if pos >= self.n:
             raise self.fail("empty query: expected a predicate", pos)
-        # Operator-precedence parsing over explicit stacks, kept as parallel lists of plain
-        # values (no tuple per entry): operands and their logical depths; operators, and the
-        # positions of the "(" among them (the only operator position an error can quote).
-        out: list[Node] = []
-        depths: list[int] = []
-        ops: list[str] = []  # "(" | "NOT" | "AND" | "OR"
-        opens: list[int] = []
-
-        def reduce_top(at: int) -> None:
-            kind = ops.pop()
-            if kind == "NOT":
-                d = depths[-1] + 1
-                self.check_depth(d, at)
-                out[-1] = Not(out[-1])
-                depths[-1] = d
-                return
-            k = 2  # a run of k - 1 equal operators joins k operands into one n-ary node
-            while ops and ops[-1] == kind:
-                ops.pop()
-                k += 1
-            operands = out[-k:]
-            del out[-k:]
-            ds = depths[-k:]
-            del depths[-k:]
-            if any(ds):  # operands of the same kind are flattened into the node: no extra level
-                cls = And if kind == "AND" else Or
-                d = max(dd if type(nd) is cls else dd + 1 for nd, dd in zip(operands, ds))
-                if d > MAX_DEPTH:
-                    self.check_depth(d, at)
-                out.append((and_ if kind == "AND" else or_)(*operands))
-                depths.append(d)
-            else:  # predicates only (depth 0): nothing to flatten, ``and_`` / ``or_`` build just this
-                out.append((And if kind == "AND" else Or)(tuple(operands)))
-                depths.append(1)
-
+        self.out: list[Node] = []
+        self.depths: list[int] = []
+        self.ops: list[str] = []  # "(" | "NOT" | "AND" | "OR"
+        self.opens: list[int] = []
+        out, depths, ops, opens = self.out, self.depths, self.ops, self.opens
         operand = _OPERAND.match
         operator = _OPERATOR.match
         fast_ops = _FAST_OPS.get
@@ -363,34 +337,72 @@ class _Parser:
                 if kind is None or kind == "value":
                     m = operator(text, pos)
                     if m is None:  # the end of the query, or an error
-                        pos = self.ws(pos)
-                        if pos < self.n:
-                            raise self.fail(
-                                f"expected AND, OR, ')' or end of query, found {self.describe(pos)}", pos
-                            )
-                        while ops:
-                            if ops[-1] == "(":
-                                raise self.fail("unbalanced parentheses: '(' is never closed", opens[-1])
-                            reduce_top(pos)
-                        node = out.pop()
-                        assert not out
-                        return node
+                        return self.end(pos)
                     kind = m.lastgroup
                     pos = m.end()
                 if kind != "close":
                     break
-                at = pos - 1
-                while ops and ops[-1] != "(":
-                    reduce_top(at)
-                if not ops:
-                    raise self.fail("unbalanced parentheses: ')' without a matching '('", at)
-                ops.pop()
-                opens.pop()
+                self.close(pos - 1)
                 kind = None
             tighter = _TIGHTER[kind]
             while ops and ops[-1] in tighter:
-                reduce_top(m.start(kind))
+                self.reduce_top(m.start(kind))
             ops.append(kind)
+
+    def close(self, at: int) -> None:
+        """A ")" at ``at``: reduce down to its "(" and drop both."""
+        ops = self.ops
+        while ops and ops[-1] != "(":
+            self.reduce_top(at)
+        if not ops:
+            raise self.fail("unbalanced parentheses: ')' without a matching '('", at)
+        ops.pop()
+        self.opens.pop()
+
+    def end(self, pos: int) -> Node:
+        """The end of the query (after ``pos``, nothing but whitespace, else a syntax error):
+        reduce what is left on the stacks into the one tree."""
+        pos = self.ws(pos)
+        if pos < self.n:
+            raise self.fail(f"expected AND, OR, ')' or end of query, found {self.describe(pos)}", pos)
+        ops = self.ops
+        while ops:
+            if ops[-1] == "(":
+                raise self.fail("unbalanced parentheses: '(' is never closed", self.opens[-1])
+            self.reduce_top(pos)
+        node = self.out.pop()
+        assert not self.out
+        return node
+
+    def reduce_top(self, at: int) -> None:
+        """Pop the top operator and its operands (a run of equal AND/OR operators at once, as
+        one n-ary node) and push the node; ``at`` is where an error about its depth points."""
+        out, depths, ops = self.out, self.depths, self.ops
+        kind = ops.pop()
+        if kind == "NOT":
+            d = depths[-1] + 1
+            self.check_depth(d, at)
+            out[-1] = Not(out[-1])
+            depths[-1] = d
+            return
+        k = 2  # a run of k - 1 equal operators joins k operands into one n-ary node
+        while ops and ops[-1] == kind:
+            ops.pop()
+            k += 1
+        operands = out[-k:]
+        del out[-k:]
+        ds = depths[-k:]
+        del depths[-k:]
+        if any(ds):  # operands of the same kind are flattened into the node: no extra level
+            cls = And if kind == "AND" else Or
+            d = max(dd if type(nd) is cls else dd + 1 for nd, dd in zip(operands, ds))
+            if d > MAX_DEPTH:
+                self.check_depth(d, at)
+            out.append((and_ if kind == "AND" else or_)(*operands))
+            depths.append(d)
+        else:  # predicates only (depth 0): nothing to flatten, ``and_`` / ``or_`` build just this
+            out.append((And if kind == "AND" else Or)(tuple(operands)))
+            depths.append(1)
 
     def operand(self, pos: int, ops: list[str], opens: list[int]) -> tuple[int, Optional[Node]]:
         """The general code for an operand at ``pos`` (after whitespace): push "(" or NOT and
