@@ -269,6 +269,45 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Profile, progress: _Progress) -> int:
+    loaded = _scan_rules(args, src, dst, progress)
+    if isinstance(loaded, int):
+        return loaded
+    ruleset, errors, skipped, t_compile = loaded
+    fmt = args.format if args.format != "auto" else ("table" if sys.stdout.isatty() and not args.timestamp else "jsonl")
+    if args.timestamp and fmt not in ("jsonl", "json"):
+        _say("--timestamp writes JSON records (-f jsonl or json)")
+        return 2
+    if ruleset.correlations and not args.timestamp:
+        _say(f"{len(ruleset.correlations)} correlation rule(s) not run: give --timestamp FIELD")
+    writer = _Writer(fmt)
+    corr = None
+    if args.timestamp:
+        from .correlation.cli import ScanCorrelator
+
+        try:
+            corr = ScanCorrelator(ruleset, args.timestamp, args.lateness, args.max_groups, writer.write, _say)
+        except MatcherError as e:
+            _say(str(e))
+            return 2
+    sink = _ScanSink(ruleset, writer, corr, args.strict)
+    fields = ruleset.fields if args.decode == "auto" else None
+    if fields is not None and corr is not None:
+        fields = tuple(dict.fromkeys(fields + corr.fields))
+    t0 = time.perf_counter()
+    code, formats = _scan_inputs(args, ruleset, sink, fields, progress)
+    elapsed = time.perf_counter() - t0
+    _scan_summary(args, ruleset, sink.stats, code, errors, skipped, dst)
+    if args.stats:
+        _say(f"stats: {len(ruleset)} rules compiled in {t_compile:.3f} s; {sink.stats.read} records in {elapsed:.3f} s = "
+             f"{sink.stats.read / max(elapsed, 1e-9):,.0f} records/s; profile {dst.name}")
+        for name, kind, by_field in formats:
+            _say(f"stats: {name}: {_how_read(kind, by_field)}")
+    return code
+
+
+def _scan_rules(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Profile, progress: _Progress) -> Any:
+    """``scan``'s rules, remapped for the events' profile and compiled: ``(ruleset, load errors,
+    rules the profile decides, compile time)``, or the exit code (2) when there is nothing to run."""
     notes: list[str] = []
     try:
         setup = _sigma_setup(args)
@@ -297,30 +336,23 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     except MatcherError as e:
         _say(str(e))
         return 2
-    by_id = {r.id: r for r in ruleset}
-    ids = [r.id for r in ruleset]
-    fmt = args.format if args.format != "auto" else ("table" if sys.stdout.isatty() and not args.timestamp else "jsonl")
-    if args.timestamp and fmt not in ("jsonl", "json"):
-        _say("--timestamp writes JSON records (-f jsonl or json)")
-        return 2
-    if ruleset.correlations and not args.timestamp:
-        _say(f"{len(ruleset.correlations)} correlation rule(s) not run: give --timestamp FIELD")
-    writer = _Writer(fmt)
-    corr = None
-    if args.timestamp:
-        from .correlation.cli import ScanCorrelator
+    return ruleset, errors, skipped, t_compile
 
-        try:
-            corr = ScanCorrelator(ruleset, args.timestamp, args.lateness, args.max_groups, writer.write, _say)
-        except MatcherError as e:
-            _say(str(e))
-            return 2
-    stats = _Stats()
-    fields = ruleset.fields if args.decode == "auto" else None
-    if fields is not None and corr is not None:
-        fields = tuple(dict.fromkeys(fields + corr.fields))
 
-    def emit(source: str, unit: str, where: int, get_event: Any, rids: list[str]) -> None:
+class _ScanSink:
+    """Where ``scan``'s results go: matches to the writer (and the correlator), bad records to
+    stderr, and every count to :class:`_Stats`."""
+
+    def __init__(self, ruleset: api.RuleSet, writer: _Writer, corr: Any, strict: bool):
+        self.stats = _Stats()
+        self.by_id = {r.id: r for r in ruleset}
+        self.ids = [r.id for r in ruleset]
+        self.writer = writer
+        self.corr = corr
+        self.strict = strict
+
+    def emit(self, source: str, unit: str, where: int, get_event: Any, rids: list[str]) -> None:
+        stats, corr = self.stats, self.corr
         stats.matched_events += 1
         problem: Optional[str] = None
         try:
@@ -333,36 +365,43 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
             stats.per_rule[rid] = stats.per_rule.get(rid, 0) + 1
             if corr is not None and rid in corr.hidden:
                 continue  # named by a generate: false correlation
-            rule = by_id[rid]
+            rule = self.by_id[rid]
             try:
                 if problem is not None:
                     raise ValueError(problem)
-                writer.write({**({"kind": "match"} if corr is not None else {}), "rule_id": rid,
-                              "rule_title": rule.title, "level": rule.level or None, "author": rule.author or None,
-                              "source": source, unit: where, "event": event})
+                self.writer.write({**({"kind": "match"} if corr is not None else {}), "rule_id": rid,
+                                   "rule_title": rule.title, "level": rule.level or None, "author": rule.author or None,
+                                   "source": source, unit: where, "event": event})
             except ValueError as e:
                 stats.unwritten += 1
                 _say(f"{source}:{'' if unit == 'line' else unit + ' '}{where}: the match of rule {rid} could not be "
-                     f"written as {writer.fmt} ({e}); counted, not written")
+                     f"written as {self.writer.fmt} ({e}); counted, not written")
 
-    def run(source: str, done: parallel.Matched) -> None:
-        stats.read += done.read
-        if corr is not None:
-            corr.matched(source, done)
+    def run(self, source: str, done: parallel.Matched) -> None:
+        self.stats.read += done.read
+        if self.corr is not None:
+            self.corr.matched(source, done)
+        ids = self.ids
         for where, event, rules in done.hits:
-            emit(source, done.unit, where, partial(parallel.record, event), [ids[u] for u in rules])
+            self.emit(source, done.unit, where, partial(parallel.record, event), [ids[u] for u in rules])
 
-    def bad(source: str, item: inputs.Bad) -> None:
+    def bad(self, source: str, item: inputs.Bad) -> None:
+        stats = self.stats
         stats.read += item.records
         stats.bad += item.records
         where = "" if item.where is None else (f":{item.where}" if item.unit == "line" else f":{item.unit} {item.where}")
         what = "record" if item.where is not None else "input" if item.records == 1 else f"input ({item.records:,} records)"
         _say(f"{source}{where}: bad {what}: {item.problem}")
-        if args.strict:
+        if self.strict:
             raise _Strict
 
+
+def _scan_inputs(args: argparse.Namespace, ruleset: api.RuleSet, sink: _ScanSink, fields: Any,
+                 progress: _Progress) -> tuple[int, list[tuple[str, Optional[str], bool]]]:
+    """Every input of ``scan`` (or the built-in sample) matched into ``sink``: the exit code so
+    far (0, 1 after --strict stopped, 130 interrupted) and how each input was read."""
+    stats = sink.stats
     specs = args.inputs
-    t0 = time.perf_counter()
     sample = not specs and not _stdin_is_input()
     if sample:
         _say(f"no input given: scanning the built-in sample ({SAMPLE_SIZE} generated events, seed {SAMPLE_SEED}); "
@@ -380,7 +419,7 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     try:
         if sample:
             evs = datasets.generate(SAMPLE_SIZE, SAMPLE_SEED)
-            run("<sample>", parallel.match_item(ruleset, inputs.Records("line", list(range(1, len(evs) + 1)), evs)))
+            sink.run("<sample>", parallel.match_item(ruleset, inputs.Records("line", list(range(1, len(evs) + 1)), evs)))
             formats.append(("<sample>", None, False))
         before = 0
         # one process or --jobs N: the same items in the same order (matcher/parallel.py)
@@ -392,11 +431,11 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
                 progress.scanned(stats, before)
                 continue
             if isinstance(result, inputs.Bad):
-                bad(todo[i].name, result)
+                sink.bad(todo[i].name, result)
             else:
-                run(todo[i].name, result)
+                sink.run(todo[i].name, result)
             if sizes[i] is None:  # a pipe or a terminal: matches go out as they are found
-                writer.flush()
+                sink.writer.flush()
             progress.scanned(stats, before + done)
     except _Strict:
         code = 1
@@ -404,10 +443,15 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
         code = 130
     finally:
         progress.stop()
-        if corr is not None:
-            corr.finish()
-        writer.close()
-    elapsed = time.perf_counter() - t0
+        if sink.corr is not None:
+            sink.corr.finish()
+        sink.writer.close()
+    return code, formats
+
+
+def _scan_summary(args: argparse.Namespace, ruleset: api.RuleSet, stats: _Stats, code: int, errors: list[str],
+                  skipped: list[str], dst: mapping.Profile) -> None:
+    """``scan``'s closing lines on stderr: the counts, what did not load or run, the rules' hits."""
     good = stats.read - stats.bad
     _say(f"{stats.read} records read = {good} matched or not + {stats.bad} bad; "
          f"{stats.matched_events} events matched, {stats.matches} matches"
@@ -422,6 +466,8 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     if skipped or errors:
         _say(f"{len(errors)} rule(s) did not load, {len(skipped)} rule(s) cannot match under profile {dst.name!r}; "
              f"{len(ruleset)} rule(s) run")
+    ids = [r.id for r in ruleset]
+    by_id = {r.id: r for r in ruleset}
     silent = [rid for rid in ids if rid not in stats.per_rule]
     shown = sorted(stats.per_rule.items(), key=lambda kv: (-kv[1], kv[0])) + \
         ([(rid, 0) for rid in silent] if args.stats else [])
@@ -430,12 +476,6 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     if silent:
         _say(f"{len(silent)} of {len(ids)} rule(s) loaded and never fired"
              + ("" if args.stats else " (--stats lists them)"))
-    if args.stats:
-        _say(f"stats: {len(ruleset)} rules compiled in {t_compile:.3f} s; {stats.read} records in {elapsed:.3f} s = "
-             f"{stats.read / max(elapsed, 1e-9):,.0f} records/s; profile {dst.name}")
-        for name, kind, by_field in formats:
-            _say(f"stats: {name}: {_how_read(kind, by_field)}")
-    return code
 
 
 def _file_size(path: str) -> Optional[int]:
