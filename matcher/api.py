@@ -626,7 +626,7 @@ def _in_profile(node: _ir.Node, profile: Any) -> _ir.Node:
 
 
 _ARCHIVES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar", ".zip")
-_CORPUS = (".jsonl", ".ndjson")
+_CORPUS = _cards.RULE_LINES_SUFFIXES  # JSON lines rule files
 
 
 def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
