@@ -23,7 +23,7 @@ import sys
 import pytest
 
 import matcher
-from matcher.cli import _gather_rules
+from matcher.api import gather_rules as _gather_rules
 from shared_data import corpus_path
 
 ROUNDS = 3

@@ -1,5 +1,5 @@
-"""Reading a rule file: regular files only, so that a FIFO (or a device) named like a rule
-is reported instead of blocking the load forever. Imports nothing but the errors."""
+"""Finding and reading rule files: regular files only, so that a FIFO (or a device) named like a
+rule is reported instead of blocking the load forever. Imports nothing but the errors."""
 
 from __future__ import annotations
 
@@ -37,3 +37,19 @@ def read_rule_text(path: Union[str, "os.PathLike[str]"]) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise RuleError(f"{Path(path)}: cannot read rule file: {e}") from None
+
+
+#: Rule file extensions a directory of rules is searched for: rule cards, S1QL query files, Sigma.
+RULE_SUFFIXES = (".md", ".markdown", ".s1ql", ".txt", ".yml", ".yaml")
+
+
+def rule_files(directory: Union[str, os.PathLike]) -> list[Path]:
+    """The rule files under ``directory`` (recursive, sorted, hidden entries, README and LICENSE
+    files left out), by :data:`RULE_SUFFIXES`."""
+    out = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if not f.startswith(".") and Path(f).suffix.lower() in RULE_SUFFIXES and not f.upper().startswith(("README", "LICENSE")):
+                out.append(Path(root) / f)
+    return out

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from . import ir as _ir
-from . import rules as _rules
-from ._files import read_rule_text
+from ._files import RULE_SUFFIXES, read_rule_text, rule_files
+from ._notes import say
 from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
 from .compiler import compile_plan
 from .ops import EVENT_REFERENCE, REFERENCE, compile_regex, is_linear, regex_engine
+from .record import RuleInfo, RuleRecord
+from .s1ql import cards as _cards
 from .s1ql import parse, to_s1ql
 
 __all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "builtin_names"]
@@ -29,6 +31,7 @@ __all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "built
 
 if TYPE_CHECKING:  # imported where used: loading matcher does not load the correlation engine
     from .correlation import Correlation, Correlator
+    from .mapping import Profile
 
 class Rule:
     """One compiled rule: its IR, its metadata and a matching program.
@@ -39,7 +42,7 @@ class Rule:
 
     __slots__ = ("ir", "info", "source_query", "_query", "_set")
 
-    def __init__(self, node: _ir.Node, info: _rules.RuleInfo, source_query: Optional[str] = None):
+    def __init__(self, node: _ir.Node, info: RuleInfo, source_query: Optional[str] = None):
         _ir.validate(node)
         self.ir = node
         self.info = info
@@ -569,8 +572,8 @@ def compile(query: str, *, id: Optional[str] = None, title: Optional[str] = None
     """
     with _regex_scope(regex):
         node = parse(query)
-    rid = id if id is not None else _rules.default_id(query)
-    return Rule(node, _rules.RuleInfo(id=rid, title=title if title is not None else rid), query)
+    rid = id if id is not None else _cards.default_id(query)
+    return _rule(RuleRecord(RuleInfo(id=rid, title=title if title is not None else rid), node, query))
 
 
 def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
@@ -606,20 +609,24 @@ def _load(path: Union[str, "os.PathLike[str]"], profile: Any, logsource: Any, pl
         return found[0] if len(found) == 1 else found
     if logsource is not None or placeholders is not None or timestamp is not None or filters is not None:
         raise MatcherError("logsource, placeholders, timestamp and filters apply to Sigma rules only")
-    info, node, query = _rules.load_path(path)
-    return Rule(_in_profile(node, profile), info, query)
+    return _rule(_cards.load_path(path), profile)
+
+
+def _rule(record: RuleRecord, profile: Any = None) -> Rule:
+    """The :class:`Rule` of a front end's record, in ``profile``'s names (``None``/``"s1"``: as read)."""
+    return Rule(_in_profile(record.ir, profile), record.info, record.query)
 
 
 def _in_profile(node: _ir.Node, profile: Any) -> _ir.Node:
     if profile in (None, "s1"):
         return node
-    from .mapping import translate
+    from .mapping import remap
 
-    return translate(node, "s1", profile)
+    return remap(node, "s1", profile)
 
 
 _ARCHIVES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar", ".zip")
-_CORPUS = (".jsonl", ".ndjson")
+_CORPUS = _cards.RULE_LINES_SUFFIXES  # JSON lines rule files
 
 
 def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource: Any = None,
@@ -631,7 +638,7 @@ def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", log
     ``path`` is a rule file (card ``.md``, query file, Sigma ``.yml``/``.yaml`` with any number
     of documents, correlation rules included), a corpus of JSON lines records
     ``{"id", "title", "query", ...}``, a directory of rule files (recursive, as
-    :func:`matcher.rules.rule_files` lists them), or an archive of them (``.tar.gz``, ``.tar.xz``,
+    :func:`matcher._files.rule_files` lists them), or an archive of them (``.tar.gz``, ``.tar.xz``,
     ``.tar.bz2``, ``.tar``, ``.zip``; members by name). ``profile`` and ``logsource`` as for
     :func:`load`. A rule that does not load raises its :class:`~matcher.MatcherError`; given a
     list as ``failures``, it is appended there as ``(source, error)`` and loading goes on.
@@ -650,7 +657,7 @@ def load_rules(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", log
     p = Path(path)
     name = str(p)
     if p.is_dir():
-        texts: Iterable = ((str(f), lambda f=f: read_rule_text(f)) for f in _rules.rule_files(p))
+        texts: Iterable = ((str(f), lambda f=f: read_rule_text(f)) for f in rule_files(p))
     elif name.lower().endswith(_ARCHIVES):
         texts = _archive_texts(p)
     else:
@@ -697,7 +704,7 @@ def _archive_texts(p: Path) -> list:
                 raise RuleError(f"{name}: cannot read rule file: {e}") from None
         return read
 
-    keep = _rules.RULE_SUFFIXES + _CORPUS
+    keep = RULE_SUFFIXES + _CORPUS
     try:
         if str(p).lower().endswith(".zip"):
             with zipfile.ZipFile(p) as z:
@@ -723,14 +730,13 @@ def _rules_from_text(source: str, text: str, profile: Any, logsource: Any, failu
         return parse_sigma(text, source=source, profile=profile, logsource=logsource, options=options, into=into)
     if low.endswith(_CORPUS):
         return _corpus_rules(source, text, profile, failures)
-    info, node, query = _rules.parse_rule_text(text, source=source)
-    return [Rule(_in_profile(node, profile), info, query)]
+    return [_rule(_cards.parse_rule_text(text, source=source), profile)]
 
 
 def _corpus_rules(source: str, text: str, profile: Any, failures: Optional[list]) -> list:
-    """JSON lines records ``{"id", "title", "query", ...}`` (:func:`matcher.rules.parse_rule_lines`);
+    """JSON lines records ``{"id", "title", "query", ...}`` (:func:`matcher.s1ql.cards.parse_rule_lines`);
     a bad line, and a record without a query (``"query": null``), is a failure like any other."""
-    found, errors, no_query = _rules.parse_rule_lines(text.encode("utf-8", "surrogatepass"), source=source)
+    found, errors, no_query = _cards.parse_rule_lines(text.encode("utf-8", "surrogatepass"), source=source)
     import re
 
     line = re.compile(re.escape(source) + r":(\d+)")
@@ -739,7 +745,123 @@ def _corpus_rules(source: str, text: str, profile: Any, failures: Optional[list]
         raise RuleError(problems[0][1])
     for n, msg in problems:
         failures.append((f"{source}:{n}", RuleError(msg)))
-    return [Rule(_in_profile(node, profile), info, query) for info, node, query in found]
+    return [_rule(record, profile) for record in found]
+
+
+def gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = True,
+                 progress: Any = None,
+                 sigma_profile: Any = "s1", sigma_options: Any = None, sigma_filters: Any = (),
+                 sigma_logsource: Any = None, notes: Optional[list[str]] = None) -> tuple[list[Rule], list[str]]:
+    """The command line's rules (``scan``, ``check``, ``explain``, ``coverage``, ``test``, ...;
+    :func:`matcher.spark` and :mod:`matcher.testing` too): rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids, JSON
+    lines rule files). ``sigma_profile``: the profile Sigma rules are loaded for (the events'
+    profile: their routing and field names; ``"sysmon"`` keeps Sigma's own names); Sigma files
+    load together (:func:`matcher.sigma.loader.load_sigma_files`: filters among them and in
+    ``sigma_filters`` apply across files). ``notes`` receives what is reported but not an
+    error: logsources the profile cannot recognise, filters naming rules that are not loaded
+    (without ``notes`` they are printed here).
+
+    Returns the rules that load and one message per rule that does not (every one, not just the
+    first). Records of a JSON lines rule file that carry no query are counted in one message.
+    """
+    rules: list[Rule] = []
+    errors: list[str] = []
+    for i, q in enumerate(queries, 1):
+        try:
+            rules.append(compile(q, id=f"query-{i}", title=f"query {i}"))
+        except MatcherError as e:
+            errors.append(f"-q #{i}: {e}")
+    todo: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            files = rule_files(p)
+            if not files:
+                errors.append(f"{spec}: no rule files (.md, .s1ql, .txt, .yml, .yaml) in this directory")
+            todo.extend(files)
+        elif p.exists():
+            todo.append(p)
+        else:
+            try:
+                rules.append(builtin(spec))
+            except MatcherError as e:
+                errors.append(f"{spec}: not a file or directory, and {e}")
+    if progress is not None:
+        progress.start("loading rules", len(todo), "files")
+    sigma_files = [f for f in todo if f.suffix.lower() in (".yml", ".yaml")]
+    if sigma_files or sigma_filters:
+        from .sigma.loader import load_sigma_files
+
+        try:
+            loaded = load_sigma_files(sigma_files, profile=sigma_profile, logsource=sigma_logsource,
+                                      options=sigma_options, filters=sigma_filters)
+        except MatcherError as e:
+            errors.append(str(e))
+        else:
+            for name, e in loaded.failures:
+                msg = str(e)
+                errors.append(msg if name in msg else f"{name}: {msg}")
+            rules.extend(loaded.rules)
+            reported = loaded.report(sigma_profile, sigma_options) + loaded.filter_problems
+            if notes is not None:
+                notes.extend(reported)
+            else:  # the caller does not print them: never silent
+                for msg in reported:
+                    say(msg)
+        if progress is not None:
+            progress.advance(len(sigma_files))
+    for f in todo:
+        if f in sigma_files:
+            continue
+        try:
+            if f.suffix.lower() in _cards.RULE_LINES_SUFFIXES:  # (not yet through matcher.load_rules: issue 17)
+                found, bad, no_query = _cards.read_rule_lines(f)
+                errors.extend(bad)
+                rules.extend(_rule(record) for record in found)
+                if no_query:
+                    say(f"{f}: {len(no_query)} record(s) carry no query (e.g. {no_query[0]}): not rules, passed over")
+            else:
+                rules.append(load(f, profile="s1"))
+        except MatcherError as e:
+            msg = str(e)
+            errors.append(msg if str(f) in msg else f"{f}: {msg}")
+        if progress is not None:
+            progress.advance(1)
+    if default and not rules and not errors:
+        rules.append(builtin())
+    seen: dict[str, Rule] = {}
+    unique = []
+    for r in rules:
+        if r.id in seen:
+            errors.append(f"{r.info.source or r.title}: the id {r.id!r} is already used by {seen[r.id].info.source or seen[r.id].title}")
+            continue
+        seen[r.id] = r
+        unique.append(r)
+    return unique, errors
+
+
+def remap_rules(rules: list[Rule], src: "Profile", dst: "Profile") -> tuple[list[Rule], list[str]]:
+    """The rules rewritten for events in ``dst`` names; messages for those the profile decides."""
+    from .mapping import RuleNeverMatches, remap
+
+    if src is dst:
+        return rules, []
+    out, skipped = [], []
+    for r in rules:
+        if not isinstance(r, Rule) or loaded_for(r, dst):  # a correlation: field names as written
+            out.append(r)
+            continue
+        try:
+            out.append(Rule(remap(r.ir, src, dst), r.info, r.source_query))
+        except RuleNeverMatches as e:
+            skipped.append(f"rule {r.id} ({r.title}): {e}: not run")
+    return out, skipped
+
+
+def loaded_for(rule: Rule, profile: "Profile") -> bool:
+    """Whether ``rule`` was loaded for events of ``profile`` (Sigma rules are: routed and named
+    for the events' profile at load time, by the same code as ``matcher.load(..., profile=)``)."""
+    return rule.info.extra.get("profile") == profile.name
 
 
 _BUILTIN_ALIASES = {"flagship": "proc_creation_win_webshell_susp_process_spawned_from_webserver"}
@@ -747,14 +869,14 @@ _BUILTIN_ALIASES = {"flagship": "proc_creation_win_webshell_susp_process_spawned
 
 def builtin_names() -> list[str]:
     """Names of the rules shipped with matcher (file stems; ids and aliases work too)."""
-    return sorted(_rules.builtin_rules())
+    return sorted(_cards.builtin_rules())
 
 
 def builtin(name: str = "flagship") -> Rule:
     """A built-in rule by name, id or alias (``"flagship"``: Suspicious Process By Web Server Process)."""
-    table = _rules.builtin_rules()
+    table = _cards.builtin_rules()
     key = _BUILTIN_ALIASES.get(name, name)
-    for stem, (info, node, query) in table.items():
-        if key == stem or key == info.id:
-            return Rule(node, info, query)
+    for stem, record in table.items():
+        if key == stem or key == record.info.id:
+            return _rule(record)
     raise RuleError(f"no built-in rule named {name!r}; known: {', '.join(sorted(table))}, flagship")

@@ -25,22 +25,19 @@ import stat
 import sys
 import time
 import warnings
-from collections.abc import Iterable
 from functools import partial
-from pathlib import Path
 from typing import Any, Optional
 
 
 from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, ops, parallel, selftest
 from .errors import MatcherError, RegexBudgetWarning
-from .rules import RULE_LINES_SUFFIXES, read_rule_lines, rule_files
+from ._notes import say as _say
+from .api import gather_rules as _gather_rules
+from .api import loaded_for as _loaded_for
+from .api import remap_rules as _remap
 
 SAMPLE_SIZE = 2000
 SAMPLE_SEED = 7
-
-
-def _say(msg: str) -> None:
-    print(f"matcher: {msg}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,119 +66,6 @@ def _sigma_setup(args: argparse.Namespace) -> dict:
         "sigma_logsource": parse_logsource_spec(spec) if spec else None,
         "sigma_profile": args.profile,
     }
-
-
-def _gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = True,
-                  progress: Optional["_Progress"] = None,
-                  sigma_profile: Any = "s1", sigma_options: Any = None, sigma_filters: Any = (),
-                  sigma_logsource: Any = None, notes: Optional[list[str]] = None) -> tuple[list[api.Rule], list[str]]:
-    """Rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids, JSON
-    lines rule files). ``sigma_profile``: the profile Sigma rules are loaded for (the events'
-    profile: their routing and field names; ``"sysmon"`` keeps Sigma's own names); Sigma files
-    load together (:func:`matcher.sigma.loader.load_sigma_files`: filters among them and in
-    ``sigma_filters`` apply across files). ``notes`` receives what is reported but not an
-    error: logsources the profile cannot recognise, filters naming rules that are not loaded
-    (without ``notes`` they are printed here).
-
-    Returns the rules that load and one message per rule that does not (every one, not just the
-    first). Records of a JSON lines rule file that carry no query are counted in one message.
-    """
-    rules: list[api.Rule] = []
-    errors: list[str] = []
-    for i, q in enumerate(queries, 1):
-        try:
-            rules.append(api.compile(q, id=f"query-{i}", title=f"query {i}"))
-        except MatcherError as e:
-            errors.append(f"-q #{i}: {e}")
-    todo: list[Path] = []
-    for spec in specs:
-        p = Path(spec)
-        if p.is_dir():
-            files = rule_files(p)
-            if not files:
-                errors.append(f"{spec}: no rule files (.md, .s1ql, .txt, .yml, .yaml) in this directory")
-            todo.extend(files)
-        elif p.exists():
-            todo.append(p)
-        else:
-            try:
-                rules.append(api.builtin(spec))
-            except MatcherError as e:
-                errors.append(f"{spec}: not a file or directory, and {e}")
-    if progress is not None:
-        progress.start("loading rules", len(todo), "files")
-    sigma_files = [f for f in todo if f.suffix.lower() in (".yml", ".yaml")]
-    if sigma_files or sigma_filters:
-        from .sigma.loader import load_sigma_files
-
-        try:
-            load = load_sigma_files(sigma_files, profile=sigma_profile, logsource=sigma_logsource,
-                                    options=sigma_options, filters=sigma_filters)
-        except MatcherError as e:
-            errors.append(str(e))
-        else:
-            for name, e in load.failures:
-                msg = str(e)
-                errors.append(msg if name in msg else f"{name}: {msg}")
-            rules.extend(load.rules)
-            reported = load.report(sigma_profile, sigma_options) + load.filter_problems
-            if notes is not None:
-                notes.extend(reported)
-            else:  # the caller does not print them: never silent
-                for msg in reported:
-                    _say(msg)
-        if progress is not None:
-            progress.advance(len(sigma_files))
-    for f in todo:
-        if f in sigma_files:
-            continue
-        try:
-            if f.suffix.lower() in RULE_LINES_SUFFIXES:  # (not yet through matcher.load_rules: issue 17)
-                found, bad, no_query = read_rule_lines(f)
-                errors.extend(bad)
-                rules.extend(api.Rule(node, info, query) for info, node, query in found)
-                if no_query:
-                    _say(f"{f}: {len(no_query)} record(s) carry no query (e.g. {no_query[0]}): not rules, passed over")
-            else:
-                rules.append(api.load(f, profile="s1"))
-        except MatcherError as e:
-            msg = str(e)
-            errors.append(msg if str(f) in msg else f"{f}: {msg}")
-        if progress is not None:
-            progress.advance(1)
-    if default and not rules and not errors:
-        rules.append(api.builtin())
-    seen: dict[str, api.Rule] = {}
-    unique = []
-    for r in rules:
-        if r.id in seen:
-            errors.append(f"{r.info.source or r.title}: the id {r.id!r} is already used by {seen[r.id].info.source or seen[r.id].title}")
-            continue
-        seen[r.id] = r
-        unique.append(r)
-    return unique, errors
-
-
-def _remap(rules: list[api.Rule], src: mapping.Profile, dst: mapping.Profile) -> tuple[list[api.Rule], list[str]]:
-    """The rules rewritten for events in ``dst`` names; messages for those the profile decides."""
-    if src is dst:
-        return rules, []
-    out, skipped = [], []
-    for r in rules:
-        if not isinstance(r, api.Rule) or _loaded_for(r, dst):  # a correlation: field names as written
-            out.append(r)
-            continue
-        try:
-            out.append(api.Rule(mapping.translate(r.ir, src, dst), r.info, r.source_query))
-        except mapping.RuleNeverMatches as e:
-            skipped.append(f"rule {r.id} ({r.title}): {e}: not run")
-    return out, skipped
-
-
-def _loaded_for(rule: api.Rule, profile: mapping.Profile) -> bool:
-    """Whether ``rule`` was loaded for events of ``profile`` (Sigma rules are: routed and named
-    for the events' profile at load time, by the same code as ``matcher.load(..., profile=)``)."""
-    return rule.info.extra.get("profile") == profile.name
 
 
 def _profiles(args: argparse.Namespace) -> tuple[mapping.Profile, mapping.Profile]:
@@ -385,6 +269,45 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Profile, progress: _Progress) -> int:
+    loaded = _scan_rules(args, src, dst, progress)
+    if isinstance(loaded, int):
+        return loaded
+    ruleset, errors, skipped, t_compile = loaded
+    fmt = args.format if args.format != "auto" else ("table" if sys.stdout.isatty() and not args.timestamp else "jsonl")
+    if args.timestamp and fmt not in ("jsonl", "json"):
+        _say("--timestamp writes JSON records (-f jsonl or json)")
+        return 2
+    if ruleset.correlations and not args.timestamp:
+        _say(f"{len(ruleset.correlations)} correlation rule(s) not run: give --timestamp FIELD")
+    writer = _Writer(fmt)
+    corr = None
+    if args.timestamp:
+        from .correlation.cli import ScanCorrelator
+
+        try:
+            corr = ScanCorrelator(ruleset, args.timestamp, args.lateness, args.max_groups, writer.write, _say)
+        except MatcherError as e:
+            _say(str(e))
+            return 2
+    sink = _ScanSink(ruleset, writer, corr, args.strict)
+    fields = ruleset.fields if args.decode == "auto" else None
+    if fields is not None and corr is not None:
+        fields = tuple(dict.fromkeys(fields + corr.fields))
+    t0 = time.perf_counter()
+    code, formats = _scan_inputs(args, ruleset, sink, fields, progress)
+    elapsed = time.perf_counter() - t0
+    _scan_summary(args, ruleset, sink.stats, code, errors, skipped, dst)
+    if args.stats:
+        _say(f"stats: {len(ruleset)} rules compiled in {t_compile:.3f} s; {sink.stats.read} records in {elapsed:.3f} s = "
+             f"{sink.stats.read / max(elapsed, 1e-9):,.0f} records/s; profile {dst.name}")
+        for name, kind, by_field in formats:
+            _say(f"stats: {name}: {_how_read(kind, by_field)}")
+    return code
+
+
+def _scan_rules(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Profile, progress: _Progress) -> Any:
+    """``scan``'s rules, remapped for the events' profile and compiled: ``(ruleset, load errors,
+    rules the profile decides, compile time)``, or the exit code (2) when there is nothing to run."""
     notes: list[str] = []
     try:
         setup = _sigma_setup(args)
@@ -413,30 +336,23 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     except MatcherError as e:
         _say(str(e))
         return 2
-    by_id = {r.id: r for r in ruleset}
-    ids = [r.id for r in ruleset]
-    fmt = args.format if args.format != "auto" else ("table" if sys.stdout.isatty() and not args.timestamp else "jsonl")
-    if args.timestamp and fmt not in ("jsonl", "json"):
-        _say("--timestamp writes JSON records (-f jsonl or json)")
-        return 2
-    if ruleset.correlations and not args.timestamp:
-        _say(f"{len(ruleset.correlations)} correlation rule(s) not run: give --timestamp FIELD")
-    writer = _Writer(fmt)
-    corr = None
-    if args.timestamp:
-        from .correlation.cli import ScanCorrelator
+    return ruleset, errors, skipped, t_compile
 
-        try:
-            corr = ScanCorrelator(ruleset, args.timestamp, args.lateness, args.max_groups, writer.write, _say)
-        except MatcherError as e:
-            _say(str(e))
-            return 2
-    stats = _Stats()
-    fields = ruleset.fields if args.decode == "auto" else None
-    if fields is not None and corr is not None:
-        fields = tuple(dict.fromkeys(fields + corr.fields))
 
-    def emit(source: str, unit: str, where: int, get_event: Any, rids: list[str]) -> None:
+class _ScanSink:
+    """Where ``scan``'s results go: matches to the writer (and the correlator), bad records to
+    stderr, and every count to :class:`_Stats`."""
+
+    def __init__(self, ruleset: api.RuleSet, writer: _Writer, corr: Any, strict: bool):
+        self.stats = _Stats()
+        self.by_id = {r.id: r for r in ruleset}
+        self.ids = [r.id for r in ruleset]
+        self.writer = writer
+        self.corr = corr
+        self.strict = strict
+
+    def emit(self, source: str, unit: str, where: int, get_event: Any, rids: list[str]) -> None:
+        stats, corr = self.stats, self.corr
         stats.matched_events += 1
         problem: Optional[str] = None
         try:
@@ -449,36 +365,43 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
             stats.per_rule[rid] = stats.per_rule.get(rid, 0) + 1
             if corr is not None and rid in corr.hidden:
                 continue  # named by a generate: false correlation
-            rule = by_id[rid]
+            rule = self.by_id[rid]
             try:
                 if problem is not None:
                     raise ValueError(problem)
-                writer.write({**({"kind": "match"} if corr is not None else {}), "rule_id": rid,
-                              "rule_title": rule.title, "level": rule.level or None, "author": rule.author or None,
-                              "source": source, unit: where, "event": event})
+                self.writer.write({**({"kind": "match"} if corr is not None else {}), "rule_id": rid,
+                                   "rule_title": rule.title, "level": rule.level or None, "author": rule.author or None,
+                                   "source": source, unit: where, "event": event})
             except ValueError as e:
                 stats.unwritten += 1
                 _say(f"{source}:{'' if unit == 'line' else unit + ' '}{where}: the match of rule {rid} could not be "
-                     f"written as {writer.fmt} ({e}); counted, not written")
+                     f"written as {self.writer.fmt} ({e}); counted, not written")
 
-    def run(source: str, done: parallel.Matched) -> None:
-        stats.read += done.read
-        if corr is not None:
-            corr.matched(source, done)
+    def run(self, source: str, done: parallel.Matched) -> None:
+        self.stats.read += done.read
+        if self.corr is not None:
+            self.corr.matched(source, done)
+        ids = self.ids
         for where, event, rules in done.hits:
-            emit(source, done.unit, where, partial(parallel.record, event), [ids[u] for u in rules])
+            self.emit(source, done.unit, where, partial(parallel.record, event), [ids[u] for u in rules])
 
-    def bad(source: str, item: inputs.Bad) -> None:
+    def bad(self, source: str, item: inputs.Bad) -> None:
+        stats = self.stats
         stats.read += item.records
         stats.bad += item.records
         where = "" if item.where is None else (f":{item.where}" if item.unit == "line" else f":{item.unit} {item.where}")
         what = "record" if item.where is not None else "input" if item.records == 1 else f"input ({item.records:,} records)"
         _say(f"{source}{where}: bad {what}: {item.problem}")
-        if args.strict:
+        if self.strict:
             raise _Strict
 
+
+def _scan_inputs(args: argparse.Namespace, ruleset: api.RuleSet, sink: _ScanSink, fields: Any,
+                 progress: _Progress) -> tuple[int, list[tuple[str, Optional[str], bool]]]:
+    """Every input of ``scan`` (or the built-in sample) matched into ``sink``: the exit code so
+    far (0, 1 after --strict stopped, 130 interrupted) and how each input was read."""
+    stats = sink.stats
     specs = args.inputs
-    t0 = time.perf_counter()
     sample = not specs and not _stdin_is_input()
     if sample:
         _say(f"no input given: scanning the built-in sample ({SAMPLE_SIZE} generated events, seed {SAMPLE_SEED}); "
@@ -496,7 +419,7 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     try:
         if sample:
             evs = datasets.generate(SAMPLE_SIZE, SAMPLE_SEED)
-            run("<sample>", parallel.match_item(ruleset, inputs.Records("line", list(range(1, len(evs) + 1)), evs)))
+            sink.run("<sample>", parallel.match_item(ruleset, inputs.Records("line", list(range(1, len(evs) + 1)), evs)))
             formats.append(("<sample>", None, False))
         before = 0
         # one process or --jobs N: the same items in the same order (matcher/parallel.py)
@@ -508,11 +431,11 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
                 progress.scanned(stats, before)
                 continue
             if isinstance(result, inputs.Bad):
-                bad(todo[i].name, result)
+                sink.bad(todo[i].name, result)
             else:
-                run(todo[i].name, result)
+                sink.run(todo[i].name, result)
             if sizes[i] is None:  # a pipe or a terminal: matches go out as they are found
-                writer.flush()
+                sink.writer.flush()
             progress.scanned(stats, before + done)
     except _Strict:
         code = 1
@@ -520,10 +443,15 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
         code = 130
     finally:
         progress.stop()
-        if corr is not None:
-            corr.finish()
-        writer.close()
-    elapsed = time.perf_counter() - t0
+        if sink.corr is not None:
+            sink.corr.finish()
+        sink.writer.close()
+    return code, formats
+
+
+def _scan_summary(args: argparse.Namespace, ruleset: api.RuleSet, stats: _Stats, code: int, errors: list[str],
+                  skipped: list[str], dst: mapping.Profile) -> None:
+    """``scan``'s closing lines on stderr: the counts, what did not load or run, the rules' hits."""
     good = stats.read - stats.bad
     _say(f"{stats.read} records read = {good} matched or not + {stats.bad} bad; "
          f"{stats.matched_events} events matched, {stats.matches} matches"
@@ -538,6 +466,8 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     if skipped or errors:
         _say(f"{len(errors)} rule(s) did not load, {len(skipped)} rule(s) cannot match under profile {dst.name!r}; "
              f"{len(ruleset)} rule(s) run")
+    ids = [r.id for r in ruleset]
+    by_id = {r.id: r for r in ruleset}
     silent = [rid for rid in ids if rid not in stats.per_rule]
     shown = sorted(stats.per_rule.items(), key=lambda kv: (-kv[1], kv[0])) + \
         ([(rid, 0) for rid in silent] if args.stats else [])
@@ -546,12 +476,6 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
     if silent:
         _say(f"{len(silent)} of {len(ids)} rule(s) loaded and never fired"
              + ("" if args.stats else " (--stats lists them)"))
-    if args.stats:
-        _say(f"stats: {len(ruleset)} rules compiled in {t_compile:.3f} s; {stats.read} records in {elapsed:.3f} s = "
-             f"{stats.read / max(elapsed, 1e-9):,.0f} records/s; profile {dst.name}")
-        for name, kind, by_field in formats:
-            _say(f"stats: {name}: {_how_read(kind, by_field)}")
-    return code
 
 
 def _file_size(path: str) -> Optional[int]:
@@ -761,7 +685,7 @@ def _explain(args: argparse.Namespace) -> int:
         _say(f"explain shows single-event rules; {rule.id} is a correlation rule (docs/correlation.md)")
         return 2
     try:
-        node = rule.ir if _loaded_for(rule, dst) else mapping.translate(rule.ir, src, dst)
+        node = rule.ir if _loaded_for(rule, dst) else mapping.remap(rule.ir, src, dst)
     except mapping.RuleNeverMatches as e:
         _say(f"rule {rule.id}: {e}")
         return 2

@@ -193,7 +193,10 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from . import mapping
-    from .cli import _gather_rules, _remap, _say, _sigma_setup  # (not yet through matcher.load_rules: issue 17)
+    from ._notes import say as _say
+    from .api import gather_rules as _gather_rules
+    from .api import remap_rules as _remap
+    from .cli import _sigma_setup
     from .errors import MatcherError
 
     try:

@@ -38,6 +38,7 @@ import orjson
 from . import jsonio
 from ._optional import need
 from .errors import MissingDependency
+from .fields import SECURITY_4688_TO_S1, SYSMON_1_TO_S1
 
 __all__ = [
     "FORMATS",
@@ -854,19 +855,6 @@ def _row_group_bytes(rg: Any) -> tuple[int, int]:
 
 
 # -- EVTX ------------------------------------------------------------------------------------------
-
-#: Sysmon event 1 and Security event 4688 fields -> S1 Deep Visibility names.
-SYSMON_1_TO_S1 = {
-    "Image": "TgtProcImagePath", "CommandLine": "TgtProcCmdLine", "ParentImage": "SrcProcImagePath",
-    "ParentCommandLine": "SrcProcCmdLine", "ProcessId": "TgtProcPID", "ParentProcessId": "SrcProcPID",
-    "User": "TgtProcUser", "IntegrityLevel": "TgtProcIntegrityLevel", "Description": "TgtProcDisplayName",
-    "Company": "TgtProcPublisher", "TerminalSessionId": "TgtProcSessionId",
-}
-SECURITY_4688_TO_S1 = {
-    "NewProcessName": "TgtProcImagePath", "CommandLine": "TgtProcCmdLine", "ParentProcessName": "SrcProcImagePath",
-    "NewProcessId": "TgtProcPID", "ProcessId": "SrcProcPID",
-}
-
 
 def _text(v: Any) -> Any:
     if isinstance(v, dict):  # an element with attributes: {"#attributes": {...}, "#text": value}

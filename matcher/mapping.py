@@ -2,7 +2,7 @@
 
 The rules' canonical field names are the SentinelOne Deep Visibility (v1) names
 (``TgtProcImagePath``, ``SrcProcCmdLine``, ...). A :class:`Profile` says how another schema
-names them. Rules are remapped, not events (:func:`translate` renames the fields of an IR tree),
+names them. Rules are remapped, not events (:func:`remap` renames the fields of an IR tree),
 so matching stays as fast as on native events and Arrow columns are still read in place.
 
 Built-in profiles (tables from ``docs/s1ql-spec.md`` §6-7):
@@ -47,10 +47,21 @@ from types import MappingProxyType
 from typing import Union
 
 from .errors import MatcherError, QuerySyntaxError
+from .fields import (
+    ECS_FIELDS,
+    S1_LOGSOURCES,
+    S1QL2_FIELDS,
+    SIGMA_TO_S1,
+    SYSMON_CATEGORY_IDS,
+    SYSMON_CHANNEL,
+    SYSMON_EVENT_IDS,
+    SYSMON_FIELDS,
+    WINDOWS_CATEGORIES,
+)
 from .ir import EVENT_OPS, And, Node, Not, Op, Pred, and_, or_
 from .ops import REFERENCE, fold
 
-__all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "translate", "PROFILES", "SIGMA_TO_S1",
+__all__ = ["Profile", "ProfileError", "RuleNeverMatches", "load_profile", "remap", "PROFILES", "SIGMA_TO_S1",
            "known_fields", "unknown_field_warnings", "closest_fields", "S1_LOGSOURCES", "SYSMON_CATEGORY_IDS",
            "parse_condition"]
 
@@ -78,7 +89,7 @@ class Profile:
     ``fields``: S1 name -> this schema's name. ``values``: S1 field -> {S1 value (any case) ->
     S1QL text in this schema's names}, applied to ``=`` predicates (and so to ``In`` lists).
     ``constants``: S1 field -> the value every event of this schema has (predicates on them
-    are decided when a rule is translated). ``aliases``: further names of this schema that
+    are decided when a rule is remapped). ``aliases``: further names of this schema that
     :meth:`to_s1` reads back (several names may stand for one S1 field).
     """
 
@@ -115,110 +126,6 @@ class Profile:
 # tables (docs/s1ql-spec.md §6-7)
 # --------------------------------------------------------------------------------------------
 
-#: Sigma field -> S1 DV field, per Sigma logsource category (the SentinelOne backend's tables).
-_ACTOR = {
-    "Image": "SrcProcImagePath",
-    "CommandLine": "SrcProcCmdLine",
-    "ParentImage": "SrcProcParentImagePath",
-    "ParentCommandLine": "SrcProcParentCmdline",
-    "User": "SrcProcUser",
-}
-SIGMA_TO_S1: Mapping[str, Mapping[str, str]] = _frozen({
-    "process_creation": _frozen({
-        "Image": "TgtProcImagePath", "CommandLine": "TgtProcCmdLine", "ParentImage": "SrcProcImagePath",
-        "ParentCommandLine": "SrcProcCmdLine", "ProcessId": "TgtProcPID", "ParentProcessId": "SrcProcPID",
-        "Description": "TgtProcDisplayName", "Product": "TgtProcDisplayName", "Company": "TgtProcPublisher",
-        "CurrentDirectory": "TgtProcImagePath", "User": "TgtProcUser", "TerminalSessionId": "TgtProcSessionId",
-        "IntegrityLevel": "TgtProcIntegrityLevel", "md5": "TgtProcMd5", "sha1": "TgtProcSha1", "sha256": "TgtProcSha256",
-    }),
-    "file_event": _frozen({**_ACTOR, "TargetFilename": "TgtFilePath", "SourceFilename": "TgtFileOldPath"}),
-    "image_load": _frozen({**_ACTOR, "ImageLoaded": "ModulePath", "sha1": "ModuleSha1", "md5": "ModuleMd5"}),
-    "pipe_creation": _frozen({**_ACTOR, "PipeName": "NamedPipeName"}),
-    "registry_event": _frozen({**_ACTOR, "TargetObject": "RegistryKeyPath", "Details": "RegistryValue"}),
-    "dns_query": _frozen({**_ACTOR, "QueryName": "DnsRequest", "query": "DnsRequest", "answer": "DnsResponse",
-                          "record_type": "DnsResponse"}),
-    "network_connection": _frozen({**_ACTOR, "DestinationHostname": "Url", "DestinationIp": "DstIP",
-                                   "dst_ip": "DstIP", "DestinationPort": "DstPort", "dst_port": "DstPort",
-                                   "SourceIp": "SrcIP", "src_ip": "SrcIP", "SourcePort": "SrcPort",
-                                   "src_port": "SrcPort", "Protocol": "NetProtocolName"}),
-})
-
-_S1QL2 = {
-    "TgtProcImagePath": "tgt.process.image.path", "TgtProcCmdLine": "tgt.process.cmdline",
-    "SrcProcImagePath": "src.process.image.path", "SrcProcCmdLine": "src.process.cmdline",
-    "TgtProcPID": "tgt.process.pid", "SrcProcPID": "src.process.pid",
-    "TgtProcDisplayName": "tgt.process.displayName", "TgtProcPublisher": "tgt.process.publisher",
-    "TgtProcUser": "tgt.process.user", "TgtProcSessionId": "tgt.process.sessionid",
-    "TgtProcIntegrityLevel": "tgt.process.integrityLevel", "TgtProcMd5": "tgt.process.image.md5",
-    "TgtProcSha1": "tgt.process.image.sha1", "TgtProcSha256": "tgt.process.image.sha256",
-    "TgtFilePath": "tgt.file.path", "TgtFileOldPath": "tgt.file.oldPath",
-    "SrcProcParentImagePath": "src.process.parent.image.path", "SrcProcParentCmdline": "src.process.parent.cmdline",
-    "SrcProcUser": "src.process.user", "ModulePath": "module.path", "ModuleSha1": "module.sha1",
-    "ModuleMd5": "module.md5", "NamedPipeName": "namedPipe.name", "RegistryKeyPath": "registry.keyPath",
-    "RegistryValue": "registry.value", "DnsRequest": "event.dns.request", "DnsResponse": "event.dns.response",
-    "Url": "url.address", "DstIP": "dst.ip.address", "DstPort": "dst.port.number", "SrcIP": "src.ip.address",
-    "SrcPort": "src.port.number", "EventType": "event.type", "ObjectType": "event.category",
-    "EndpointOS": "endpoint.os",
-}
-
-_SYSMON = {
-    **{s1: sigma for sigma, s1 in SIGMA_TO_S1["process_creation"].items()
-       if sigma not in ("Product", "CurrentDirectory", "md5", "sha1", "sha256")},
-    "SrcProcParentImagePath": "ParentParentImage",  # not in Sysmon: kept distinct from ParentImage
-    "TgtFilePath": "TargetFilename", "ModulePath": "ImageLoaded", "NamedPipeName": "PipeName",
-    "RegistryKeyPath": "TargetObject", "RegistryValue": "Details", "DnsRequest": "QueryName",
-    "DnsResponse": "QueryResults", "DstIP": "DestinationIp", "DstPort": "DestinationPort", "SrcIP": "SourceIp",
-    "SrcPort": "SourcePort", "Url": "DestinationHostname", "NetProtocolName": "Protocol",
-    "EventType": "EventID",
-}
-#: Sysmon event ids for the S1 event types (docs/s1ql-spec.md §6 and the Sysmon schema)
-SYSMON_EVENT_IDS = {
-    "Process Creation": 1, "IP Connect": 3, "Process Exit": 5, "ModuleLoad": 7, "Module Load": 7,
-    "File Creation": 11, "CreateKey": 12, "DeleteKey": 12, "SetValue": 13, "Named Pipe Creation": 17,
-    "DNS Resolved": 22, "File Delete": 23, "File Deletion": 23,
-}
-
-#: Sigma logsources in S1 names (the SentinelOne pipeline's conditions, ``docs/s1ql-spec.md`` §6);
-#: every profile but ``sysmon`` starts from these (translated to its names).
-S1_LOGSOURCES: Mapping[str, str] = _frozen({
-    **{f"category={c}": f'EventType = "{t}"' for c, t in (
-        ("process_creation", "Process Creation"), ("file_change", "File Modification"),
-        ("file_rename", "File Rename"), ("file_delete", "File Delete"), ("image_load", "ModuleLoad"),
-        ("pipe_created", "Named Pipe Creation"), ("pipe_creation", "Named Pipe Creation"))},
-    **{f"category={c}": 'ObjectType = "File"' for c in ("file_event",)},
-    **{f"category={c}": 'ObjectType = "Registry"'
-       for c in ("registry_add", "registry_delete", "registry_event", "registry_set")},
-    "category=dns_query": 'ObjectType = "DNS"',
-    "category=dns": 'ObjectType = "DNS"',
-    "category=network_connection": 'ObjectType In ("DNS", "Url", "IP")',
-    "product=windows": 'EndpointOS = "windows"',
-    "product=linux": 'EndpointOS = "linux"',
-    "product=macos": 'EndpointOS = "osx"',
-})
-
-_SYSMON_CHANNEL = "Microsoft-Windows-Sysmon/Operational"
-#: Sigma category -> Sysmon event ids (the Sysmon schema; pySigma's sysmon pipeline)
-SYSMON_CATEGORY_IDS: Mapping[str, tuple[int, ...]] = _frozen({
-    "process_creation": (1,), "file_change": (2,), "network_connection": (3,), "sysmon_status": (4, 16),
-    "process_termination": (5,), "driver_load": (6,), "image_load": (7,), "create_remote_thread": (8,),
-    "raw_access_thread": (9,), "raw_access_read": (9,), "process_access": (10,), "file_event": (11,),
-    "registry_add": (12,), "registry_delete": (12,), "registry_set": (13,), "registry_rename": (14,),
-    "registry_event": (12, 13, 14), "create_stream_hash": (15,), "pipe_created": (17, 18),
-    "pipe_creation": (17, 18), "wmi_event": (19, 20, 21), "dns_query": (22,), "dns": (22,),
-    "file_delete": (23, 26), "clipboard_change": (24,), "process_tampering": (25,),
-    "file_delete_detected": (26,), "file_block_executable": (27,), "file_block_shredding": (28,),
-    "file_executable_detected": (29,), "sysmon_error": (255,),
-})
-#: Windows categories that are not Sysmon's: channel and event ids.
-_WINDOWS_CATEGORIES = {
-    "ps_script": ("Microsoft-Windows-PowerShell/Operational", (4104,)),
-    "ps_module": ("Microsoft-Windows-PowerShell/Operational", (4103,)),
-    "ps_classic_start": ("Windows PowerShell", (400,)),
-    "ps_classic_provider_start": ("Windows PowerShell", (600,)),
-    "ps_classic_script": ("Windows PowerShell", (800,)),
-}
-
-
 def _sysmon_logsources() -> dict[str, str]:
     from sigma.pipelines.common import windows_logsource_mapping as channels
 
@@ -233,34 +140,21 @@ def _sysmon_logsources() -> dict[str, str]:
         names = [names] if isinstance(names, str) else names
         return "(" + " OR ".join([f'Channel = "{n}"' for n in names] + ["NOT Channel EXISTS"]) + ")"
 
-    out = {f"category={c}": f'{one_of("EventID", ids)} AND {channel(_SYSMON_CHANNEL)}'
+    out = {f"category={c}": f'{one_of("EventID", ids)} AND {channel(SYSMON_CHANNEL)}'
            for c, ids in SYSMON_CATEGORY_IDS.items()}
     out.update({f"category={c}": f'{channel(ch)} AND {one_of("EventID", ids)}'
-                for c, (ch, ids) in _WINDOWS_CATEGORIES.items()})
+                for c, (ch, ids) in WINDOWS_CATEGORIES.items()})
     out.update({f"product=windows,service={s}": channel(ch) for s, ch in channels.items()})
     out["product=windows"] = ""  # every event of this profile is a Windows one
     return out
 
 
-_ECS = {
-    "TgtProcImagePath": "process.executable", "TgtProcCmdLine": "process.command_line",
-    "SrcProcImagePath": "process.parent.executable", "SrcProcCmdLine": "process.parent.command_line",
-    "TgtProcPID": "process.pid", "SrcProcPID": "process.parent.pid", "TgtProcDisplayName": "process.pe.description",
-    "TgtProcPublisher": "process.pe.company", "TgtProcUser": "user.name", "SrcProcUser": "user.name",
-    "TgtFilePath": "file.path", "ModulePath": "file.path", "NamedPipeName": "file.name",
-    "RegistryKeyPath": "registry.path", "RegistryValue": "registry.data.strings",
-    "DnsRequest": "dns.question.name", "DstIP": "destination.ip", "DstPort": "destination.port",
-    "SrcIP": "source.ip", "SrcPort": "source.port", "NetProtocolName": "network.transport",
-    "Url": "destination.domain", "EndpointOS": "host.os.type", "EventType": "event.action",
-    "ObjectType": "event.category",
-}
-
 PROFILES: Mapping[str, Profile] = _frozen({
     "s1": Profile("s1"),
-    "s1ql2": Profile("s1ql2", _S1QL2, values={"EventType": {"ModuleLoad": 'event.type = "Module Load"'}}),
+    "s1ql2": Profile("s1ql2", S1QL2_FIELDS, values={"EventType": {"ModuleLoad": 'event.type = "Module Load"'}}),
     "sysmon": Profile(
         "sysmon",
-        _SYSMON,
+        SYSMON_FIELDS,
         values={"EventType": {k: f'EventID = "{v}"' for k, v in SYSMON_EVENT_IDS.items()}},
         constants={"EndpointOS": "windows"},
         aliases={"Product": "TgtProcDisplayName"},
@@ -268,7 +162,7 @@ PROFILES: Mapping[str, Profile] = _frozen({
     ),
     "ecs": Profile(
         "ecs",
-        _ECS,
+        ECS_FIELDS,
         values={
             "EventType": {
                 "Process Creation": 'event.category = "process" AND event.type = "start"',
@@ -376,7 +270,7 @@ def _parse_value_query(query: str, where: str) -> Node:
 
 
 # --------------------------------------------------------------------------------------------
-# translate
+# remap
 # --------------------------------------------------------------------------------------------
 
 def _to_s1(node: Node, src: Profile) -> Node:
@@ -417,7 +311,7 @@ def _from_s1(node: Node, dst: Profile) -> Union[Node, bool]:
     return and_(*kept) if is_and else or_(*kept)
 
 
-def translate(node: Node, src: Union[str, Profile], dst: Union[str, Profile]) -> Node:
+def remap(node: Node, src: Union[str, Profile], dst: Union[str, Profile]) -> Node:
     """The rule ``node`` (written in ``src`` names) rewritten for events in ``dst`` names.
 
     Raises :class:`RuleNeverMatches` when ``dst``'s constants decide the whole rule (e.g. a
@@ -477,6 +371,9 @@ def closest_fields(name: str, known: frozenset[str]) -> list[str]:
 
 _FIELDREF_OPS = EVENT_OPS - {Op.KEYWORD}  # their value is another field's name
 
+
+#: The old name of :func:`remap` ("translate" is the Sigma front end's word: pySigma rule -> IR).
+translate = remap
 
 #: An S1QL condition of a profile table (values, logsources): ``parse_condition(text, where)``,
 #: a :class:`ProfileError` naming ``where`` when it does not parse.

@@ -1,8 +1,9 @@
 """What each operator means, in plain Python: the vocabulary the reference evaluator runs.
 
 One registry, :data:`REFERENCE`, maps every :class:`~matcher.ir.Op` to its predicate over a
-field's text. ``tests/test_ops_registry.py`` walks it, so an operator cannot be added to the IR
-without a meaning here and a lowering in the compiler. This module is the executable form of
+field's text. ``tests/test_core_engine.py`` walks it (``test_every_op_has_a_reference_meaning``,
+``test_every_op_is_lowered_and_agrees``), so an operator cannot be added to the IR without a
+meaning here and a lowering in the compiler. This module is the executable form of
 ``docs/semantics.md``; it depends on :mod:`matcher.ir` and :mod:`matcher.errors` only.
 """
 

@@ -1,11 +1,11 @@
-"""``matcher scan --jobs N``: the inputs of a scan cut into units of work, matched in N processes,
+"""``matcher scan --jobs N``: the inputs of a scan cut into tasks, matched in N processes,
 and handed back in input order.
 
-Units: a whole input (CSV, JSON arrays, EVTX, anything gzip-compressed, standard input); a byte
+Tasks: a whole input (CSV, JSON arrays, EVTX, anything gzip-compressed, standard input); a byte
 range of a plain JSON lines file, cut just after a newline, with the number of lines before it
 counted here so that line numbers are those of the whole file; a run of Parquet row groups. The
 JSON lines decoder is chosen once per file from its first non-blank line, as one process does.
-Each unit's result is the list of its items as :func:`match_item` turns them into
+Each task's result is the list of its items as :func:`match_item` turns them into
 :class:`Matched` (rows read and the matched records) or :class:`~matcher.inputs.Bad`, so the
 caller's accounting of records, bad records and matches is the one of a single process; after
 a whole-input :class:`~matcher.inputs.Bad` (a read error), the rest of that input is dropped,
@@ -32,14 +32,14 @@ from . import inputs
 from .api import RuleSet
 from .errors import ArrowDataError
 
-__all__ = ["Matched", "InputDone", "Unit", "match_item", "plan", "scan_items", "default_jobs"]
+__all__ = ["Matched", "InputDone", "Task", "match_item", "plan", "scan_items", "default_jobs"]
 
 #: A byte range of a JSON lines file is never cut smaller than this,
 MIN_RANGE = 1 << 16
 #: nor larger than this (a worker holds its range in memory).
 MAX_RANGE = 64 << 20
-#: Units per process: enough that one slow unit does not leave the other processes idle.
-UNITS_PER_JOB = 4
+#: Tasks per process: enough that one slow task does not leave the other processes idle.
+TASKS_PER_JOB = 4
 #: With --jobs left to its default, inputs smaller than this in all are scanned in this process
 #: (starting processes costs more than it gives).
 AUTO_MIN_BYTES = 8 << 20
@@ -136,11 +136,11 @@ def _hits(rows: Any, rules: Any, where: Any, get: Any) -> list[tuple[int, Any, l
     return out
 
 
-# -- units of work -------------------------------------------------------------------------------
+# -- tasks -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Unit:
+class Task:
     """Part of input number ``index``: all of it (``kind`` "file"), bytes ``[start, end)`` of a
     JSON lines file with ``lineno`` lines before them ("jsonl"), or Parquet ``row_groups`` whose
     first row is ``first_row`` ("parquet")."""
@@ -156,20 +156,20 @@ class Unit:
     first_row: int = 1
 
 
-def plan(todo: Sequence[inputs.Input], jobs: int, *, fmt: Optional[str], fields: Optional[Sequence[str]]) -> list[Unit]:
-    """The units of ``todo``, in input order."""
+def plan(todo: Sequence[inputs.Input], jobs: int, *, fmt: Optional[str], fields: Optional[Sequence[str]]) -> list[Task]:
+    """The tasks of ``todo``, in input order."""
     sizes = [_size(inp) for inp in todo]
-    step = min(MAX_RANGE, max(MIN_RANGE, -(-sum(sizes) // max(1, jobs * UNITS_PER_JOB))))
-    units: list[Unit] = []
+    step = min(MAX_RANGE, max(MIN_RANGE, -(-sum(sizes) // max(1, jobs * TASKS_PER_JOB))))
+    tasks: list[Task] = []
     for i, (inp, size) in enumerate(zip(todo, sizes)):
         kind = _kind(inp, fmt) if size > MIN_RANGE else None
         if kind == "jsonl" and size > step:
-            units.extend(_jsonl_units(i, inp, size, step, fields))
-        elif kind == "parquet":  # compressed: its size says little; cut its rows in jobs * UNITS_PER_JOB
-            units.extend(_parquet_units(i, inp, jobs * UNITS_PER_JOB))
+            tasks.extend(_jsonl_tasks(i, inp, size, step, fields))
+        elif kind == "parquet":  # compressed: its size says little; cut its rows in jobs * TASKS_PER_JOB
+            tasks.extend(_parquet_tasks(i, inp, jobs * TASKS_PER_JOB))
         else:
-            units.append(Unit(i, inp))
-    return units
+            tasks.append(Task(i, inp))
+    return tasks
 
 
 def _size(inp: inputs.Input) -> int:
@@ -191,7 +191,7 @@ def _kind(inp: inputs.Input, fmt: Optional[str]) -> Optional[str]:
         return None
 
 
-def _jsonl_units(index: int, inp: inputs.Input, size: int, step: int, fields) -> list[Unit]:
+def _jsonl_tasks(index: int, inp: inputs.Input, size: int, step: int, fields) -> list[Task]:
     cuts = [0]
     first: Optional[bytes] = None
     with open(inp.path, "rb") as fh:
@@ -211,54 +211,54 @@ def _jsonl_units(index: int, inp: inputs.Input, size: int, step: int, fields) ->
             fh.seek(a)
             linenos.append(linenos[-1] + fh.read(b - a).count(b"\n"))
     wide = fields is not None and first is not None and inputs.jsonl_decoder(first, fields).keys is not None
-    return [Unit(index, inp, "jsonl", a, b, n, wide) for a, b, n in zip(cuts, cuts[1:], linenos)]
+    return [Task(index, inp, "jsonl", a, b, n, wide) for a, b, n in zip(cuts, cuts[1:], linenos)]
 
 
-def _parquet_units(index: int, inp: inputs.Input, parts: int) -> list[Unit]:
+def _parquet_tasks(index: int, inp: inputs.Input, parts: int) -> list[Task]:
     try:
         import pyarrow.parquet as pq
 
         meta = pq.ParquetFile(inp.path).metadata
     except Exception:  # noqa: BLE001  (read whole: the reader reports what is wrong)
-        return [Unit(index, inp)]
-    rows_per_unit = max(1, -(-meta.num_rows // parts))
-    units: list[Unit] = []
+        return [Task(index, inp)]
+    rows_per_task = max(1, -(-meta.num_rows // parts))
+    tasks: list[Task] = []
     groups: list[int] = []
     first = row = 1
     for g in range(meta.num_row_groups):
         groups.append(g)
         row += meta.row_group(g).num_rows
-        if row - first >= rows_per_unit or g == meta.num_row_groups - 1:
-            units.append(Unit(index, inp, "parquet", row_groups=tuple(groups), first_row=first))
+        if row - first >= rows_per_task or g == meta.num_row_groups - 1:
+            tasks.append(Task(index, inp, "parquet", row_groups=tuple(groups), first_row=first))
             groups, first = [], row
-    return units or [Unit(index, inp)]
+    return tasks or [Task(index, inp)]
 
 
-def _items(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]], limit: int,
+def _items(task: Task, fmt: Optional[str], fields: Optional[Sequence[str]], limit: int,
            pos: inputs.Position) -> Iterator[inputs.Item]:
-    if unit.kind == "file":
-        yield from inputs.read(unit.inp, fmt=fmt, fields=fields, max_record=limit, position=pos)
+    if task.kind == "file":
+        yield from inputs.read(task.inp, fmt=fmt, fields=fields, max_record=limit, position=pos)
         return
-    pos.format = unit.kind
+    pos.format = task.kind
     try:
-        fh = open(unit.inp.path, "rb")  # noqa: SIM115
+        fh = open(task.inp.path, "rb")  # noqa: SIM115
     except OSError as e:
         yield inputs.Bad(None, f"cannot read: {e.strerror or e}")
         return
     with fh:
-        if unit.kind == "parquet":
-            yield from inputs._read_parquet(unit.inp, fh, None, inputs.CHUNK, limit, row_groups=list(unit.row_groups),
-                                            first_row=unit.first_row)
+        if task.kind == "parquet":
+            yield from inputs._read_parquet(task.inp, fh, None, inputs.CHUNK, limit, row_groups=list(task.row_groups),
+                                            first_row=task.first_row)
             return
         try:
-            fh.seek(unit.start)
-            data = fh.read(unit.end - unit.start)
+            fh.seek(task.start)
+            data = fh.read(task.end - task.start)
         except OSError as e:
-            yield inputs.Bad(None, f"read error ({e.strerror or e}) after line {unit.lineno}")
+            yield inputs.Bad(None, f"read error ({e.strerror or e}) after line {task.lineno}")
             return
-        dec = inputs.JsonLinesDecoder(fields if unit.wide else None)
-        yield from inputs._read_jsonl(unit.inp, io.BytesIO(data), fields, inputs.CHUNK, limit,
-                                      lineno=unit.lineno, dec=dec)
+        dec = inputs.JsonLinesDecoder(fields if task.wide else None)
+        yield from inputs._read_jsonl(task.inp, io.BytesIO(data), fields, inputs.CHUNK, limit,
+                                      lineno=task.lineno, dec=dec)
 
 
 # -- running them ----------------------------------------------------------------------------------
@@ -271,11 +271,11 @@ def _init_worker(rs: RuleSet) -> None:
     _worker_rules = rs
 
 
-def _run_unit(unit: Unit, fmt: Optional[str], fields: Optional[Sequence[str]],
+def _run_task(task: Task, fmt: Optional[str], fields: Optional[Sequence[str]],
               limit: int) -> tuple[list[Result], Optional[str]]:
     assert _worker_rules is not None
     pos = inputs.Position()
-    return [match_item(_worker_rules, it) for it in _items(unit, fmt, fields, limit, pos)], pos.format
+    return [match_item(_worker_rules, it) for it in _items(task, fmt, fields, limit, pos)], pos.format
 
 
 def scan_items(todo: Sequence[inputs.Input], rs: RuleSet, *, jobs: Optional[int] = None, fmt: Optional[str] = None,
@@ -289,30 +289,30 @@ def scan_items(todo: Sequence[inputs.Input], rs: RuleSet, *, jobs: Optional[int]
     n = default_jobs() if jobs is None else max(1, jobs)
     if jobs is None and sum(_size(inp) for inp in todo) < AUTO_MIN_BYTES:
         n = 1
-    units = plan(todo, n, fmt=fmt, fields=fields) if n > 1 else [Unit(i, inp) for i, inp in enumerate(todo)]
-    if n == 1 or sum(u.inp.path != "-" for u in units) < 2:
-        yield from _in_order(_local(rs, u, fmt, fields, max_record) for u in units)
+    tasks = plan(todo, n, fmt=fmt, fields=fields) if n > 1 else [Task(i, inp) for i, inp in enumerate(todo)]
+    if n == 1 or sum(u.inp.path != "-" for u in tasks) < 2:
+        yield from _in_order(_local(rs, u, fmt, fields, max_record) for u in tasks)
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(rs,))
     try:
-        yield from _in_order(_pooled(pool, units, rs, n, fmt, fields, max_record))
+        yield from _in_order(_pooled(pool, tasks, rs, n, fmt, fields, max_record))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-#: What a unit gives _in_order: the unit, its results (lazily when read here), and a callable
+#: What a task gives _in_order: the task, its results (lazily when read here), and a callable
 #: returning (bytes of the input read so far, the format read) at that point.
-Done = tuple[Unit, Iterator, Any]
+Done = tuple[Task, Iterator, Any]
 
 
-def _pooled(pool: ProcessPoolExecutor, units: list[Unit], rs: RuleSet, n: int, fmt, fields, limit: int) -> Iterator[Done]:
-    """Units in unit order, at most 2n in flight (standard input is read here)."""
+def _pooled(pool: ProcessPoolExecutor, tasks: list[Task], rs: RuleSet, n: int, fmt, fields, limit: int) -> Iterator[Done]:
+    """Tasks in task order, at most 2n in flight (standard input is read here)."""
     pending: deque = deque()
-    it = iter(units)
+    it = iter(tasks)
 
-    def submit(u: Unit) -> None:
-        pending.append((u, pool.submit(_run_unit, u, fmt, fields, limit) if u.inp.path != "-" else None))
+    def submit(u: Task) -> None:
+        pending.append((u, pool.submit(_run_task, u, fmt, fields, limit) if u.inp.path != "-" else None))
 
     for u in it:
         submit(u)
@@ -331,10 +331,10 @@ def _pooled(pool: ProcessPoolExecutor, units: list[Unit], rs: RuleSet, n: int, f
         yield u, iter(results), lambda end=end, kind=kind: (end, kind)
 
 
-def _local(rs: RuleSet, unit: Unit, fmt, fields, limit: int) -> Done:
-    """A unit matched in this process, lazily (standard input streams)."""
+def _local(rs: RuleSet, task: Task, fmt, fields, limit: int) -> Done:
+    """A task matched in this process, lazily (standard input streams)."""
     pos = inputs.Position()
-    return unit, (match_item(rs, it) for it in _items(unit, fmt, fields, limit, pos)), lambda: (pos.done, pos.format)
+    return task, (match_item(rs, it) for it in _items(task, fmt, fields, limit, pos)), lambda: (pos.done, pos.format)
 
 
 def _in_order(results: Iterator[Done]) -> Iterator[tuple[int, Union[Result, InputDone], int]]:

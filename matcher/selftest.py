@@ -3,7 +3,7 @@
 Two kinds of tests (``docs/rule-cards.md``, ``docs/cli.md``):
 
 - a rule card's ``## Tests`` section: events the rule must match (``### Match``) and must not
-  (``### No match``), read by :func:`matcher.rules.parse_rule_card` into ``info.extra["tests"]``;
+  (``### No match``), read by :func:`matcher.s1ql.cards.parse_rule_card` into ``info.extra["tests"]``;
 - SigmaHQ's regression data (the ``regression_data/`` tree of SigmaHQ/sigma): one folder per rule
   with an ``info.yml`` naming the rule id (``rule_metadata``) and its tests
   (``regression_tests_info``: an EVTX or JSON file of events and a ``match_count``). As in
@@ -218,7 +218,8 @@ def _only_regression_data(p: Path) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """``matcher test``: exit 0 every rule with tests passes, 1 one or more fail, 2 usage (nothing to test)."""
-    from .cli import _gather_rules, _say  # (not yet through matcher.load_rules: issue 17)
+    from ._notes import say as _say
+    from .api import gather_rules as _gather_rules
 
     rule_specs, data_specs = _split(args.rules)
     from .sigma.loader import SigmaOptions

@@ -65,7 +65,8 @@ def ruleset(rules: RulesArg, *, profile: Optional[str] = None) -> api.RuleSet:
     if any(isinstance(r, api.Rule) for r in items):
         raise TypeError("rules: give Rule objects or paths, not a mix of both")
     from . import mapping
-    from .cli import _gather_rules, _remap
+    from .api import gather_rules as _gather_rules
+    from .api import remap_rules as _remap
 
     loaded, errors = _gather_rules([], [os.fspath(p) for p in items], default=False)
     remapped, never = _remap(loaded, mapping.load_profile("s1"), mapping.load_profile(profile or "s1"))

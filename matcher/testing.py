@@ -923,7 +923,7 @@ def implies(rule_a: Any, rule_b: Any, *, budget: int = BUDGET) -> Optional[dict]
 
 
 def _one_rule(spec: str) -> Any:
-    from .cli import _gather_rules
+    from .api import gather_rules as _gather_rules
 
     rules, errors = _gather_rules([], [spec], default=False)
     if errors:

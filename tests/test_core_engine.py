@@ -18,19 +18,9 @@ import matcher
 import matcher._core as core
 from matcher import api, compiler, ops, reference
 from matcher.ir import EVENT_OPS, PRESENCE_GUARDED, NULLARY, Glob, Op, Pred, Wild
-from matcher.rules import RuleInfo
+from helpers import make_rule, scaled
 
 CMD = "TgtProcCmdLine"
-
-
-def scaled(n: int) -> int:
-    """``n`` examples under the default ``ci`` profile (200 examples), scaled with the profile
-    in use (``HYPOTHESIS_PROFILE=long`` runs 25 times as many, ``dev`` a quarter)."""
-    return max(5, n * settings.default.max_examples // 200)
-
-
-def make_rule(node, rid: str = "r0") -> matcher.Rule:
-    return matcher.Rule(node, RuleInfo(id=rid, title=rid))
 
 
 # --------------------------------------------------------------------------------------------

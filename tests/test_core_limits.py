@@ -21,14 +21,10 @@ import pytest
 import matcher
 from matcher import datasets, reference
 from matcher.ir import Op, Pred, not_, or_
-from matcher.rules import RuleInfo
+from helpers import make_rule
 
 CMD = "TgtProcCmdLine"
 IMG = "TgtProcImagePath"
-
-
-def make_rule(node, rid: str) -> matcher.Rule:
-    return matcher.Rule(node, RuleInfo(id=rid, title=rid))
 
 
 def reference_pairs(rules, evs):

@@ -41,10 +41,10 @@ from matcher import datasets, ir, ops, reference
 from matcher.compiler import N_ANY, compile_plan
 from matcher.errors import UnprintableQueryError
 from matcher.ir import Glob, Not, Op, Pred, Wild, and_, not_, or_
-from matcher.rules import RuleInfo
 from matcher.s1ql import to_s1ql
 from shared_data import corpus_path
 from helpers import arrow_table as arrow_table_of
+from helpers import encode_column, engines, make_rule, scaled, short, utf8_ok
 from strategies import DOTTED_FIELD, FIELDS, LITERAL_POOL, events, globs, ir_nodes, literals
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,12 +83,6 @@ FOUND_DISAGREEMENTS = {
 # --------------------------------------------------------------------------------------------
 
 
-def scaled(n: int) -> int:
-    """``n`` examples under the default ``ci`` profile (200 examples), scaled with the profile
-    in use (``HYPOTHESIS_PROFILE=long`` runs 25 times as many, ``dev`` a quarter)."""
-    return max(5, n * settings.default.max_examples // 200)
-
-
 def describe(node) -> str:
     """The rule's S1QL, or its IR repr when it has no S1QL form."""
     try:
@@ -97,12 +91,8 @@ def describe(node) -> str:
         return repr(node)
 
 
-def make_rule(node, i: int = 0) -> matcher.Rule:
-    return matcher.Rule(node, RuleInfo(id=f"r{i}", title=f"generated rule {i}"))
-
-
 def make_rules(nodes) -> list[matcher.Rule]:
-    return [make_rule(n, i) for i, n in enumerate(nodes)]
+    return [make_rule(n, f"r{i}") for i, n in enumerate(nodes)]
 
 
 def reference_pairs(rules, evs) -> list[tuple[int, str]]:
@@ -119,47 +109,10 @@ def note_rules(rules) -> None:
             return
 
 
-def _short(obj, limit: int = 300) -> str:
-    try:
-        text = repr(obj)
-    except (RecursionError, ValueError):
-        return f"<{type(obj).__name__}>"
-    return text if len(text) <= limit else text[:limit] + f"...<{len(text)} chars>"
-
-
-def _utf8_ok(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 # -- Arrow ------------------------------------------------------------------------------------
 
 ARROW_SCHEMA = pa.schema([(name, pa.string()) for name in FIELDS])
 ENCODINGS = ("string", "large_string", "string_view", "dict32", "dict8", "dict_u8", "dict16_large", "dict64")
-
-
-def encode_column(col, enc: str):
-    """A string Array or ChunkedArray re-encoded as ``enc``."""
-    if enc == "string":
-        return col
-    if enc == "large_string":
-        return col.cast(pa.large_string())
-    if enc == "string_view":
-        return col.cast(pa.string_view())
-    if enc == "dict32":
-        return col.dictionary_encode()  # int32 indices
-    if enc == "dict8":
-        return col.cast(pa.dictionary(pa.int8(), pa.string()))
-    if enc == "dict_u8":  # unsigned indices: the adapter decodes them
-        return col.cast(pa.dictionary(pa.uint8(), pa.string()))
-    if enc == "dict16_large":
-        return col.cast(pa.dictionary(pa.int16(), pa.large_string()))
-    if enc == "dict64":
-        return col.cast(pa.dictionary(pa.int64(), pa.string()))
-    raise ValueError(enc)
 
 
 def arrow_table(rows, encodings=None, schema=ARROW_SCHEMA) -> pa.Table:
@@ -201,37 +154,15 @@ def check_arrow(rules, data, label: str = "") -> None:
     expected = reference_pairs(rules, rows)
     rs = matcher.RuleSet(rules)
     got = list(rs.scan_arrow(data))
-    assert got == expected, f"{label}: scan_arrow {got} != reference {expected} on rows {_short(rows)}"
+    assert got == expected, f"{label}: scan_arrow {got} != reference {expected} on rows {short(rows)}"
     first = rules[0]
     want = [reference.evaluate(first, row) for row in rows]
     assert first.match_arrow(data).tolist() == want, f"{label}: match_arrow of {first.id}"
 
 
-def engines(rule, event, *, arrow: bool = True) -> dict:
-    """The verdict of every entry point on one event (Arrow when the event allows it)."""
-    out = {
-        "reference": bool(reference.evaluate(rule, event)),
-        "match": rule.match(event),
-        "match_many": bool(rule.match_many([event])[0]),
-        "ruleset.scan": bool(list(matcher.RuleSet([rule]).scan([event]))),
-    }
-    if arrow and isinstance(event, dict) and all(
-        (v is None or (type(v) is str and _utf8_ok(v))) for v in event.values()
-    ):
-        names = list(event) or ["_"]
-        schema = pa.schema([(n, pa.string()) for n in names])
-        row = {n: event.get(n) for n in names}
-        for enc in ("string", "large_string", "dict32"):
-            table = arrow_table([row], [enc] * len(names), schema)
-            out[f"arrow/{enc}"] = bool(rule.match_arrow(table)[0])
-        sliced = arrow_table([{n: "x" for n in names}, row], None, schema).slice(1)
-        out["arrow/slice"] = bool(rule.match_arrow(sliced)[0])
-    return out
-
-
 def assert_agree(rule, event, expected=None, **kw) -> bool:
-    v = engines(rule, event, **kw)
-    assert len(set(v.values())) == 1, f"{describe(rule.ir)} on {_short(event)}: {v}"
+    v = engines(rule, event, **{"arrow": "strings", **kw})  # generated events: Arrow only for strings
+    assert len(set(v.values())) == 1, f"{describe(rule.ir)} on {short(event)}: {v}"
     if expected is not None:
         assert v["reference"] is expected, f"test premise: reference gives {v['reference']}"
     return v["reference"]
@@ -321,7 +252,7 @@ _arrow_text = st.one_of(
     st.tuples(st.text(max_size=3), st.sampled_from(LITERAL_POOL + _ARROW_TRAPS), st.sampled_from(_CASES), st.text(max_size=3))
     .map(lambda t: t[0] + t[2](t[1]) + t[3]),
     st.text(),
-).filter(lambda s: s is None or _utf8_ok(s))
+).filter(lambda s: s is None or utf8_ok(s))
 arrow_events = st.fixed_dictionaries({}, optional={name: _arrow_text for name in FIELDS})
 
 
@@ -502,7 +433,7 @@ def test_more_rows_than_one_core_chunk(nodes, base, rows, encodings):
 
 def test_arrow_struct_column_for_dotted_field():
     rule = make_rule(Pred(DOTTED_FIELD, Op.ENDSWITH, "cmd.exe"))
-    not_rule = make_rule(Not(Pred(DOTTED_FIELD, Op.EXISTS)), 1)
+    not_rule = make_rule(Not(Pred(DOTTED_FIELD, Op.EXISTS)), "r1")
     rows = [
         {"src": {"process": {"name": "C:\\CMD.EXE"}}},
         {"src": {"process": {"name": None}}},
@@ -617,7 +548,7 @@ def test_folding_paths_every_code_point_class():
             vals += [f1 + core + f2, core.replace("\\", f1 + "\\", 1) + f2, f1 + core[:5] + f2 + core[5:]]
     evs = [{CMD: v} for v in vals]
     assert list(rs.scan(evs)) == reference_pairs(rules, evs)
-    utf8 = [{CMD: v} for v in vals if _utf8_ok(v)]
+    utf8 = [{CMD: v} for v in vals if utf8_ok(v)]
     table = pa.Table.from_pylist(utf8, schema=pa.schema([(CMD, pa.string())]))
     check_arrow(rules, table, "code point classes")
 
@@ -692,7 +623,7 @@ def test_many_rules_sharing_prefixes_and_suffixes(with_empty, values, images):
     assert list(rs.scan(evs)) == expected
     for i, ev in enumerate(evs):
         assert rs.match(ev) == [rid for j, rid in expected if j == i]
-    rows = [ev for ev in evs if all(_utf8_ok(v) for v in ev.values())]
+    rows = [ev for ev in evs if all(utf8_ok(v) for v in ev.values())]
     schema = pa.schema([(CMD, pa.string()), ("TgtProcImagePath", pa.string())])
     check_arrow(rules, pa.Table.from_pylist(rows, schema=schema), "affix")
 
@@ -708,7 +639,7 @@ def test_many_rules_sharing_prefixes_and_suffixes_exhaustive(with_empty):
     vals += ["Ä" + v for v in vals[::7]] + [v + "\u0130" for v in vals[::11]]
     evs = [{CMD: v, "TgtProcImagePath": v[::-1]} for v in vals]
     assert list(rs.scan(evs)) == reference_pairs(rules, evs)
-    rows = [ev for ev in evs if all(_utf8_ok(v) for v in ev.values())]
+    rows = [ev for ev in evs if all(utf8_ok(v) for v in ev.values())]
     check_arrow(rules, pa.Table.from_pylist(rows), "affix exhaustive")
 
 
@@ -1002,8 +933,8 @@ def test_regex_shortest_match_length_counts_characters(pattern):
 @pytest.mark.parametrize("pattern", REGEX_CASES)
 def test_regex_guards(pattern):
     rule = make_rule(Pred(CMD, Op.REGEX, pattern))
-    also = make_rule(and_(Pred(CMD, Op.REGEX, pattern), Pred(CMD, Op.CONTAINS, "s")), 1)
-    either = make_rule(or_(Pred(CMD, Op.REGEX, pattern), Pred("TgtProcImagePath", Op.EXISTS)), 2)
+    also = make_rule(and_(Pred(CMD, Op.REGEX, pattern), Pred(CMD, Op.CONTAINS, "s")), "r1")
+    either = make_rule(or_(Pred(CMD, Op.REGEX, pattern), Pred("TgtProcImagePath", Op.EXISTS)), "r2")
     rules = [rule, also, either]
     rs = matcher.RuleSet(rules)
     pairs = list(itertools.product(_REGEX_PIECES, repeat=2))
@@ -1013,7 +944,7 @@ def test_regex_guards(pattern):
     for r in rules:
         for ev in evs[:: 17]:
             assert r.match(ev) is reference.evaluate(r, ev)
-    rows = [ev for ev in evs if isinstance(ev[CMD], str) and _utf8_ok(ev[CMD])]
+    rows = [ev for ev in evs if isinstance(ev[CMD], str) and utf8_ok(ev[CMD])]
     check_arrow(rules, pa.Table.from_pylist(rows), f"regex {pattern}")
 
 
@@ -1029,7 +960,7 @@ def test_regex_system_matches_long_s_like_the_reference():
 @given(patterns=st.lists(st.sampled_from(REGEX_CASES), min_size=1, max_size=4), values=st.lists(_regex_value, min_size=1, max_size=8))
 def test_regex_guards_generated(patterns, values):
     rules = make_rules(Pred(CMD, Op.REGEX, p) for p in patterns)
-    rules.append(make_rule(or_(*(Pred(CMD, Op.REGEX, p) for p in patterns), Pred(CMD, Op.CONTAINS, "abc")), 99))
+    rules.append(make_rule(or_(*(Pred(CMD, Op.REGEX, p) for p in patterns), Pred(CMD, Op.CONTAINS, "abc")), "r99"))
     note_rules(rules)
     evs = [{CMD: v} for v in values]
     assert list(matcher.RuleSet(rules).scan(evs)) == reference_pairs(rules, evs)
@@ -1051,8 +982,8 @@ def test_numeric_comparisons(op, bound):
     ir_op = {"<": Op.LT, "<=": Op.LE, ">": Op.GT, ">=": Op.GE}[op]
     rules = [
         make_rule(Pred(CMD, ir_op, bound)),
-        make_rule(not_(Pred(CMD, ir_op, bound)), 1),
-        make_rule(and_(Pred(CMD, ir_op, bound), Pred(CMD, Op.CONTAINS, "4")), 2),
+        make_rule(not_(Pred(CMD, ir_op, bound)), "r1"),
+        make_rule(and_(Pred(CMD, ir_op, bound), Pred(CMD, Op.CONTAINS, "4")), "r2"),
     ]
     evs = [{CMD: v} for v in _NUM_VALUES]
     assert list(matcher.RuleSet(rules).scan(evs)) == reference_pairs(rules, evs)
@@ -1208,7 +1139,7 @@ def test_corpus_rules_on_events_made_of_corpus_literals():
     expected = reference_pairs(rules, evs)
     assert len(expected) > 200  # the events do fire rules
     assert list(rs.scan(evs)) == expected
-    rows = [{k: v for k, v in ev.items() if isinstance(v, str) and _utf8_ok(v)} for ev in evs]
+    rows = [{k: v for k, v in ev.items() if isinstance(v, str) and utf8_ok(v)} for ev in evs]
     table = pa.Table.from_pylist(rows)
     assert list(rs.scan_arrow(table)) == reference_pairs(rules, table.to_pylist())
     dict_table = pa.table([c.dictionary_encode() for c in table.columns], names=table.column_names)
@@ -1257,6 +1188,6 @@ def test_corpus_ruleset_scan_equals_reference():
         lines = [f"core misses {len(es - gs)}, core adds {len(gs - es)}"]
         for i, rid in missing + extra:
             lines.append(f"event {i} rule {rid}: ref={(i, rid) in es} query={by_id[rid].source_query[:200]!r} "
-                         f"event={_short(evs[i])}")
+                         f"event={short(evs[i])}")
         pytest.fail("\n".join(lines))
     assert arrow_got == expected

@@ -87,11 +87,11 @@ def test_explain_json_names_the_referenced_field(every_op_rule):
 
 def test_profiles_rename_the_field_a_fieldref_names():
     from matcher.ir import Op, Pred
-    from matcher.mapping import translate
+    from matcher.mapping import remap
 
     s1 = Pred("TgtProcImagePath", Op.FIELDREF, "SrcProcImagePath")
-    assert translate(s1, "s1", "sysmon") == Pred("Image", Op.FIELDREF, "ParentImage")
-    assert translate(Pred("Image", Op.FIELDREF_CONTAINS, "ParentImage"), "sysmon", "s1") == \
+    assert remap(s1, "s1", "sysmon") == Pred("Image", Op.FIELDREF, "ParentImage")
+    assert remap(Pred("Image", Op.FIELDREF_CONTAINS, "ParentImage"), "sysmon", "s1") == \
         Pred("TgtProcImagePath", Op.FIELDREF_CONTAINS, "SrcProcImagePath")
 
 

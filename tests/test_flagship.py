@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 import matcher
-from helpers import ARROW_BUILD_ERRORS, arrow_table
+from helpers import arrow_table, engines, short
 from matcher import datasets, reference
 from matcher.ir import Op, Pred
 
@@ -64,43 +64,17 @@ def rule():
     return matcher.builtin("flagship")
 
 
-def _short(obj, limit: int = 400) -> str:
-    text = repr(obj)
-    return text if len(text) <= limit else text[:limit] + f"...<{len(text)} chars>"
-
-
-def engines(rule, event) -> dict:
-    out = {
-        "reference": bool(reference.evaluate(rule, event)),
-        "core": bool(rule.match(event)),
-        "RuleSet": rule.id in matcher.RuleSet([rule]).match(event),
-    }
-    many = rule.match_many([event])
-    assert len(many) == 1
-    out["match_many"] = bool(many[0])
-    # the brief's form: pyarrow.Table.from_pylist of the dict event
-    if all(v is None or isinstance(v, str) for v in event.values()):
-        try:
-            # a table with no columns has no rows: give an empty event a dummy column
-            table = pa.Table.from_pylist([event]) if event else arrow_table([event])
-        except ARROW_BUILD_ERRORS:
-            table = None
-        if table is not None:
-            out["match_arrow"] = bool(rule.match_arrow(table)[0])
-    return out
-
-
 def verdicts(rule, event) -> bool:
     """All engines must agree; return the verdict."""
     v = engines(rule, event)
-    assert len(set(v.values())) == 1, f"engines disagree on {_short(event)}: {v}"
+    assert len(set(v.values())) == 1, f"engines disagree on {short(event)}: {v}"
     return v["reference"]
 
 
 def check(rule, event, expected: bool) -> None:
     v = engines(rule, event)
     wrong = {k: x for k, x in v.items() if x != expected}
-    assert not wrong, f"flagship on {_short(event)}: expected {expected}, got {v}"
+    assert not wrong, f"flagship on {short(event)}: expected {expected}, got {v}"
 
 
 def event(parent, child, **extra):
@@ -467,14 +441,14 @@ def test_generated_events_all_engines_agree(rule):
     assert 20 < sum(want) < 1000
     core = [rule.match(e) for e in events]
     bad = [i for i, (a, b) in enumerate(zip(want, core)) if a != b]
-    assert not bad, f"core disagrees with the reference on {len(bad)} events, e.g. {_short(events[bad[0]])}"
+    assert not bad, f"core disagrees with the reference on {len(bad)} events, e.g. {short(events[bad[0]])}"
     many = [bool(x) for x in rule.match_many(events)]
     bad = [i for i, (a, b) in enumerate(zip(want, many)) if a != b]
-    assert not bad, f"match_many disagrees on {len(bad)} events, e.g. {_short(events[bad[0]])}"
+    assert not bad, f"match_many disagrees on {len(bad)} events, e.g. {short(events[bad[0]])}"
     table = arrow_table(events)
     arrow = [bool(x) for x in rule.match_arrow(table)]
     bad = [i for i, (a, b) in enumerate(zip(want, arrow)) if a != b]
-    assert not bad, f"match_arrow disagrees on {len(bad)} events, e.g. {_short(events[bad[0]])}"
+    assert not bad, f"match_arrow disagrees on {len(bad)} events, e.g. {short(events[bad[0]])}"
     scanned = [i for i, rid in matcher.RuleSet([rule]).scan(events, batch=997)]
     assert scanned == [i for i, w in enumerate(want) if w]
     # per event, through every engine (Arrow via Table.from_pylist)
@@ -490,6 +464,6 @@ def test_verdict_does_not_depend_on_neighbour_rules(rule):
     events = datasets.generate(3000, 5) + [event(W3WP, CMD), event(TOMCAT_JAVA, CMD, TgtProcCmdLine=EXCLUSION_1_CMDLINE)]
     for ev in events:
         hits = rs.match(ev)
-        assert (RULE_ID in hits) == reference.evaluate(rule, ev), _short(ev)
-        assert ("other" in hits) == reference.evaluate(other, ev), _short(ev)
-        assert ("neg" in hits) == reference.evaluate(neg, ev), _short(ev)
+        assert (RULE_ID in hits) == reference.evaluate(rule, ev), short(ev)
+        assert ("other" in hits) == reference.evaluate(other, ev), short(ev)
+        assert ("neg" in hits) == reference.evaluate(neg, ev), short(ev)

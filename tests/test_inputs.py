@@ -160,7 +160,7 @@ def test_evtx_records_are_mapped_to_s1_names():
     assert "EventType" not in other and not reference.evaluate(FLAGSHIP, other)
     assert isinstance(problem, str) and "not decodable" in problem
     # the Sysmon names are kept too: the sysmon profile runs on the same events
-    rule = mapping.translate(FLAGSHIP.ir, "s1", "sysmon")
+    rule = mapping.remap(FLAGSHIP.ir, "s1", "sysmon")
     assert reference.evaluate(rule, sysmon)
 
 

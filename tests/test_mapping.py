@@ -1,4 +1,4 @@
-"""Field-mapping profiles: a rule translated for another schema gives the verdicts the original
+"""Field-mapping profiles: a rule remapped for another schema gives the verdicts the original
 gives on the same events written in that schema (checked with the reference evaluator)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import matcher
 from matcher import datasets, reference
 from matcher.ir import Pred, walk_preds
-from matcher.mapping import PROFILES, ProfileError, RuleNeverMatches, load_profile, translate
+from matcher.mapping import PROFILES, ProfileError, RuleNeverMatches, load_profile, remap
 
 FLAGSHIP = matcher.builtin("flagship")
 EVENTS = datasets.generate(3000, 11)
@@ -17,7 +17,7 @@ EVENTS = datasets.generate(3000, 11)
 def test_identity_and_pass_through():
     s1 = load_profile("s1")
     assert s1.to_s1("TgtProcImagePath") == "TgtProcImagePath" == s1.from_s1("TgtProcImagePath")
-    assert translate(FLAGSHIP.ir, "s1", "s1") == FLAGSHIP.ir
+    assert remap(FLAGSHIP.ir, "s1", "s1") == FLAGSHIP.ir
     for name in PROFILES:
         p = load_profile(name)
         assert p.name == name
@@ -36,7 +36,7 @@ def test_names_both_ways(name, s1, other):
 
 
 def test_sysmon_translation_keeps_every_verdict():
-    rule = translate(FLAGSHIP.ir, "s1", "sysmon")
+    rule = remap(FLAGSHIP.ir, "s1", "sysmon")
     fields = {p.field for p in walk_preds(rule)}
     assert "EndpointOS" not in fields and "EventID" in fields and "TgtProcImagePath" not in fields
     hits = 0
@@ -47,7 +47,7 @@ def test_sysmon_translation_keeps_every_verdict():
         hits += want
         assert reference.evaluate(rule, datasets.to_sysmon(ev)) == want, ev
     assert hits > 0
-    # and the compiled core agrees on the translated rule
+    # and the compiled core agrees on the remapped rule
     r = matcher.Rule(rule, FLAGSHIP.info)
     assert [r.match(datasets.to_sysmon(e)) for e in EVENTS[:500]] == [reference.evaluate(rule, datasets.to_sysmon(e))
                                                                        for e in EVENTS[:500]]
@@ -67,7 +67,7 @@ def _nest(flat: dict) -> dict:
 @pytest.mark.parametrize("name", ["s1ql2", "ecs"])
 def test_dotted_profiles_on_flat_and_nested_events(name):
     p = load_profile(name)
-    rule = translate(FLAGSHIP.ir, "s1", name)
+    rule = remap(FLAGSHIP.ir, "s1", name)
     for ev in EVENTS[:1500]:
         if ev.get("EventType") != "Process Creation" or ev.get("EndpointOS") not in ("windows", "linux"):
             continue
@@ -83,21 +83,21 @@ def test_dotted_profiles_on_flat_and_nested_events(name):
 def test_constants_decide_predicates():
     q = matcher.compile('EndpointOS = "linux" AND TgtProcImagePath endswithCIS "/sh"')
     with pytest.raises(RuleNeverMatches) as e:
-        translate(q.ir, "s1", "sysmon")
+        remap(q.ir, "s1", "sysmon")
     assert e.value.always is False
     q = matcher.compile('EndpointOS = "windows" OR TgtProcImagePath endswithCIS "/sh"')
     with pytest.raises(RuleNeverMatches) as e:
-        translate(q.ir, "s1", "sysmon")
+        remap(q.ir, "s1", "sysmon")
     assert e.value.always is True
     q = matcher.compile('NOT EndpointOS = "linux" AND TgtProcImagePath endswithCIS "\\cmd.exe"')
-    assert translate(q.ir, "s1", "sysmon") == Pred("Image", q.ir.items[1].op, "\\cmd.exe")
+    assert remap(q.ir, "s1", "sysmon") == Pred("Image", q.ir.items[1].op, "\\cmd.exe")
 
 
 def test_rules_written_in_another_schema():
     q = matcher.compile('ParentImage endswithCIS "\\w3wp.exe" AND Image endswithCIS "\\cmd.exe"')
-    s1 = translate(q.ir, "sysmon", "s1")
+    s1 = remap(q.ir, "sysmon", "s1")
     assert {p.field for p in walk_preds(s1)} == {"SrcProcImagePath", "TgtProcImagePath"}
-    ecs = translate(q.ir, "sysmon", "ecs")
+    ecs = remap(q.ir, "sysmon", "ecs")
     assert {p.field for p in walk_preds(ecs)} == {"process.parent.executable", "process.executable"}
 
 
@@ -114,7 +114,7 @@ def test_user_file(tmp_path, suffix, text):
     assert p.name == "mine"
     assert p.from_s1("TgtProcImagePath") == "exe" and p.to_s1("img") == "TgtProcImagePath"
     assert p.from_s1("SrcProcImagePath") == "ParentImage"  # from the base
-    rule = translate(FLAGSHIP.ir, "s1", p)
+    rule = remap(FLAGSHIP.ir, "s1", p)
     ev = {"kind": "exec", "ParentImage": "C:\\inetpub\\w3wp.exe", "exe": "C:\\Windows\\System32\\cmd.exe"}
     assert reference.evaluate(rule, ev)
     assert not reference.evaluate(rule, dict(ev, kind="exit"))

@@ -170,11 +170,11 @@ def data_dir(tmp_path_factory, events):
 
 def test_plan_cuts_jsonl_by_bytes_and_parquet_by_row_groups(data_dir):
     todo, _ = inputs.expand([str(data_dir)])
-    units = parallel.plan(todo, 2, fmt=None, fields=None)
-    kinds = [(u.inp.name.rsplit("/", 1)[-1], u.kind) for u in units]
+    tasks = parallel.plan(todo, 2, fmt=None, fields=None)
+    kinds = [(u.inp.name.rsplit("/", 1)[-1], u.kind) for u in tasks]
     assert kinds.count(("a.jsonl", "jsonl")) >= 4 and kinds.count(("c.parquet", "parquet")) >= 2
     assert ("b.jsonl.gz", "file") in kinds and ("d.csv", "file") in kinds
-    a = [u for u in units if u.kind == "jsonl"]
+    a = [u for u in tasks if u.kind == "jsonl"]
     text = (data_dir / "a.jsonl").read_bytes()
     assert [u.start for u in a[1:]] == [u.end for u in a[:-1]] and a[-1].end == len(text)
     assert all(text[u.start - 1:u.start] == b"\n" and text[:u.start].count(b"\n") == u.lineno for u in a[1:])
@@ -229,8 +229,8 @@ def test_jobs_same_output_parquet_with_an_unreadable_row_group(tmp_path):
     start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
     data[start:start + 200] = bytes(b ^ 0x5A for b in data[start:start + 200])
     (tmp_path / "damaged.parquet").write_bytes(bytes(data))
-    units = parallel.plan([inputs.Input(str(tmp_path / "damaged.parquet"), "d")], 2, fmt=None, fields=None)
-    assert len(units) == 3 and all(u.kind == "parquet" for u in units)
+    tasks = parallel.plan([inputs.Input(str(tmp_path / "damaged.parquet"), "d")], 2, fmt=None, fields=None)
+    assert len(tasks) == 3 and all(u.kind == "parquet" for u in tasks)
     out = _same_with_jobs("-q", 'TgtProcCmdLine containsCIS "whoami"', str(tmp_path / "damaged.parquet"))
     rows = [json.loads(line)["row"] for line in out.splitlines()]
     assert rows == [i + 1 for i in range(3 * n) if i % 7 == 0 and not n <= i < 2 * n]

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 import matcher
-from helpers import arrow_table
+from helpers import arrow_table, engines, short
 from matcher import reference
 from matcher.errors import ArrowDataError
 
@@ -26,37 +26,11 @@ from matcher.errors import ArrowDataError
 
 
 
-def _short(obj, limit: int = 300) -> str:
-    try:
-        text = repr(obj)
-    except RecursionError:
-        return f"<deeply nested {type(obj).__name__}>"
-    return text if len(text) <= limit else text[:limit] + f"...<{len(text)} chars>"
-
-
-def engines(rule, event, *, arrow: bool = True) -> dict:
-    """The verdict of every engine on ``event``."""
-    out = {
-        "reference": bool(reference.evaluate(rule, event)),
-        "core": bool(rule.match(event)),
-    }
-    many = rule.match_many([event])
-    assert len(many) == 1
-    out["match_many"] = bool(many[0])
-    if arrow and isinstance(event, dict):
-        table = arrow_table([event])
-        if table is not None:
-            res = rule.match_arrow(table)
-            assert len(res) == 1
-            out["match_arrow"] = bool(res[0])
-    return out
-
-
 def verdict(rule, event, **kw) -> bool:
     """All engines must agree; return the common verdict."""
     v = engines(rule, event, **kw)
     assert len(set(v.values())) == 1, (
-        f"engines disagree for rule {rule.source_query!r} on event {_short(event)}: {v}"
+        f"engines disagree for rule {rule.source_query!r} on event {short(event)}: {v}"
     )
     return v["reference"]
 
@@ -66,7 +40,7 @@ def check(rule, event, expected: bool, **kw) -> None:
     v = engines(rule, event, **kw)
     wrong = {k: x for k, x in v.items() if x != expected}
     assert not wrong, (
-        f"rule {rule.source_query!r} on event {_short(event)}: expected {expected}, got {v}"
+        f"rule {rule.source_query!r} on event {short(event)}: expected {expected}, got {v}"
     )
 
 

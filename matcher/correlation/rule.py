@@ -71,7 +71,7 @@ class Correlation:
     generate: bool = False
     name: Optional[str] = None
     level: str = ""
-    info: Any = None  # a matcher.rules.RuleInfo (author, description, source, ...)
+    info: Any = None  # a matcher.record.RuleInfo (author, description, source, ...)
 
     @property
     def author(self) -> str:
@@ -98,7 +98,7 @@ def parse_correlation(doc: dict, *, where: str, source: Optional[str] = None) ->
 
     ``where`` names the document in errors (file, line and column of its ``correlation`` key).
     """
-    from ..rules import RuleInfo
+    from ..record import RuleInfo
 
     body = doc.get("correlation")
     if not isinstance(body, dict):

@@ -16,31 +16,29 @@ from __future__ import annotations
 import re
 from typing import Optional, Union
 
-from ..errors import QuerySyntaxError
-from ..ir import MAX_DEPTH, And, Glob, Node, Not, Op, Or, Pred, Wild, and_, or_
-from ..errors import RegexError
+from ..errors import QuerySyntaxError, RegexError
+from ..ir import MAX_DEPTH, And, Glob, Node, Not, Op, Or, Pred, and_, or_
 from ..ops import check_regex, to_number
+from .lexer import (
+    ANYCASE_WORD,
+    BOOL,
+    CONTAINS_WORD,
+    EMPTY_WORD,
+    EQ,
+    FIELD,
+    KEYWORD,
+    NOT_WORD,
+    NUMBER,
+    OPWORD,
+    PLAIN,
+    REGEX,
+    T_TOP,
+    WS,
+    WS_CHARS,
+    read_string,
+)
 
 __all__ = ["parse"]
-
-_WS = re.compile(r"[ \t\r\n\f\v]*")
-_WS_CHARS = frozenset(" \t\r\n\f\v")
-_FIELD = re.compile(r"\w+(?:\.\w+)*")
-_OPWORD = re.compile(r"[A-Za-z]\w*|[<>=!]+")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?![\w.])")
-_BOOL = re.compile(r"(?ai:true|false)(?!\w)")
-_KEYWORD = re.compile(r"(?ai:AND|OR|NOT)(?![\w.])")
-# What may follow a closing quote (rule L1/L3): ")"* then AND / OR / end of input.
-_T = r"(?:[ \t\r\n\f\v]*\))*(?:[ \t\r\n\f\v]*\Z|[ \t\r\n\f\v]+(?ai:AND|OR)(?![\w.])|(?<=\))(?ai:AND|OR)(?![\w.]))"
-_T_TOP = re.compile(_T)
-# Inside an In-list: also ',"' and ',' + digit.
-_T_LIST = re.compile(_T + r'|[ \t\r\n\f\v]*,[ \t\r\n\f\v]*(?:"|-?\d)')
-_NOT_WORD = re.compile(r"(?ai:NOT)(?!\w)")
-_EMPTY_WORD = re.compile(r"(?ai:EMPTY)(?!\w)")
-_CONTAINS_WORD = re.compile(r"(?ai:contains)(?!\w)")
-_ANYCASE_WORD = re.compile(r"(?ai:anycase)(?!\w)")
-_SPECIAL = re.compile(r'[\\"*]')
-_SPECIAL_RE = re.compile(r'[\\"]')
 
 # Single-word operators, by lower-case spelling.
 _WORD_OPS = {
@@ -61,8 +59,6 @@ _KNOWN = (
 )
 _PREC = {"OR": 1, "AND": 2, "NOT": 3}
 
-# Plain string modes.
-_PLAIN, _EQ, _REGEX = 0, 1, 2
 
 # -- fast path ------------------------------------------------------------------------------
 # Almost every token of a real query is "(", NOT, AND, OR, ")" or ``field op "value"`` with
@@ -72,14 +68,14 @@ _PLAIN, _EQ, _REGEX = 0, 1, 2
 # comparisons, true/false, bare numbers, and every error) to the general code, from the same
 # position. A fast match reads exactly what the general code would read there:
 #
-# - whitespace is ``_S``, the class of ``_WS`` / ``_WS_CHARS``;
-# - NOT, AND and OR are ``_KEYWORD`` (``_KW``) split by word. No other character
+# - whitespace is ``_S``, the class of ``WS`` / ``WS_CHARS``;
+# - NOT, AND and OR are ``KEYWORD`` (``_KW``) split by word. No other character
 #   case-folds onto A, N, D, O, R or T, so the general code's ``.upper()`` of such a match
 #   is the group's name. A field may not be one of them (the look-ahead ``(?!_KW)``);
 # - the field is a ``\w+`` run followed by neither a word character nor "." (the look-ahead
 #   also stops the regex engine from giving characters back to the operator, as in
-#   ``FoocontainsCIS``). There ``_FIELD.match`` reads the same run;
-# - the operator word is ``_OPWORD``; any shorter match than the greedy one would be
+#   ``FoocontainsCIS``). There ``FIELD.match`` reads the same run;
+# - the operator word is ``OPWORD``; any shorter match than the greedy one would be
 #   followed by a word or operator character, never by whitespace + '"', so it is the same
 #   word. ``_FAST_OPS`` gets it as written or ``.lower()``, like ``_WORD_OPS`` (no ``(?i)``,
 #   which would also accept "\u017f" for "s");
@@ -92,7 +88,7 @@ _PLAIN, _EQ, _REGEX = 0, 1, 2
 #   it from the opening quote, and the connector read after the quote is not used;
 # - a connector is read just as the general code reads it after an operand.
 _S = r"[ \t\r\n\f\v]*"
-_KW = _KEYWORD.pattern
+_KW = KEYWORD.pattern
 # What may follow an operand: ")" or AND / OR (the end of the query and errors are left to
 # the general code). The group names are the names of the connectors.
 _CONNECTOR = _S + r"(?:(?P<close>\))|(?P<AND>(?ai:AND)(?![\w.]))|(?P<OR>(?ai:OR)(?![\w.])))"
@@ -101,7 +97,7 @@ _OPERAND = re.compile(
     r"(?P<open>\()"
     r"|(?P<NOT>(?ai:NOT)(?![\w.]))"
     r"|(?!" + _KW + r")(?P<field>\w+)(?![\w.])"  # group 3
-    + _S + r"(?P<word>" + _OPWORD.pattern + r")"  # group 4: the operator
+    + _S + r"(?P<word>" + OPWORD.pattern + r")"  # group 4: the operator
     + _S + r'"(?P<value>[^"]*)"'  # group 5: the raw value, between the quotes
     r"(?:" + _CONNECTOR + r"|)"  # the connector after the closing quote, if there is one
     r")"
@@ -116,10 +112,10 @@ _LIST_ITEM = re.compile(r'"([^"]*)"' + _S + r"(?:(,)" + _S + r"|(\)))")
 _FAST_OPS = {
     word: (op, mode, needs_decoding)
     for spelling, op, mode, needs_decoding in (
-        ("containsCIS", Op.CONTAINS, _PLAIN, "\\*"),
-        ("startswithCIS", Op.STARTSWITH, _PLAIN, "\\*"),
-        ("endswithCIS", Op.ENDSWITH, _PLAIN, "\\*"),
-        ("=", Op.EQUALS, _EQ, "*"),
+        ("containsCIS", Op.CONTAINS, PLAIN, "\\*"),
+        ("startswithCIS", Op.STARTSWITH, PLAIN, "\\*"),
+        ("endswithCIS", Op.ENDSWITH, PLAIN, "\\*"),
+        ("=", Op.EQUALS, EQ, "*"),
     )
     for word in (spelling, spelling.lower())
 }
@@ -139,18 +135,18 @@ class _Parser:
 
     def ws(self, pos: int) -> int:
         text = self.text
-        if pos >= self.n or text[pos] not in _WS_CHARS:  # the common cases, without a regex
+        if pos >= self.n or text[pos] not in WS_CHARS:  # the common cases, without a regex
             return pos
-        if pos + 1 >= self.n or text[pos + 1] not in _WS_CHARS:
+        if pos + 1 >= self.n or text[pos + 1] not in WS_CHARS:
             return pos + 1
-        return _WS.match(text, pos).end()
+        return WS.match(text, pos).end()
 
     def describe(self, pos: int) -> str:
         if pos >= self.n:
             return "end of query"
         ch = self.text[pos]
         if ch.isprintable() and not ch.isspace():
-            m = _OPWORD.match(self.text, pos) or _FIELD.match(self.text, pos)
+            m = OPWORD.match(self.text, pos) or FIELD.match(self.text, pos)
             if m:
                 return repr(m.group())
             return repr(ch)
@@ -159,76 +155,12 @@ class _Parser:
     # -- strings ---------------------------------------------------------------------------
     def string(self, pos: int, mode: int, in_list: bool = False) -> tuple[Union[str, Glob], int]:
         """Decode the string literal whose opening quote is at ``pos``; return (value, end)."""
-        text = self.text
-        follow = _T_LIST if in_list else _T_TOP
-        start = pos
-        i = pos + 1
-        parts: list[Union[str, Wild]] = []
-        buf: list[str] = []
-        special = _SPECIAL_RE if mode == _REGEX else _SPECIAL
-        while True:
-            m = special.search(text, i)
-            if m is None:
-                raise self.fail("unterminated string: expected a closing '\"'", start)
-            j = m.start()
-            if j > i:
-                buf.append(text[i:j])
-            ch = text[j]
-            if mode == _REGEX:
-                if ch == "\\":
-                    # L3: "\\" is one backslash; a lone "\" is kept as it is.
-                    buf.append("\\")
-                    i = j + 2 if text.startswith("\\", j + 1) else j + 1
-                    continue
-                if follow.match(text, j + 1):
-                    return "".join(buf), j + 1
-                buf.append('"')
-                i = j + 1
-                continue
-            if ch == '"':
-                break
-            if ch == "*":
-                if mode == _EQ:
-                    parts.append("".join(buf))
-                    buf = []
-                    parts.append(Wild.ANY)
-                else:
-                    buf.append("*")  # a raw "*" outside "=" is a literal star
-                i = j + 1
-                continue
-            # Backslash.
-            nxt = text[j + 1 : j + 2]
-            if nxt == '"':
-                if follow.match(text, j + 2):  # L1: a literal "\" and the closing quote
-                    buf.append("\\")
-                    j += 1
-                    break
-                buf.append('"')
-                i = j + 2
-            elif nxt == "*":
-                if mode == _EQ:  # L2: backslash followed by a wildcard
-                    buf.append("\\")
-                    parts.append("".join(buf))
-                    buf = []
-                    parts.append(Wild.ANY)
-                else:
-                    buf.append("*")
-                i = j + 2
-            else:
-                buf.append("\\")
-                i = j + 1
-        if mode == _EQ:
-            parts.append("".join(buf))
-            glob = Glob.of(*parts)
-            if not glob.has_wildcards:
-                return "".join(p for p in glob.parts if isinstance(p, str)), j + 1
-            return glob, j + 1
-        return "".join(buf), j + 1
+        return read_string(self.text, pos, mode, in_list, self.source)
 
     def expect_string_or_number(self, pos: int, mode: int, in_list: bool, what: str):
         if pos < self.n and self.text[pos] == '"':
             return self.string(pos, mode, in_list)
-        m = _NUMBER.match(self.text, pos)
+        m = NUMBER.match(self.text, pos)
         if m:
             return m.group(), m.end()
         raise self.fail(f"expected {what}, found {self.describe(pos)}", pos)
@@ -252,7 +184,7 @@ class _Parser:
                 buf.append(ch)
                 i += 1
             raise self.fail("unterminated field name: expected a closing \"'\"", pos)
-        m = _FIELD.match(text, pos)
+        m = FIELD.match(text, pos)
         assert m is not None
         return m.group(), m.end()
 
@@ -261,7 +193,7 @@ class _Parser:
         text = self.text
         field, pos = self.field(pos)
         pos = self.ws(pos)
-        m = _OPWORD.match(text, pos)
+        m = OPWORD.match(text, pos)
         if m is None:
             raise self.fail(f"expected an operator ({_KNOWN}) after field {field!r}, found {self.describe(pos)}", pos)
         word = m.group()
@@ -272,9 +204,9 @@ class _Parser:
             return self.in_list(field, pos, op_pos)
         if low == "is":
             p = self.ws(pos)
-            m2 = _NOT_WORD.match(text, p)
+            m2 = NOT_WORD.match(text, p)
             p2 = self.ws(m2.end()) if m2 else p
-            m3 = _EMPTY_WORD.match(text, p2) if m2 else None
+            m3 = EMPTY_WORD.match(text, p2) if m2 else None
             if not (m2 and m3):
                 raise self.fail("expected 'IS NOT EMPTY'", op_pos)
             return Pred(field, Op.NOT_EMPTY), m3.end()
@@ -287,38 +219,38 @@ class _Parser:
         if op is Op.REGEX:
             if not text.startswith('"', pos):
                 raise self.fail(f"expected a quoted regular expression, found {self.describe(pos)}", pos)
-            value, end = self.string(pos, _REGEX)
+            value, end = self.string(pos, REGEX)
             try:
                 check_regex(value)
             except RegexError as e:
                 raise self.fail(f"{e.args[0]} (character {e.offset + 1} of the pattern)", pos) from None
             return Pred(field, op, value), end
         if op is Op.EQUALS:
-            m = _BOOL.match(text, pos)
+            m = BOOL.match(text, pos)
             if m:
                 return Pred(field, op, m.group().lower()), m.end()
-            value, end = self.expect_string_or_number(pos, _EQ, False, "a quoted string, a number, true or false")
+            value, end = self.expect_string_or_number(pos, EQ, False, "a quoted string, a number, true or false")
             if isinstance(value, Glob):
                 return Pred(field, Op.GLOB, value), end
             return Pred(field, op, value), end
         if op in (Op.LT, Op.LE, Op.GT, Op.GE):
-            value, end = self.expect_string_or_number(pos, _PLAIN, False, "a number")
+            value, end = self.expect_string_or_number(pos, PLAIN, False, "a number")
             if to_number(value) is None:
                 raise self.fail(f"expected a number to compare with, found {value!r}", pos)
             return Pred(field, op, value), end
         if not text.startswith('"', pos):
             raise self.fail(f"expected a quoted string after {word}, found {self.describe(pos)}", pos)
-        value, end = self.string(pos, _PLAIN)
+        value, end = self.string(pos, PLAIN)
         return Pred(field, op, value), end
 
     def in_list(self, field: str, pos: int, op_pos: int) -> tuple[Node, int]:
         text = self.text
         op = Op.EQUALS
         p = self.ws(pos)
-        m = _CONTAINS_WORD.match(text, p)
+        m = CONTAINS_WORD.match(text, p)
         if m:
             p2 = self.ws(m.end())
-            m2 = _ANYCASE_WORD.match(text, p2)
+            m2 = ANYCASE_WORD.match(text, p2)
             if not m2:
                 raise self.fail(f"expected 'In Contains AnyCase', found {self.describe(p2)}", p2)
             op = Op.CONTAINS
@@ -335,7 +267,7 @@ class _Parser:
                 if m.lastindex == 2:  # ","
                     continue
                 return or_(*items), p
-            value, p = self.expect_string_or_number(p, _PLAIN, True, "a quoted string or a number in the list")
+            value, p = self.expect_string_or_number(p, PLAIN, True, "a quoted string or a number in the list")
             items.append(Pred(field, op, value))
             p = self.ws(p)
             if text.startswith(",", p):
@@ -347,45 +279,19 @@ class _Parser:
 
     # -- expressions -----------------------------------------------------------------------
     def parse(self) -> Node:
+        """Operator-precedence parsing over explicit stacks, kept as parallel lists of plain
+        values (no tuple per entry): operands and their logical depths (``out``, ``depths``);
+        operators, and the positions of the "(" among them (``ops``, ``opens``: the only operator
+        position an error can quote)."""
         text = self.text
         pos = self.ws(0)
         if pos >= self.n:
             raise self.fail("empty query: expected a predicate", pos)
-        # Operator-precedence parsing over explicit stacks, kept as parallel lists of plain
-        # values (no tuple per entry): operands and their logical depths; operators, and the
-        # positions of the "(" among them (the only operator position an error can quote).
-        out: list[Node] = []
-        depths: list[int] = []
-        ops: list[str] = []  # "(" | "NOT" | "AND" | "OR"
-        opens: list[int] = []
-
-        def reduce_top(at: int) -> None:
-            kind = ops.pop()
-            if kind == "NOT":
-                d = depths[-1] + 1
-                self.check_depth(d, at)
-                out[-1] = Not(out[-1])
-                depths[-1] = d
-                return
-            k = 2  # a run of k - 1 equal operators joins k operands into one n-ary node
-            while ops and ops[-1] == kind:
-                ops.pop()
-                k += 1
-            operands = out[-k:]
-            del out[-k:]
-            ds = depths[-k:]
-            del depths[-k:]
-            if any(ds):  # operands of the same kind are flattened into the node: no extra level
-                cls = And if kind == "AND" else Or
-                d = max(dd if type(nd) is cls else dd + 1 for nd, dd in zip(operands, ds))
-                if d > MAX_DEPTH:
-                    self.check_depth(d, at)
-                out.append((and_ if kind == "AND" else or_)(*operands))
-                depths.append(d)
-            else:  # predicates only (depth 0): nothing to flatten, ``and_`` / ``or_`` build just this
-                out.append((And if kind == "AND" else Or)(tuple(operands)))
-                depths.append(1)
-
+        self.out: list[Node] = []
+        self.depths: list[int] = []
+        self.ops: list[str] = []  # "(" | "NOT" | "AND" | "OR"
+        self.opens: list[int] = []
+        out, depths, ops, opens = self.out, self.depths, self.ops, self.opens
         operand = _OPERAND.match
         operator = _OPERATOR.match
         fast_ops = _FAST_OPS.get
@@ -416,7 +322,7 @@ class _Parser:
                 kind = None
             else:
                 op, mode, needs_decoding = fast
-                if needs_decoding in value or (value.endswith("\\") and not _T_TOP.match(text, m.end(5) + 1)):
+                if needs_decoding in value or (value.endswith("\\") and not T_TOP.match(text, m.end(5) + 1)):
                     value, pos = self.string(m.start(5) - 1, mode)  # L1, L2 or wildcards
                     if type(value) is Glob:
                         op = Op.GLOB
@@ -431,34 +337,72 @@ class _Parser:
                 if kind is None or kind == "value":
                     m = operator(text, pos)
                     if m is None:  # the end of the query, or an error
-                        pos = self.ws(pos)
-                        if pos < self.n:
-                            raise self.fail(
-                                f"expected AND, OR, ')' or end of query, found {self.describe(pos)}", pos
-                            )
-                        while ops:
-                            if ops[-1] == "(":
-                                raise self.fail("unbalanced parentheses: '(' is never closed", opens[-1])
-                            reduce_top(pos)
-                        node = out.pop()
-                        assert not out
-                        return node
+                        return self.end(pos)
                     kind = m.lastgroup
                     pos = m.end()
                 if kind != "close":
                     break
-                at = pos - 1
-                while ops and ops[-1] != "(":
-                    reduce_top(at)
-                if not ops:
-                    raise self.fail("unbalanced parentheses: ')' without a matching '('", at)
-                ops.pop()
-                opens.pop()
+                self.close(pos - 1)
                 kind = None
             tighter = _TIGHTER[kind]
             while ops and ops[-1] in tighter:
-                reduce_top(m.start(kind))
+                self.reduce_top(m.start(kind))
             ops.append(kind)
+
+    def close(self, at: int) -> None:
+        """A ")" at ``at``: reduce down to its "(" and drop both."""
+        ops = self.ops
+        while ops and ops[-1] != "(":
+            self.reduce_top(at)
+        if not ops:
+            raise self.fail("unbalanced parentheses: ')' without a matching '('", at)
+        ops.pop()
+        self.opens.pop()
+
+    def end(self, pos: int) -> Node:
+        """The end of the query (after ``pos``, nothing but whitespace, else a syntax error):
+        reduce what is left on the stacks into the one tree."""
+        pos = self.ws(pos)
+        if pos < self.n:
+            raise self.fail(f"expected AND, OR, ')' or end of query, found {self.describe(pos)}", pos)
+        ops = self.ops
+        while ops:
+            if ops[-1] == "(":
+                raise self.fail("unbalanced parentheses: '(' is never closed", self.opens[-1])
+            self.reduce_top(pos)
+        node = self.out.pop()
+        assert not self.out
+        return node
+
+    def reduce_top(self, at: int) -> None:
+        """Pop the top operator and its operands (a run of equal AND/OR operators at once, as
+        one n-ary node) and push the node; ``at`` is where an error about its depth points."""
+        out, depths, ops = self.out, self.depths, self.ops
+        kind = ops.pop()
+        if kind == "NOT":
+            d = depths[-1] + 1
+            self.check_depth(d, at)
+            out[-1] = Not(out[-1])
+            depths[-1] = d
+            return
+        k = 2  # a run of k - 1 equal operators joins k operands into one n-ary node
+        while ops and ops[-1] == kind:
+            ops.pop()
+            k += 1
+        operands = out[-k:]
+        del out[-k:]
+        ds = depths[-k:]
+        del depths[-k:]
+        if any(ds):  # operands of the same kind are flattened into the node: no extra level
+            cls = And if kind == "AND" else Or
+            d = max(dd if type(nd) is cls else dd + 1 for nd, dd in zip(operands, ds))
+            if d > MAX_DEPTH:
+                self.check_depth(d, at)
+            out.append((and_ if kind == "AND" else or_)(*operands))
+            depths.append(d)
+        else:  # predicates only (depth 0): nothing to flatten, ``and_`` / ``or_`` build just this
+            out.append((And if kind == "AND" else Or)(tuple(operands)))
+            depths.append(1)
 
     def operand(self, pos: int, ops: list[str], opens: list[int]) -> tuple[int, Optional[Node]]:
         """The general code for an operand at ``pos`` (after whitespace): push "(" or NOT and
@@ -475,8 +419,8 @@ class _Parser:
             return pos + 1, None
         if ch == '"':
             raise self.fail("a bare string (keyword search) is not supported: expected a field name", pos)
-        if ch == "'" or _FIELD.match(text, pos):
-            m = _KEYWORD.match(text, pos)
+        if ch == "'" or FIELD.match(text, pos):
+            m = KEYWORD.match(text, pos)
             if m and m.group().upper() == "NOT":
                 ops.append("NOT")
                 return m.end(), None

@@ -16,7 +16,7 @@ import re
 
 from ..errors import UnprintableQueryError
 from ..ir import And, Glob, Node, Not, Op, Or, Pred, Wild
-from .parser import _EQ, _FIELD, _PLAIN, _REGEX, _Parser
+from .lexer import EQ, FIELD, PLAIN, REGEX, read_string
 
 __all__ = ["to_s1ql"]
 
@@ -37,7 +37,7 @@ _FIELD_ESCAPE = re.compile(r"[\\'\s]")
 def _field(name: str) -> str:
     if not name:
         raise UnprintableQueryError("an empty field name cannot be written in S1QL")
-    if _FIELD.fullmatch(name) and name.lower() not in _KEYWORDS:
+    if FIELD.fullmatch(name) and name.lower() not in _KEYWORDS:
         return name
     return "'" + _FIELD_ESCAPE.sub(lambda m: "\\" + m.group(), name) + "'"
 
@@ -45,7 +45,7 @@ def _field(name: str) -> str:
 def _checked(token: str, value, mode: int, in_list: bool) -> str:
     """Return ``token`` if the lexer reads it back as ``value``; raise otherwise."""
     try:
-        got, end = _Parser(token, None).string(0, mode, in_list)
+        got, end = read_string(token, 0, mode, in_list)
     except Exception:  # noqa: BLE001 - any failure to read back means unprintable
         got, end = None, -1
     if got != value or end != len(token):
@@ -58,7 +58,7 @@ def _checked(token: str, value, mode: int, in_list: bool) -> str:
 
 def _string(value: str, in_list: bool = False) -> str:
     token = '"' + value.replace('"', '\\"').replace("*", "\\*") + '"'
-    return _checked(token, value, _PLAIN, in_list)
+    return _checked(token, value, PLAIN, in_list)
 
 
 def _glob(glob: Glob) -> str:
@@ -74,12 +74,12 @@ def _glob(glob: Glob) -> str:
         else:
             out.append(p.replace('"', '\\"'))
     token = '"' + "".join(out) + '"'
-    return _checked(token, glob, _EQ, False)
+    return _checked(token, glob, EQ, False)
 
 
 def _regex(value: str) -> str:
     token = '"' + value.replace("\\", "\\\\") + '"'
-    return _checked(token, value, _REGEX, False)
+    return _checked(token, value, REGEX, False)
 
 
 #: Operators S1QL has: every other (the Sigma operators of ``docs/sigma.md``) has no S1QL text.
@@ -100,7 +100,7 @@ def _pred(p: Pred) -> str:
     if op is Op.EQUALS:
         if "*" in p.value:  # a literal star only survives in an In-list
             return f"{f} In ({_string(p.value, True)})"
-        return f"{f} = {_checked(_string(p.value), p.value, _EQ, False)}"
+        return f"{f} = {_checked(_string(p.value), p.value, EQ, False)}"
     if op is Op.REGEX:
         return f"{f} RegExp {_regex(p.value)}"
     return f"{f} {_OPS[op]} {_string(p.value)}"

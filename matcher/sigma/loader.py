@@ -388,7 +388,7 @@ def _modifiers_named(message: str) -> tuple[str, ...]:
 
 
 def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
-    from ..rules import RuleInfo
+    from ..record import RuleInfo
 
     ls = rule.logsource
     logsource = {k: v for k, v in (("category", ls.category), ("product", ls.product),
@@ -740,9 +740,9 @@ def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False,
                           s1_backend=s1_backend, placeholders=opts.placeholders, timestamp=opts.timestamp)
     if not s1 or profile is PROFILES["s1"]:
         return node
-    from ..mapping import translate
+    from ..mapping import remap
 
-    return translate(node, "s1", profile)
+    return remap(node, "s1", profile)
 
 
 def load_sigma(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None,

@@ -5,7 +5,7 @@ is about in its ``logsource``. To run it on events of another schema the field n
 mapped per logsource category (:data:`matcher.mapping.SIGMA_TO_S1`, the SentinelOne
 backend's tables) and the logsource becomes conditions on the event type and OS, as the
 SentinelOne pipeline writes them (``docs/s1ql-spec.md`` section 6); the result is in S1 names
-and :func:`matcher.mapping.translate` takes it to any other profile.
+and :func:`matcher.mapping.remap` takes it to any other profile.
 """
 
 from __future__ import annotations
@@ -17,25 +17,15 @@ from sigma.rule import SigmaLogSource
 
 from .. import ir
 from ..errors import MatcherError
+from ..fields import SIGMA_CATEGORY_ALIASES
 
 __all__ = ["logsource_filter", "s1_field_map", "route", "routing_fields",
            "logsource_key", "parse_logsource_spec", "UNROUTED_MODES",
            "CATEGORY_ALIASES"]
 
-#: Sigma categories that share another category's field table.
-CATEGORY_ALIASES = {
-    "file_change": "file_event",
-    "file_rename": "file_event",
-    "file_delete": "file_event",
-    "file_access": "file_event",
-    "registry_add": "registry_event",
-    "registry_delete": "registry_event",
-    "registry_set": "registry_event",
-    "registry_rename": "registry_event",
-    "dns": "dns_query",
-    "firewall": "network_connection",
-    "pipe_created": "pipe_creation",
-}
+#: Sigma categories that share another category's field table (:mod:`matcher.fields`).
+CATEGORY_ALIASES = SIGMA_CATEGORY_ALIASES
+
 
 def logsource_filter(
     category: Optional[str] = None, product: Optional[str] = None, service: Optional[str] = None
@@ -51,7 +41,7 @@ def logsource_filter(
 
 def s1_field_map(logsource: SigmaLogSource) -> Callable[[str], str]:
     """Sigma field name -> S1 name for rules of this logsource (unknown names are kept)."""
-    from ..mapping import SIGMA_TO_S1
+    from ..fields import SIGMA_TO_S1
 
     cat = logsource.category or ""
     table: Mapping[str, str] = SIGMA_TO_S1.get(CATEGORY_ALIASES.get(cat, cat), {})
@@ -87,7 +77,8 @@ def parse_logsource_spec(text: str) -> dict[str, str]:
 
 def _table(profile: Any) -> list[tuple[dict[str, str], str, Any]]:
     """The profile's routing entries: (pairs, S1QL text, the profile whose names the text uses)."""
-    from ..mapping import PROFILES, S1_LOGSOURCES, load_profile
+    from ..fields import S1_LOGSOURCES
+    from ..mapping import PROFILES, load_profile
 
     prof = load_profile(profile)
     out = {k: (q, prof) for k, q in prof.logsources.items()}
@@ -108,7 +99,7 @@ def route(logsource: SigmaLogSource, profile: Any) -> tuple[bool, Optional[ir.No
     by an applying entry; the condition is the AND of the applying entries' conditions, in the
     profile's names (``None``: no condition needed).
     """
-    from ..mapping import load_profile, parse_condition, translate
+    from ..mapping import load_profile, parse_condition, remap
 
     prof = load_profile(profile)
     have = {k: getattr(logsource, k) for k in _KEYS if getattr(logsource, k, None)}
@@ -125,7 +116,7 @@ def route(logsource: SigmaLogSource, profile: Any) -> tuple[bool, Optional[ir.No
             continue
         node = parse_condition(q, f"profile {p.name}: logsources.{logsource_key(pairs)}")
         if p is not prof:
-            node = translate(node, p, prof)
+            node = remap(node, p, prof)
         conds.append(node)
     return True, (ir.and_(*conds) if conds else None)
 

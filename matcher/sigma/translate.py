@@ -63,6 +63,7 @@ from sigma.policy.regex_engine import RegexEngine
 
 from .. import ir
 from ..errors import RegexError, UnsupportedFeature
+from ..fields import S1_ENUM_FIELDS
 from ..ops import check_regex, is_linear
 from ..ir import Glob, Op, Pred, Wild
 from .placeholders import FEATURE as PLACEHOLDERS
@@ -212,11 +213,6 @@ class _RegexEngine(RegexEngine):
 
 #: The policy the Sigma loader parses rules under: pySigma's safe defaults, matcher's regexes.
 SIGMA_POLICY = SigmaPolicy(regex_engine=_RegexEngine())
-
-
-#: Fields the SentinelOne backend writes value lists on as ``In (...)`` (equality), not
-#: ``In Contains AnyCase (...)`` (``docs/s1ql-spec.md`` section 6; those that Sigma maps to).
-S1_ENUM_FIELDS = frozenset({"EventType", "ObjectType", "EndpointOS", "TgtProcIntegrityLevel"})
 
 
 def _plain(v) -> bool:
