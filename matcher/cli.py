@@ -28,13 +28,14 @@ import warnings
 from functools import partial
 from typing import Any, Optional
 
-
 from . import __version__, api, coverage, datasets, inputs, jsonio, mapping, ops, parallel, selftest
-from .errors import MatcherError, RegexBudgetWarning
 from ._notes import say as _say
 from .api import gather_rules as _gather_rules
 from .api import loaded_for as _loaded_for
 from .api import remap_rules as _remap
+from .errors import MatcherError, RegexBudgetWarning
+from .sigma.options import add_arguments as _sigma_args
+from .sigma.options import from_args as _sigma_setup
 
 SAMPLE_SIZE = 2000
 SAMPLE_SEED = 7
@@ -43,29 +44,6 @@ SAMPLE_SEED = 7
 # --------------------------------------------------------------------------------------------
 # rules
 # --------------------------------------------------------------------------------------------
-
-
-def _sigma_setup(args: argparse.Namespace) -> dict:
-    """The Sigma loading options of ``scan``/``check``/``explain`` (:func:`_sigma_args`) as
-    keywords of :func:`_gather_rules`; :class:`MatcherError` for a bad one."""
-    from .sigma.loader import SigmaOptions
-    from .sigma.logsource import parse_logsource_spec
-    from .sigma.placeholders import parse_placeholder_arg, read_placeholder_file
-
-    values: dict[str, list[str]] = {}
-    for f in getattr(args, "placeholders", None) or []:
-        for k, v in read_placeholder_file(f).items():
-            values.setdefault(k, []).extend(v)
-    for text in getattr(args, "placeholder", None) or []:
-        k, v = parse_placeholder_arg(text)
-        values.setdefault(k, []).extend(v)
-    spec = getattr(args, "logsource", None)
-    return {
-        "sigma_options": SigmaOptions.of(values, getattr(args, "unrouted", "skip"), getattr(args, "timestamp", None)),
-        "sigma_filters": getattr(args, "filter", None) or [],
-        "sigma_logsource": parse_logsource_spec(spec) if spec else None,
-        "sigma_profile": args.profile,
-    }
 
 
 def _profiles(args: argparse.Namespace) -> tuple[mapping.Profile, mapping.Profile]:
@@ -770,28 +748,6 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--profile", default="s1",
                    help="field names of the events: s1 (default), s1ql2, sysmon, ecs, or a .json/.toml mapping file")
     p.add_argument("--rules-profile", default="s1", help="field names the rules are written in (default s1)")
-
-
-def _sigma_args(p: argparse.ArgumentParser, timestamp: bool = True) -> None:
-    """Options of Sigma rules (docs/sigma.md): routing, filters, placeholders, timestamps
-    (``timestamp=False``: the command has its own ``--timestamp``, which Sigma rules read too)."""
-    g = p.add_argument_group("Sigma rules")
-    g.add_argument("--logsource", metavar="KEY=VALUE,...",
-                   help="load only Sigma rules of this logsource, e.g. product=windows,category=process_creation")
-    g.add_argument("--unrouted", choices=("skip", "run"), default="skip",
-                   help="Sigma rules whose logsource the profile cannot recognise: skip them (default) or run them "
-                        "on every event; reported either way")
-    g.add_argument("--filter", action="append", metavar="FILE",
-                   help="a Sigma filter file to apply to the rules it names; repeatable (filters inside -r trees "
-                        "apply too)")
-    g.add_argument("--placeholder", action="append", metavar="NAME=VALUE,...",
-                   help="values of the Sigma placeholder %%NAME%%; repeatable")
-    g.add_argument("--placeholders", action="append", metavar="FILE",
-                   help="a YAML file mapping placeholder names to lists of values; repeatable")
-    if timestamp:
-        g.add_argument("--timestamp", metavar="FIELD",
-                       help="the event field Sigma's timestamp-part modifiers (|hour, |day, ...) read "
-                            "(default: the field the rule names)")
 
 
 def _positive(text: str) -> int:

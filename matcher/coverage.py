@@ -175,7 +175,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="field names of the events: s1 (default), s1ql2, sysmon, ecs, or a .json/.toml mapping file")
     p.add_argument("--rules-profile", default="s1", help="field names the rules are written in (default s1)")
     p.add_argument("--top", type=int, default=50, help="list at most this many items per section (default 50; 0: all)")
-    from .cli import _sigma_args  # (cli imports this module: the option group is defined there)
+    from .sigma.options import add_arguments as _sigma_args
 
     _sigma_args(p)
 
@@ -196,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
     from ._notes import say as _say
     from .api import gather_rules as _gather_rules
     from .api import remap_rules as _remap
-    from .cli import _sigma_setup
     from .errors import MatcherError
+    from .sigma.options import from_args as _sigma_setup
 
     try:
         src, dst = mapping.load_profile(args.rules_profile), mapping.load_profile(args.profile)

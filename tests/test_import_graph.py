@@ -32,7 +32,7 @@ LAYERS = [
     {"matcher.s1ql", "matcher.s1ql.lexer", "matcher.s1ql.parser", "matcher.s1ql.printer", "matcher.s1ql.cards",
      "matcher.reference", "matcher.compiler", "matcher._arrow", "matcher.mapping", "matcher.inputs"},
     {"matcher.sigma", "matcher.sigma.filters", "matcher.sigma.loader", "matcher.sigma.logsource",
-     "matcher.sigma.placeholders", "matcher.sigma.translate", "matcher.rules", "matcher.correlation.rule",
+     "matcher.sigma.placeholders", "matcher.sigma.translate", "matcher.sigma.options", "matcher.rules", "matcher.correlation.rule",
      "matcher.correlation.values", "matcher.correlation.results", "matcher.correlation.engine",
      "matcher.correlation.reference"},
     {"matcher.api"},
