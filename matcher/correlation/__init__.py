@@ -102,7 +102,7 @@ class Correlator:
                 if not chunk:
                     break
                 rows, rules, _ = _events_call(prog.match_events, chunk, "RuleSet.correlate", base)
-                yield from engine.feed(base, rows, rules, len(chunk), chunk.__getitem__)
+                yield from engine.feed(base, rows, rules, len(chunk), chunk)
                 base += len(chunk)
         else:
             for base, batch, rows, rules in self.ruleset._arrow_batches(self._arrow):
@@ -110,11 +110,11 @@ class Correlator:
         yield from engine.flush()
 
 
-def arrow_rows(batch: Any, rows: np.ndarray):
+def arrow_rows(batch: Any, rows: np.ndarray) -> dict:
     """Row -> mapping for the given rows of a record batch (converted together, nested structs as dicts)."""
     uniq = np.unique(rows)
     if len(uniq) == 0:
-        return {}.__getitem__
+        return {}
     rows_l = uniq.tolist()
     try:
         dicts = batch.take(uniq).to_pylist()
@@ -123,4 +123,4 @@ def arrow_rows(batch: Any, rows: np.ndarray):
 
         whole = Columns(0, batch)
         dicts = [whole.row(i) for i in rows_l]
-    return dict(zip(rows_l, dicts)).__getitem__
+    return dict(zip(rows_l, dicts))
