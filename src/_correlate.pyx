@@ -88,8 +88,8 @@ cdef struct Entry:
 
 cdef struct Group:
     int64_t newest
-    int32_t prev
-    int32_t next
+    int64_t qpos     # position of its latest entry in the update queue; -1: not live
+    int32_t next     # the free list
     int32_t head     # entries are buf[head:head + n]
     int32_t n
     int32_t cap      # 0: the window is `one`
@@ -140,8 +140,10 @@ cdef class CorrState:
     cdef int32_t alloc
     cdef int32_t used
     cdef int32_t free_head
-    cdef int32_t lru_head
-    cdef int32_t lru_tail
+    cdef int32_t* q            # update queue: group ids in order of update (ring buffer)
+    cdef int64_t qhead
+    cdef int64_t qtail
+    cdef int64_t qcap
     cdef public int64_t live
     cdef dict keys             # group key -> group id
     cdef list gkeys            # group id -> group key
@@ -156,6 +158,7 @@ cdef class CorrState:
     def __cinit__(self):
         self.groups = NULL
         self.vrefs = NULL
+        self.q = NULL
 
     def __init__(self, c):
         self.c = c
@@ -180,8 +183,9 @@ cdef class CorrState:
         self.alloc = 0
         self.used = 0
         self.free_head = -1
-        self.lru_head = -1
-        self.lru_tail = -1
+        self.qhead = 0
+        self.qtail = 0
+        self.qcap = 0
         self.live = 0
         self.keys = {}
         self.gkeys = []
@@ -200,6 +204,7 @@ cdef class CorrState:
                 free(self.groups[i].counts)
             free(self.groups)
         free(self.vrefs)
+        free(self.q)
 
     # -- groups -------------------------------------------------------------------------------
     cdef int32_t new_group(self, object key) except -1:
@@ -227,41 +232,48 @@ cdef class CorrState:
         g.buf = NULL
         g.distinct = 0
         g.counts = NULL
-        g.prev = -1
+        g.qpos = -1
         g.next = -1
         self.keys[key] = gid
         self.live += 1
         return gid
 
-    cdef inline void unlink(self, int32_t gid) noexcept:
-        cdef Group* g = &self.groups[gid]
-        if g.prev >= 0:
-            self.groups[g.prev].next = g.next
-        else:
-            self.lru_head = g.next
-        if g.next >= 0:
-            self.groups[g.next].prev = g.prev
-        else:
-            self.lru_tail = g.prev
-        g.prev = -1
-        g.next = -1
+    cdef int push_back(self, int32_t gid) except -1:
+        """The group was just updated: it goes to the back of the queue (its older entries there
+        are now stale and skipped when they reach the front)."""
+        cdef int64_t ncap, k
+        cdef int32_t* nq
+        if self.qtail - self.qhead == self.qcap:
+            ncap = self.qcap * 2 if self.qcap else 1024
+            nq = <int32_t*>malloc(ncap * sizeof(int32_t))
+            if nq == NULL:
+                raise MemoryError()
+            for k in range(self.qhead, self.qtail):
+                nq[k & (ncap - 1)] = self.q[k & (self.qcap - 1)]
+            free(self.q)
+            self.q = nq
+            self.qcap = ncap
+        self.q[self.qtail & (self.qcap - 1)] = gid
+        self.groups[gid].qpos = self.qtail
+        self.qtail += 1
+        return 0
 
-    cdef inline void push_back(self, int32_t gid) noexcept:
-        cdef Group* g = &self.groups[gid]
-        g.prev = self.lru_tail
-        g.next = -1
-        if self.lru_tail >= 0:
-            self.groups[self.lru_tail].next = gid
-        else:
-            self.lru_head = gid
-        self.lru_tail = gid
+    cdef inline int32_t front(self) noexcept:
+        """The least recently updated live group, or -1."""
+        cdef int32_t gid
+        while self.qhead < self.qtail:
+            gid = self.q[self.qhead & (self.qcap - 1)]
+            if self.groups[gid].qpos == self.qhead:
+                return gid
+            self.qhead += 1
+        return -1
 
     cdef object drop_group(self, int32_t gid):
         """Forget a group (expired, evicted or reset); returns its key."""
         cdef Group* g = &self.groups[gid]
         cdef Entry* e
         cdef int32_t i
-        self.unlink(gid)
+        g.qpos = -1
         if self.type == T_DISTINCT:
             e = entries(g)
             for i in range(g.head, g.head + g.n):
@@ -604,6 +616,7 @@ cdef class Engine:
     cdef dict pat_ids          # tuple of base rules -> pattern id
     cdef list pat_hits         # pattern id -> list of (ci, first rank, mask), by ci
     cdef object feeds          # base rule -> [(ci, rank)]
+    cdef list rule_fields      # base rule -> the event fields its correlations read (prefetched)
     cdef int32_t* rule_pat     # base rule -> pattern id of that rule alone
     cdef int nrules
     # pending correlations of the event being processed
@@ -640,6 +653,15 @@ cdef class Engine:
         self.heap = []
         self.feeds = feeds
         self.nrules = len(feeds)
+        self.rule_fields = []
+        for fl in feeds:
+            names = set()
+            for ci, rank in fl:
+                cs = <CorrState>self.corrs[ci]
+                names.update(cs.fields_by_rank[rank])
+                v = cs.value_by_rank[rank]
+                names.update((v,) if isinstance(v, str) else v or ())
+            self.rule_fields.append(tuple(sorted(names)))
         self.pat_ids = {}
         self.pat_hits = []
         self.rule_pat = <int32_t*>malloc(max(self.nrules, 1) * sizeof(int32_t))
@@ -718,7 +740,7 @@ cdef class Engine:
         ts_field = self.ts_field
         while i < m:
             if is_list and i >= blk:
-                blk = self.prefetch(events, rows, i)
+                blk = self.prefetch(events, rows, rules, i)
             r = rows[i]
             j = i + 1
             while j < m and rows[j] == r:
@@ -766,7 +788,7 @@ cdef class Engine:
                 self.process(t_, k_, e_, p_, out)
         self.sync()
 
-    cdef Py_ssize_t prefetch(self, list events, const int64_t[:] rows, Py_ssize_t start) except -1:
+    cdef Py_ssize_t prefetch(self, list events, const int64_t[:] rows, const int64_t[:] rules, Py_ssize_t start) except -1:
         """Bring the next rows' event dicts, their key tables and their times into the cache, in
         passes of independent loads (a million events' dicts lie far apart in memory: one at a
         time, each step of each lookup waits for memory). Returns where the block ends."""
@@ -790,6 +812,10 @@ cdef class Engine:
                     if hit != NULL:
                         MATCHER_PREFETCH(hit)
                         MATCHER_PREFETCH(<const char*>hit + 64)
+                    for f in <tuple>PyList_GET_ITEM(self.rule_fields, rules[i]):
+                        hit = PyDict_GetItem(<object>ev, f)
+                        if hit != NULL:
+                            MATCHER_PREFETCH(hit)
         return end
 
     def flush(self, list out):
@@ -892,7 +918,6 @@ cdef class Engine:
             gid = <object>found
             g = &cs.groups[gid]
             cs.slide(gid, g, cutoff)
-            cs.unlink(gid)
         if cs.type == T_DISTINCT:
             vid = cs.intern_value(value)
             cs.enter_value(gid, g, vid)
@@ -913,18 +938,21 @@ cdef class Engine:
             if self.reset:  # an empty window: no group
                 cs.drop_group(gid)
                 self.n_live -= 1
-        if cs.lru_head >= 0 and (cs.groups[cs.lru_head].newest < cutoff or cs.live > self.max_groups):
+        gid = cs.front()
+        if gid >= 0 and (cs.groups[gid].newest < cutoff or cs.live > self.max_groups):
             self.expire(cs, cutoff)
         return fired
 
     cdef int expire(self, CorrState cs, int64_t cutoff) except -1:
         """Drop groups whose newest entry has left the window; evict past the cap."""
-        while cs.lru_head >= 0 and cs.groups[cs.lru_head].newest < cutoff:
-            cs.drop_group(cs.lru_head)
+        cdef int32_t gid = cs.front()
+        while gid >= 0 and cs.groups[gid].newest < cutoff:
+            cs.drop_group(gid)
+            gid = cs.front()
             self.n_live -= 1
             self.n_expired += 1
         while cs.live > self.max_groups:
-            key = cs.drop_group(cs.lru_head)
+            key = cs.drop_group(cs.front())
             self.n_live -= 1
             self.n_evicted += 1
             keyt = (key,) if cs.nfields == 1 else key
