@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tarfile
@@ -441,3 +442,61 @@ def test_arrow_times_past_year_9999_are_reported_not_fatal():
     run_ = matcher.RuleSet(R + [c]).correlate_arrow(table, timestamp="t")
     assert [a.events for a in alerts_of(run_)] == [(0,)]
     assert run_.stats.no_timestamp == 1 and run_.stats.problems[0][0] == 1
+
+
+PROFILE_RULES = """\
+title: whoami
+id: 5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a11
+name: whoami
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    sel:
+        Image|endswith: '\\\\whoami.exe'
+    condition: sel
+---
+title: whoami with several command lines, same user
+id: 5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a12
+correlation:
+    type: value_count
+    rules: [whoami]
+    group-by: [User]
+    timespan: 1m
+    condition:
+        field: CommandLine
+        gte: 2
+"""
+
+
+@pytest.mark.parametrize("profile, names", [
+    ("s1", {"type": "EventType", "os": "EndpointOS", "image": "TgtProcImagePath", "user": "TgtProcUser",
+            "cmd": "TgtProcCmdLine"}),
+    ("ecs", {"type": None, "os": "host.os.type", "image": "process.executable", "user": "user.name",
+             "cmd": "process.command_line"}),
+    (None, {"type": None, "os": None, "image": "Image", "user": "User", "cmd": "CommandLine"}),
+])
+def test_profile_maps_group_by_and_value_fields(tmp_path, profile, names):
+    """profile= maps a correlation's group-by and field names per named rule, as it maps the
+    rule's detection; alerts keep the group-by names as written."""
+    path = tmp_path / "r.yml"
+    path.write_text(PROFILE_RULES)
+    rs = matcher.RuleSet(matcher.load_rules(path, profile=profile))
+
+    def ev(i: int, user: str, cmd: str) -> dict:
+        e = {names["image"]: "C:\\Windows\\System32\\whoami.exe", names["user"]: user, names["cmd"]: cmd, "t": iso(i)}
+        if names["type"]:
+            e[names["type"]] = "Process Creation"
+        if profile == "ecs":
+            e.update({"event.category": "process", "event.type": "start"})
+        if names["os"]:
+            e[names["os"]] = "windows"
+        return e
+
+    events = [ev(0, "bob", "whoami"), ev(1, "alice", "whoami /all"), ev(2, "bob", "whoami /priv")]
+    alerts = [a for a in rs.correlate(events, timestamp="t") if a.kind == "correlation"]
+    assert [(a.group, a.value, a.events) for a in alerts] == [({"User": "bob"}, 2.0, (0, 2))]
+    ref, _ = reference.correlate(list(rs.rules), list(rs.correlations), events, "t")
+    assert ref == alerts
+    again = pickle.loads(pickle.dumps(rs))  # mapped once, not twice
+    assert again.correlations[0].aliases == rs.correlations[0].aliases

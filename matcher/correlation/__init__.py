@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any, Optional
 
@@ -73,6 +74,63 @@ def order_correlations(corrs: list[Correlation], rules: list) -> list[Correlatio
 
     for c in corrs:
         visit(c, [])
+    return _in_profiles(out, rules)
+
+
+def rule_field_map(rule: Any) -> Optional[Callable[[str], str]]:
+    """Sigma field name -> event field name for a Sigma rule loaded under a profile that renames
+    fields (as its detection was mapped: by its logsource category to S1 names, then to the
+    profile's); ``None`` when names are kept (``profile=None``, ``"sysmon"``, not a Sigma rule,
+    or a profile given as an object or file, which a rule records only by name)."""
+    extra = rule.info.extra
+    name = extra.get("profile")
+    if extra.get("format") != "sigma" or name in (None, "sysmon"):
+        return None
+    from ..mapping import PROFILES, SIGMA_TO_S1
+    from ..sigma.logsource import CATEGORY_ALIASES
+
+    profile = PROFILES.get(name)
+    if profile is None:
+        return None
+    cat = (extra.get("logsource") or {}).get("category") or ""
+    table = SIGMA_TO_S1.get(CATEGORY_ALIASES.get(cat, cat), {})
+    if name == "s1":
+        return lambda f: table.get(f, f)
+    return lambda f: profile.from_s1(table.get(f, f))
+
+
+def _in_profiles(corrs: list[Correlation], rules: list) -> list[Correlation]:
+    """The correlations with their group-by and ``field`` names mapped, per named rule, as the
+    named rule's detection was (``profile=``): the event names land in ``aliases`` (a name
+    already aliased maps its alias target). A reference to a correlation maps as that
+    correlation's first named rule does."""
+    maps: dict[str, Optional[Callable[[str], str]]] = {}
+    for r in rules:
+        fn = rule_field_map(r)
+        maps[r.id] = fn
+        if r.info.extra.get("name"):
+            maps.setdefault(r.info.extra["name"], fn)
+    for c in corrs:  # each after those it names: a chain's map is known when needed
+        fn = maps.get(c.rules[0])
+        maps.setdefault(c.id, fn)
+        if c.name:
+            maps.setdefault(c.name, fn)
+    out = []
+    for c in corrs:
+        if c.mapped or all(maps.get(ref) is None for ref in c.rules):
+            out.append(c)
+            continue
+        aliases = {k: dict(v) for k, v in c.aliases.items()}
+        for name in dict.fromkeys(c.group_by + c.field):
+            per = aliases.get(name, {})
+            for ref in c.rules:
+                fn = maps.get(ref)
+                target = per.get(ref, name)
+                if fn is not None and fn(target) != target:
+                    per[ref] = fn(target)
+            if per:
+                aliases[name] = per
+        out.append(dataclasses.replace(c, aliases=aliases, mapped=True))
     return out
 
 
