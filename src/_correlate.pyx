@@ -612,6 +612,7 @@ cdef class Engine:
     cdef object numeric_value
     cdef object Alert
     cdef public list heap
+    cdef dict cols             # an Arrow batch's fields: name -> value of each row position
     # patterns: a set of base rules matched by one event -> the correlations it enters directly
     cdef dict pat_ids          # tuple of base rules -> pattern id
     cdef list pat_hits         # pattern id -> list of (ci, first rank, mask), by ci
@@ -651,6 +652,7 @@ cdef class Engine:
         (self.read_time, self.lookup, self.group_value, self.count_value, self.numeric_value,
          self.Alert) = helpers
         self.heap = []
+        self.cols = {}
         self.feeds = feeds
         self.nrules = len(feeds)
         self.rule_fields = []
@@ -720,12 +722,21 @@ cdef class Engine:
 
     # -- input --------------------------------------------------------------------------------
     cdef inline object get(self, object ev, object name):
-        """ev.get(name) (None when absent)."""
+        """ev.get(name) (None when absent); ``ev`` an int: the row at that position of ``cols``."""
         cdef PyObject* v
         if PyDict_CheckExact(ev):
             v = PyDict_GetItem(ev, name)
             return <object>v if v != NULL else None
+        if PyLong_CheckExact(ev):
+            v = PyDict_GetItem(self.cols, name)
+            return <object>PyList_GET_ITEM(<list>v, <Py_ssize_t>ev) if v != NULL else None
         return ev.get(name)
+
+    cdef inline object mapping(self, object ev):
+        """The event as a mapping, for the helpers of values.py (a row of ``cols``: a dict of them)."""
+        if PyLong_CheckExact(ev):
+            return {name: col[ev] for name, col in self.cols.items()}
+        return ev
 
     def feed(self, int64_t base, const int64_t[:] rows, const int64_t[:] rules, int64_t n_events, events,
              list out):
@@ -736,8 +747,15 @@ cdef class Engine:
         cdef int64_t r, idx, ts, limit
         cdef int pid
         cdef bint is_list = type(events) is list, is_dict = type(events) is dict
+        cdef bint is_cols = type(events) is tuple
+        cdef Py_ssize_t pos = -1
         cdef object ev, tv
         ts_field = self.ts_field
+        if is_cols:  # (row positions, {field: values of each position}) of an Arrow batch
+            self.cols = events[1]
+            for col in self.cols.values():
+                if type(col) is not list or len(col) < len(events[0]):
+                    raise ValueError("columns must be lists of a value per row")
         while i < m:
             if is_list and i >= blk:
                 blk = self.prefetch(events, rows, rules, i)
@@ -754,6 +772,9 @@ cdef class Engine:
             self.n_correlated += 1
             if is_list:
                 ev = <object>PyList_GET_ITEM(events, r)
+            elif is_cols:
+                pos += 1  # rows are sorted: the position of each distinct row in turn
+                ev = pos
             elif is_dict:
                 ev = events[r]
             else:
@@ -764,7 +785,7 @@ cdef class Engine:
                 pass
             else:
                 if tv is None:
-                    tv = self.lookup(ev, ts_field)
+                    tv = self.lookup(self.mapping(ev), ts_field)
                 t = self.read_time(tv)
                 if type(t) is not int:
                     self.n_no_timestamp += 1
@@ -781,7 +802,7 @@ cdef class Engine:
             if self.lateness == 0 and not self.heap:
                 self.process(ts, idx, ev, pid, out)  # in order, nothing held
                 continue
-            heapq.heappush(self.heap, (ts, idx, ev, pid))
+            heapq.heappush(self.heap, (ts, idx, self.mapping(ev), pid))  # held past this batch
             limit = self.newest - self.lateness
             while self.heap and self.heap[0][0] <= limit:
                 t_, k_, e_, p_ = heapq.heappop(self.heap)
@@ -866,7 +887,8 @@ cdef class Engine:
         if cs.nfields == 1:
             f = fields[0]
             v = self.get(ev, f)
-            return v if PyUnicode_CheckExact(v) else self.group_value(ev, f)
+            return v if PyUnicode_CheckExact(v) else self.group_value(self.mapping(ev), f)
+        ev = self.mapping(ev)
         return tuple([self.group_value(ev, f) for f in fields])
 
     cdef bint enter(self, CorrState cs, int64_t ts, int64_t idx, object ev, int first, int64_t mask,
@@ -886,11 +908,11 @@ cdef class Engine:
             if len(names) == 1:
                 value = self.get(ev, names[0])
                 if not PyUnicode_CheckExact(value):
-                    value = self.count_value(ev, names)
+                    value = self.count_value(self.mapping(ev), names)
                     if value is not None:
                         value = value[0]
             else:
-                value = self.count_value(ev, names)
+                value = self.count_value(self.mapping(ev), names)
             if value is None:
                 self.n_no_value += 1
                 return False
@@ -900,7 +922,7 @@ cdef class Engine:
             if PyFloat_CheckExact(value) and isfinite(PyFloat_AS_DOUBLE(value)):
                 b.d = PyFloat_AS_DOUBLE(value)
             else:
-                value = self.numeric_value(ev, name)
+                value = self.numeric_value(self.mapping(ev), name)
                 if value is None:
                     self.n_no_value += 1
                     return False

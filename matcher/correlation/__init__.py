@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -164,16 +164,43 @@ class Correlator:
                 base += len(chunk)
         else:
             for base, batch, rows, rules in self.ruleset._arrow_batches(self._arrow):
-                yield from engine.feed(base, rows, rules, batch.num_rows, arrow_rows(batch, rows[engine.relevant[rules]]))
+                yield from engine.feed(base, rows, rules, batch.num_rows, arrow_rows(batch, rows[engine.relevant[rules]], engine.fields))
         yield from engine.flush()
 
 
-def arrow_rows(batch: Any, rows: np.ndarray) -> dict:
-    """Row -> mapping for the given rows of a record batch (converted together, nested structs as dicts)."""
+def _column_values(arr: Any, encode: bool = True) -> list:
+    """An Arrow array's values as a list; a string column through its dictionary (one str per
+    distinct value, shared by its rows) unless ``encode`` is false (the time field)."""
+    import pyarrow as pa
+
+    if encode and arr.type in (pa.string(), pa.large_string()) and len(arr) > 64:
+        enc = arr.dictionary_encode()
+        if len(enc.dictionary) * 2 < len(arr):
+            words = np.array(enc.dictionary.to_pylist() + [None], dtype=object)
+            idx = enc.indices.fill_null(len(enc.dictionary)).to_numpy(zero_copy_only=False)
+            return words[idx].tolist()
+    return arr.to_pylist()
+
+
+def arrow_rows(batch: Any, rows: np.ndarray, fields: Optional[tuple] = None) -> Union[dict, tuple]:
+    """The given rows of a record batch for the engine: row -> mapping (converted together,
+    nested structs as dicts); or, with ``fields`` (what correlating reads) when each is one
+    column of the batch or a plain name it lacks (absent either way), just those columns:
+    ``(distinct rows, {field: list of values})``, strings decoded once per distinct value
+    (``fields[0]`` is the time field: not dictionary-encoded). A
+    dotted name that is no column (a path into a struct) converts whole rows."""
     uniq = np.unique(rows)
     if len(uniq) == 0:
         return {}
     rows_l = uniq.tolist()
+    if fields is not None:
+        names = batch.schema.names
+        have = [f for f in fields if f in names]
+        if all(names.count(f) == 1 for f in have) and not any("." in f for f in fields if f not in names):
+            try:
+                return uniq, {f: _column_values(batch.column(f).take(uniq), encode=f != fields[0]) for f in have}
+            except (ValueError, OverflowError, ArithmeticError):
+                pass  # converted whole below, with its own fallback
     try:
         dicts = batch.take(uniq).to_pylist()
     except (ValueError, OverflowError, ArithmeticError):  # a value Python cannot hold: row by row, as text

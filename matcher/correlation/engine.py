@@ -59,6 +59,10 @@ class Engine:
                     hidden[u] |= not c.generate
                 else:
                     parents.append((ref_corr[ref], ci, rank))
+        #: the event fields correlating reads (time, group-by through aliases, values)
+        self.fields = tuple(dict.fromkeys(
+            [timestamp] + [f for c in corrs for ref in c.rules for f in c.group_fields(ref)]
+            + [c.aliases.get(f, {}).get(ref, f) for c in corrs for f in c.field for ref in c.rules]))
         self.relevant = np.array([bool(f) for f in feeds] or [False], dtype=bool)[:n]
         self.emit = ~hidden
         self._c = _correlate.Engine(corrs, feeds, timestamp, int(lateness_ms), max_groups, action == "reset",
