@@ -512,6 +512,12 @@ cdef class CorrState:
         return e[0].t, tuple([e[i].idx for i in range(g.n)])
 
 
+cdef inline int64_t _bit(int rank) noexcept:
+    """A rank's bit in a rule bitmask: temporal* name at most 63 rules; the other types (which
+    may name more) never read the mask."""
+    return (<int64_t>1) << rank if rank < 63 else 0
+
+
 cdef bint ordered(Entry* e, int32_t n, int nrules) noexcept:
     """temporal_ordered over a window (time order): the earliest entry of each rule, in the order
     of ``rules``, at a time no earlier than the previous rule's (ties satisfy)."""
@@ -698,10 +704,10 @@ cdef class Engine:
             for ci, rank in self.feeds[u]:
                 p = pending.get(ci)
                 if p is None:
-                    pending[ci] = [rank, 1 << rank]
+                    pending[ci] = [rank, _bit(rank)]
                 else:
                     p[0] = min(p[0], rank)
-                    p[1] |= 1 << rank
+                    p[1] |= _bit(rank)
         pid = len(self.pat_hits)
         self.pat_hits.append([(ci, p[0], p[1]) for ci, p in sorted(pending.items())])
         self.pat_ids[us] = pid
@@ -868,7 +874,7 @@ cdef class Engine:
                     if self.pflag[pci]:
                         if prank < self.pfirst[pci]:
                             self.pfirst[pci] = prank
-                        self.pmask[pci] |= (<int64_t>1) << prank
+                        self.pmask[pci] |= _bit(prank)
                     else:  # pci > ci: insert in order among the correlations still pending
                         q = npend
                         while q > k and self.plist[q - 1] > pci:
@@ -877,7 +883,7 @@ cdef class Engine:
                         self.plist[q] = pci
                         npend += 1
                         self.pfirst[pci] = prank
-                        self.pmask[pci] = (<int64_t>1) << prank
+                        self.pmask[pci] = _bit(prank)
                         self.pflag[pci] = 1
         return 0
 

@@ -500,3 +500,15 @@ def test_profile_maps_group_by_and_value_fields(tmp_path, profile, names):
     assert ref == alerts
     again = pickle.loads(pickle.dumps(rs))  # mapped once, not twice
     assert again.correlations[0].aliases == rs.correlations[0].aliases
+
+
+def test_event_count_may_name_more_than_63_rules():
+    rules = [matcher.compile(f'kind = "k{i}"', id=f"r{i}", title=f"r{i}") for i in range(70)]
+    corr = parse_correlation({"title": "many", "id": "many", "correlation": {
+        "type": "event_count", "rules": [f"r{i}" for i in range(70)], "group-by": ["user"], "timespan": "1m",
+        "condition": {"gte": 2}}}, where="many")
+    rs = matcher.RuleSet(rules + [corr])
+    events = [{"kind": "k69", "user": "u", "t": iso(0)}, {"kind": "k65", "user": "u", "t": iso(1)}]
+    alerts = [a for a in rs.correlate(events, timestamp="t") if a.kind == "correlation"]
+    assert [(a.value, a.events) for a in alerts] == [(2.0, (0, 1))]
+    assert alerts == reference.correlate(rules, [corr], events, "t")[0]
