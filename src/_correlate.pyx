@@ -987,3 +987,12 @@ cdef class Engine:
             self.stats.problem(None, f"correlation {cs.c.id}: group {dict(zip(cs.c.group_by, keyt))} evicted "
                                      f"(more than {self.max_groups} live groups)")
         return 0
+
+
+def iso_time_ms(str text):
+    """Epoch ms of ``text`` as the engine's C reader reads it, or None where it leaves the text
+    to Python (``values.TimeReader``); for tests."""
+    cdef int64_t ms
+    if PyUnicode_IS_COMPACT_ASCII(text) and iso_ms(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), &ms):
+        return ms
+    return None

@@ -416,12 +416,19 @@ def test_scenario_generator_is_deterministic_and_attacks_fire():
         lambda d: st.sampled_from([d.isoformat(), d.isoformat() + "Z", d.isoformat(timespec="milliseconds") + "Z",
                                    d.isoformat(timespec="microseconds"), d.isoformat(sep=" "),
                                    d.isoformat(timespec="milliseconds") + "+01:00"])),
-    st.text(alphabet="0123456789-T:.Z+ ٣", max_size=28)))
+    st.text(alphabet="0123456789-T:.Z+ ٣", max_size=28),
+    st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?Z?\Z")))
 def test_time_reader_equals_timestamp_ms(text):
     reader = TimeReader()
     assert reader(text) == timestamp_ms(text)
     assert reader("2000-01-01T00:00:00.000Z") == timestamp_ms("2000-01-01T00:00:00.000Z")
     assert reader(text) == timestamp_ms(text)  # after another second was cached
+    from matcher._correlate import iso_time_ms
+
+    ms = iso_time_ms(text)  # the C engine's reader: the same time, or it leaves the text to Python
+    assert ms is None or ms == timestamp_ms(text)
+    if len(text) == 19 and text[10] == "T" and text.isascii() and isinstance(timestamp_ms(text), int):
+        assert ms is not None  # the stream's usual form is read in C
 
 
 @pytest.mark.parametrize("kw", [{"timestamp": 3}, {"timestamp": "t", "lateness": -1}, {"timestamp": "t", "lateness": "soon"},
