@@ -28,13 +28,15 @@ DIRECTIVES = {
 
 extensions = [
     Extension(
-        "matcher._core",
-        ["src/_core.pyx"],
+        name,
+        [source],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=(["-O1", "-g"] + SANITIZERS if SANITIZE else ["-O0", "-g"] if DEBUG else ["-O3"]),
         extra_link_args=SANITIZERS if SANITIZE else [],
     )
+    for name, source in (("matcher._core", "src/_core.pyx"),  # the matching program
+                         ("matcher._correlate", "src/_correlate.pyx"))  # correlation windows
 ]
 
 setup(ext_modules=cythonize(extensions, include_path=["src"], compiler_directives=DIRECTIVES))

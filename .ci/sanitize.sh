@@ -57,6 +57,7 @@ else
     "$VPY" -m pytest -q -p no:cacheprovider -x -m "not slow" \
         tests/test_hostile_core.py \
         tests/test_differential.py \
+        tests/test_correlation_differential.py \
         tests/test_core_limits.py::test_threads_share_one_ruleset \
         tests/test_core_limits.py::test_threads_with_lazy_predicates_and_callbacks
 fi

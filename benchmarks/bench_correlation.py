@@ -4,9 +4,11 @@ Streams: :func:`matcher.datasets.iter_scenario_events` (brute force, password sp
 burst, mixed), at ``--events``. Each benchmark first checks the fast engine's alerts against
 the reference correlator on a sample (the first ``SAMPLE`` events). Run alone for a table:
 
-    PYTHONPATH=. python benchmarks/bench_correlation.py --events 200000
+    PYTHONPATH=. python benchmarks/bench_correlation.py --events 1000000
 
-Times there are CPU seconds (``time.process_time``), the best of 3 rounds.
+Times there are CPU seconds (``time.process_time``), the best of 3 rounds (``--rounds``); the
+Arrow columns compare ``correlate_arrow`` with ``match_arrow_arrays`` on the same stream as
+one pyarrow Table.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import time
+from pathlib import Path
 
 import pytest
 
@@ -75,7 +78,17 @@ def time_once(fn) -> float:
     return time.process_time() - t
 
 
-def measure(n: int, scenario: str, rounds: int = 3, chain: bool = True) -> dict:
+ARROW_SCHEMA_FIELDS = ("TargetUserName", "IpAddress", "Computer", "Image", "User", "EventTime")
+
+
+def arrow_table(events: list[dict]):
+    import pyarrow as pa
+
+    schema = pa.schema([("EventID", pa.int64())] + [(f, pa.string()) for f in ARROW_SCHEMA_FIELDS])
+    return pa.Table.from_pylist(events, schema=schema)
+
+
+def measure(n: int, scenario: str, rounds: int = 3, chain: bool = True, arrow: bool = False) -> dict:
     """``chain=False`` leaves out the brute-force-then-success correlation, which names the
     successful logons (30% of the stream): the share of events correlated drops."""
     events = stream(n, scenario)
@@ -88,16 +101,26 @@ def measure(n: int, scenario: str, rounds: int = 3, chain: bool = True) -> dict:
     t_corr = min(time_once(lambda: alerts.append([a for a in rs.correlate(events, timestamp="EventTime")])) for _ in range(rounds))
     run = rs.correlate(events, timestamp="EventTime")
     n_alerts = sum(1 for a in run if a.kind == "correlation")
-    return {"scenario": scenario, "events": n, "base_s": t_base, "scan_s": t_scan, "correlate_s": t_corr,
-            "ratio_vs_core": t_corr / t_base, "ratio_vs_scan": t_corr / t_scan, "alerts": n_alerts,
-            "correlated": run.stats.correlated, "sample_alerts": sample_alerts}
+    out = {"scenario": scenario, "events": n, "base_s": t_base, "scan_s": t_scan, "correlate_s": t_corr,
+           "ratio_vs_core": t_corr / t_base, "ratio_vs_scan": t_corr / t_scan, "alerts": n_alerts,
+           "correlated": run.stats.correlated, "sample_alerts": sample_alerts}
+    if arrow:
+        table = arrow_table(events)
+        del events, alerts
+        a_base = min(time_once(lambda: base.match_arrow_arrays(table)) for _ in range(rounds))
+        got = []
+        a_corr = min(time_once(lambda: got.append(list(rs.correlate_arrow(table, timestamp="EventTime"))))
+                     for _ in range(rounds))
+        assert sum(1 for a in got[-1] if a.kind == "correlation") == n_alerts
+        out.update(arrow_base_s=a_base, arrow_correlate_s=a_corr, arrow_ratio=a_corr / a_base)
+    return out
 
 
 def live_groups_memory(n: int) -> dict:
     """Peak memory while ``n`` failed logons of ``n`` distinct users are live in one 5-minute
     window (every group alive at the end; 10,000 events a second), streamed from a generator:
-    the growth of the process's peak resident size (``ru_maxrss``), which includes what the
-    allocator keeps, so an upper bound."""
+    the growth of the process's peak resident size (``VmHWM``, else ``ru_maxrss``), which
+    includes what the allocator keeps, so an upper bound."""
     import resource
 
     rs = matcher.RuleSet(base_rules() + correlations()[:1])
@@ -106,12 +129,23 @@ def live_groups_memory(n: int) -> dict:
         for i in range(n):
             yield {"EventID": 4625, "TargetUserName": f"u{i}", "EventTime": 1_704_067_200 + i // 10_000}
 
+    def peak_rss() -> int:
+        # VmHWM: this process image's own peak (ru_maxrss also counts a forking parent's)
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
     gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = peak_rss()
     run = rs.correlate(gen(), timestamp="EventTime")
     for _ in run:
         pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    peak = peak_rss() - before
     assert run.stats.live_groups == n, run.stats.summary()
     return {"groups": n, "peak_mb": peak / 2**20, "bytes_per_group": peak / n}
 
@@ -145,18 +179,39 @@ def test_live_groups_memory(n_events):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--groups", type=int, default=None, help="live groups for the memory figure (default: --events)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-arrow", action="store_true", help="leave out the Arrow columns")
+    ap.add_argument("--memory-only", action="store_true")
     args = ap.parse_args()
+    if args.memory_only:
+        memory_report(args.groups or args.events)
+        return
     print(f"{'scenario':<20} {'events':>8} {'core s':>8} {'scan s':>8} {'corr s':>8} {'x core':>7} {'x scan':>7} "
-          f"{'alerts':>7} {'correlated':>10}")
+          f"{'alerts':>7} {'correlated':>14} {'arrow core s':>12} {'arrow corr s':>12} {'x arrow':>7}")
     for sc, chain in (("brute-force", True), ("spray", True), ("recon", True), ("mixed", True), ("mixed", False)):
-        r = measure(args.events, sc, chain=chain)
+        r = measure(args.events, sc, rounds=args.rounds, chain=chain, arrow=not args.no_arrow)
         name = sc if chain else f"{sc} (no chain)"
+        arrow = (f" {r['arrow_base_s']:>12.3f} {r['arrow_correlate_s']:>12.3f} {r['arrow_ratio']:>7.2f}"
+                 if "arrow_ratio" in r else "")
         print(f"{name:<20} {r['events']:>8} {r['base_s']:>8.3f} {r['scan_s']:>8.3f} {r['correlate_s']:>8.3f} "
               f"{r['ratio_vs_core']:>7.2f} {r['ratio_vs_scan']:>7.2f} {r['alerts']:>7} "
-              f"{r['correlated']:>7} ({100 * r['correlated'] / r['events']:.0f}%)", flush=True)
-    m = live_groups_memory(args.groups or args.events)
+              f"{r['correlated']:>8} ({100 * r['correlated'] / r['events']:.0f}%){arrow}", flush=True)
+    memory_report(args.groups or args.events)
+
+
+def memory_report(groups: int) -> None:
+    """The live-groups figure, in a fresh process (this one's peak is already high)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import bench_correlation as b; "
+            "print(json.dumps(b.live_groups_memory(int(sys.argv[2]))))")
+    here = str(Path(__file__).resolve().parent)
+    m = json.loads(subprocess.run([sys.executable, "-c", code, here, str(groups)], check=True, capture_output=True,
+                                  text=True).stdout)
     print(f"live groups: {m['groups']}: peak resident size grew {m['peak_mb']:.1f} MB, {m['bytes_per_group']:.0f} bytes/group")
 
 

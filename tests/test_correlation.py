@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tarfile
@@ -415,12 +416,19 @@ def test_scenario_generator_is_deterministic_and_attacks_fire():
         lambda d: st.sampled_from([d.isoformat(), d.isoformat() + "Z", d.isoformat(timespec="milliseconds") + "Z",
                                    d.isoformat(timespec="microseconds"), d.isoformat(sep=" "),
                                    d.isoformat(timespec="milliseconds") + "+01:00"])),
-    st.text(alphabet="0123456789-T:.Z+ ٣", max_size=28)))
+    st.text(alphabet="0123456789-T:.Z+ ٣", max_size=28),
+    st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?Z?\Z")))
 def test_time_reader_equals_timestamp_ms(text):
     reader = TimeReader()
     assert reader(text) == timestamp_ms(text)
     assert reader("2000-01-01T00:00:00.000Z") == timestamp_ms("2000-01-01T00:00:00.000Z")
     assert reader(text) == timestamp_ms(text)  # after another second was cached
+    from matcher._correlate import iso_time_ms
+
+    ms = iso_time_ms(text)  # the C engine's reader: the same time, or it leaves the text to Python
+    assert ms is None or ms == timestamp_ms(text)
+    if len(text) == 19 and text[10] == "T" and text.isascii() and isinstance(timestamp_ms(text), int):
+        assert ms is not None  # the stream's usual form is read in C
 
 
 @pytest.mark.parametrize("kw", [{"timestamp": 3}, {"timestamp": "t", "lateness": -1}, {"timestamp": "t", "lateness": "soon"},
@@ -441,3 +449,73 @@ def test_arrow_times_past_year_9999_are_reported_not_fatal():
     run_ = matcher.RuleSet(R + [c]).correlate_arrow(table, timestamp="t")
     assert [a.events for a in alerts_of(run_)] == [(0,)]
     assert run_.stats.no_timestamp == 1 and run_.stats.problems[0][0] == 1
+
+
+PROFILE_RULES = """\
+title: whoami
+id: 5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a11
+name: whoami
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    sel:
+        Image|endswith: '\\\\whoami.exe'
+    condition: sel
+---
+title: whoami with several command lines, same user
+id: 5f0c9f57-3a0e-4c55-9a55-0d7e6b3f7a12
+correlation:
+    type: value_count
+    rules: [whoami]
+    group-by: [User]
+    timespan: 1m
+    condition:
+        field: CommandLine
+        gte: 2
+"""
+
+
+@pytest.mark.parametrize("profile, names", [
+    ("s1", {"type": "EventType", "os": "EndpointOS", "image": "TgtProcImagePath", "user": "TgtProcUser",
+            "cmd": "TgtProcCmdLine"}),
+    ("ecs", {"type": None, "os": "host.os.type", "image": "process.executable", "user": "user.name",
+             "cmd": "process.command_line"}),
+    (None, {"type": None, "os": None, "image": "Image", "user": "User", "cmd": "CommandLine"}),
+])
+def test_profile_maps_group_by_and_value_fields(tmp_path, profile, names):
+    """profile= maps a correlation's group-by and field names per named rule, as it maps the
+    rule's detection; alerts keep the group-by names as written."""
+    path = tmp_path / "r.yml"
+    path.write_text(PROFILE_RULES)
+    rs = matcher.RuleSet(matcher.load_rules(path, profile=profile))
+
+    def ev(i: int, user: str, cmd: str) -> dict:
+        e = {names["image"]: "C:\\Windows\\System32\\whoami.exe", names["user"]: user, names["cmd"]: cmd, "t": iso(i)}
+        if names["type"]:
+            e[names["type"]] = "Process Creation"
+        if profile == "ecs":
+            e.update({"event.category": "process", "event.type": "start"})
+        if names["os"]:
+            e[names["os"]] = "windows"
+        return e
+
+    events = [ev(0, "bob", "whoami"), ev(1, "alice", "whoami /all"), ev(2, "bob", "whoami /priv")]
+    alerts = [a for a in rs.correlate(events, timestamp="t") if a.kind == "correlation"]
+    assert [(a.group, a.value, a.events) for a in alerts] == [({"User": "bob"}, 2.0, (0, 2))]
+    ref, _ = reference.correlate(list(rs.rules), list(rs.correlations), events, "t")
+    assert ref == alerts
+    again = pickle.loads(pickle.dumps(rs))  # mapped once, not twice
+    assert again.correlations[0].aliases == rs.correlations[0].aliases
+
+
+def test_event_count_may_name_more_than_63_rules():
+    rules = [matcher.compile(f'kind = "k{i}"', id=f"r{i}", title=f"r{i}") for i in range(70)]
+    corr = parse_correlation({"title": "many", "id": "many", "correlation": {
+        "type": "event_count", "rules": [f"r{i}" for i in range(70)], "group-by": ["user"], "timespan": "1m",
+        "condition": {"gte": 2}}}, where="many")
+    rs = matcher.RuleSet(rules + [corr])
+    events = [{"kind": "k69", "user": "u", "t": iso(0)}, {"kind": "k65", "user": "u", "t": iso(1)}]
+    alerts = [a for a in rs.correlate(events, timestamp="t") if a.kind == "correlation"]
+    assert [(a.value, a.events) for a in alerts] == [(2.0, (0, 1))]
+    assert alerts == reference.correlate(rules, [corr], events, "t")[0]

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -73,6 +74,63 @@ def order_correlations(corrs: list[Correlation], rules: list) -> list[Correlatio
 
     for c in corrs:
         visit(c, [])
+    return _in_profiles(out, rules)
+
+
+def rule_field_map(rule: Any) -> Optional[Callable[[str], str]]:
+    """Sigma field name -> event field name for a Sigma rule loaded under a profile that renames
+    fields (as its detection was mapped: by its logsource category to S1 names, then to the
+    profile's); ``None`` when names are kept (``profile=None``, ``"sysmon"``, not a Sigma rule,
+    or a profile given as an object or file, which a rule records only by name)."""
+    extra = rule.info.extra
+    name = extra.get("profile")
+    if extra.get("format") != "sigma" or name in (None, "sysmon"):
+        return None
+    from ..mapping import PROFILES, SIGMA_TO_S1
+    from ..sigma.logsource import CATEGORY_ALIASES
+
+    profile = PROFILES.get(name)
+    if profile is None:
+        return None
+    cat = (extra.get("logsource") or {}).get("category") or ""
+    table = SIGMA_TO_S1.get(CATEGORY_ALIASES.get(cat, cat), {})
+    if name == "s1":
+        return lambda f: table.get(f, f)
+    return lambda f: profile.from_s1(table.get(f, f))
+
+
+def _in_profiles(corrs: list[Correlation], rules: list) -> list[Correlation]:
+    """The correlations with their group-by and ``field`` names mapped, per named rule, as the
+    named rule's detection was (``profile=``): the event names land in ``aliases`` (a name
+    already aliased maps its alias target). A reference to a correlation maps as that
+    correlation's first named rule does."""
+    maps: dict[str, Optional[Callable[[str], str]]] = {}
+    for r in rules:
+        fn = rule_field_map(r)
+        maps[r.id] = fn
+        if r.info.extra.get("name"):
+            maps.setdefault(r.info.extra["name"], fn)
+    for c in corrs:  # each after those it names: a chain's map is known when needed
+        fn = maps.get(c.rules[0])
+        maps.setdefault(c.id, fn)
+        if c.name:
+            maps.setdefault(c.name, fn)
+    out = []
+    for c in corrs:
+        if c.mapped or all(maps.get(ref) is None for ref in c.rules):
+            out.append(c)
+            continue
+        aliases = {k: dict(v) for k, v in c.aliases.items()}
+        for name in dict.fromkeys(c.group_by + c.field):
+            per = aliases.get(name, {})
+            for ref in c.rules:
+                fn = maps.get(ref)
+                target = per.get(ref, name)
+                if fn is not None and fn(target) != target:
+                    per[ref] = fn(target)
+            if per:
+                aliases[name] = per
+        out.append(dataclasses.replace(c, aliases=aliases, mapped=True))
     return out
 
 
@@ -102,20 +160,47 @@ class Correlator:
                 if not chunk:
                     break
                 rows, rules, _ = _events_call(prog.match_events, chunk, "RuleSet.correlate", base)
-                yield from engine.feed(base, rows, rules, len(chunk), chunk.__getitem__)
+                yield from engine.feed(base, rows, rules, len(chunk), chunk)
                 base += len(chunk)
         else:
             for base, batch, rows, rules in self.ruleset._arrow_batches(self._arrow):
-                yield from engine.feed(base, rows, rules, batch.num_rows, arrow_rows(batch, rows[engine.relevant[rules]]))
+                yield from engine.feed(base, rows, rules, batch.num_rows, arrow_rows(batch, rows[engine.relevant[rules]], engine.fields))
         yield from engine.flush()
 
 
-def arrow_rows(batch: Any, rows: np.ndarray):
-    """Row -> mapping for the given rows of a record batch (converted together, nested structs as dicts)."""
+def _column_values(arr: Any, encode: bool = True) -> list:
+    """An Arrow array's values as a list; a string column through its dictionary (one str per
+    distinct value, shared by its rows) unless ``encode`` is false (the time field)."""
+    import pyarrow as pa
+
+    if encode and arr.type in (pa.string(), pa.large_string()) and len(arr) > 64:
+        enc = arr.dictionary_encode()
+        if len(enc.dictionary) * 2 < len(arr):
+            words = np.array(enc.dictionary.to_pylist() + [None], dtype=object)
+            idx = enc.indices.fill_null(len(enc.dictionary)).to_numpy(zero_copy_only=False)
+            return words[idx].tolist()
+    return arr.to_pylist()
+
+
+def arrow_rows(batch: Any, rows: np.ndarray, fields: Optional[tuple] = None) -> Union[dict, tuple]:
+    """The given rows of a record batch for the engine: row -> mapping (converted together,
+    nested structs as dicts); or, with ``fields`` (what correlating reads) when each is one
+    column of the batch or a plain name it lacks (absent either way), just those columns:
+    ``(distinct rows, {field: list of values})``, strings decoded once per distinct value
+    (``fields[0]`` is the time field: not dictionary-encoded). A
+    dotted name that is no column (a path into a struct) converts whole rows."""
     uniq = np.unique(rows)
     if len(uniq) == 0:
-        return {}.__getitem__
+        return {}
     rows_l = uniq.tolist()
+    if fields is not None:
+        names = batch.schema.names
+        have = [f for f in fields if f in names]
+        if all(names.count(f) == 1 for f in have) and not any("." in f for f in fields if f not in names):
+            try:
+                return uniq, {f: _column_values(batch.column(f).take(uniq), encode=f != fields[0]) for f in have}
+            except (ValueError, OverflowError, ArithmeticError):
+                pass  # converted whole below, with its own fallback
     try:
         dicts = batch.take(uniq).to_pylist()
     except (ValueError, OverflowError, ArithmeticError):  # a value Python cannot hold: row by row, as text
@@ -123,4 +208,4 @@ def arrow_rows(batch: Any, rows: np.ndarray):
 
         whole = Columns(0, batch)
         dicts = [whole.row(i) for i in rows_l]
-    return dict(zip(rows_l, dicts)).__getitem__
+    return dict(zip(rows_l, dicts))

@@ -72,6 +72,8 @@ class Correlation:
     name: Optional[str] = None
     level: str = ""
     info: Any = None  # a matcher.record.RuleInfo (author, description, source, ...)
+    #: whether ``aliases`` already hold the event names of a profile (see ``order_correlations``)
+    mapped: bool = False
 
     @property
     def author(self) -> str:
