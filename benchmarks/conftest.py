@@ -19,6 +19,9 @@ from matcher.reference import evaluate
 
 # shared_data (tests/shared_data.py) says where the third-party rules live; benchmarks read them too.
 sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers import subprocesses_import_this_matcher  # noqa: E402
+
+subprocesses_import_this_matcher()
 
 SEED = 1
 

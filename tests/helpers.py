@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +14,19 @@ from matcher import reference
 from matcher.record import RuleInfo
 
 ROOT = Path(__file__).resolve().parent.parent
+
+def subprocesses_import_this_matcher() -> None:
+    """Make every subprocess a test or benchmark starts (``python -m matcher``, ``python -c``)
+    import the matcher this process imported: the installed package in CI, the source tree in a
+    development checkout. The package's folder goes first on PYTHONPATH, and PYTHONSAFEPATH
+    keeps ``-m``/``-c`` from putting the working directory (a source tree, which has no compiled
+    core unless built in place) first. Called by tests/conftest.py and benchmarks/conftest.py."""
+    import matcher
+
+    here = str(Path(matcher.__file__).resolve().parent.parent)
+    os.environ["PYTHONPATH"] = here + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
+    os.environ["PYTHONSAFEPATH"] = "1"
+
 
 #: What building an Arrow table from Python values may raise (lone surrogates, huge ints, ...).
 ARROW_BUILD_ERRORS = (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError)
