@@ -21,7 +21,7 @@ from ._files import read_rule_text
 from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
 from .compiler import compile_plan
-from .ops import EVENT_REFERENCE, REFERENCE, compile_regex, is_linear, regex_engine
+from .ops import REFERENCE, compile_regex, is_linear, regex_engine
 from .s1ql import parse, to_s1ql
 
 __all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "builtin_names"]
@@ -316,8 +316,7 @@ class RuleSet:
 
         prog = self._program
         cols = column_descriptors(batch, prog.field_names, prog.strings_field)
-        row_event = _RowMappings(batch) if prog.has_event else None
-        found = prog.match_columns(cols, batch.num_rows, row_event)
+        found = prog.match_columns(cols, batch.num_rows)
         self._report_overruns(base)
         return found
 
@@ -372,15 +371,12 @@ class RuleSet:
 
     def _build_program(self) -> "_core.Program":
         plan = compile_plan([r.ir for r in self.rules])
-        lazy, whole = plan.py_preds, plan.event_preds
+        lazy = plan.py_preds
         # Regexes only the backtracking engine runs: each value under its own budget.
         budgeted = {pid: compile_regex(v).search for pid, (op, v) in lazy.items()
                     if op is _ir.Op.REGEX and not is_linear(v)}
 
-        def py_eval(pid: int, texts: Optional[list], event: Any, _lazy=lazy, _ref=REFERENCE) -> bool:
-            if texts is None:  # a whole-event predicate
-                pred = whole[pid]
-                return EVENT_REFERENCE[pred.op](event, pred)
+        def py_eval(pid: int, texts: list, event: Any, _lazy=lazy, _ref=REFERENCE) -> bool:
             if pid in budgeted:
                 return self._budgeted(budgeted[pid], pid, texts, event)
             op, value = _lazy[pid]
@@ -524,33 +520,6 @@ def _slices(batches: list, threads: int) -> list:
         for lo in range(0, b.num_rows, size):
             out.append(b.slice(lo, size))
     return out
-
-
-class _RowMappings:
-    """Rows of an Arrow record batch as mappings (nested for struct columns), on demand.
-
-    For whole-event predicates. The first few rows asked for are converted one by one; past
-    that, the whole batch once (a rule with such a predicate often runs on most rows).
-    """
-
-    ONE_BY_ONE = 16
-
-    def __init__(self, batch: Any) -> None:
-        self.batch = batch
-        self.asked = 0
-        self.rows: Optional[list] = None
-
-    def __call__(self, i: int) -> dict:
-        if self.asked == 0:  # every column is read: check them all, once
-            from ._arrow import check_whole
-
-            check_whole(self.batch)
-        if self.rows is None:
-            self.asked += 1
-            if self.asked <= self.ONE_BY_ONE:
-                return self.batch.slice(i, 1).to_pylist()[0]
-            self.rows = self.batch.to_pylist()
-        return self.rows[i]
 
 
 def _regex_scope(regex: Optional[str]) -> Any:

@@ -43,11 +43,11 @@ except ImportError:  # pragma: no cover - Python 3.10
 from .ir import EVENT_OPS, PRESENCE_GUARDED, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
 from .ops import fold, is_linear, network
 
-__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "FREF", "EVERY_STRING", "encode"]
+__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "FREF", "EVERY_STRING", "encode"]
 
-# Predicate kinds (must match src/_core.pyx). EVENT: a whole-event predicate (ir.EVENT_OPS),
-# decided in Python from the event mapping; it belongs to no field (pred_field -1).
-TABLE, GLOB, PY, EVENT, FREF = 0, 1, 2, 3, 4
+# Predicate kinds (must match src/_core.pyx). Every whole-event operator (ir.EVENT_OPS) runs in
+# the core: fieldrefs as FREF, keywords as table/GLOB predicates of the pseudo-field EVERY_STRING.
+TABLE, GLOB, PY, FREF = 0, 1, 2, 3
 # Node kinds.
 N_PRED, N_AND, N_OR, N_NOT, N_ANY = 0, 1, 2, 3, 4
 #: ORs of at least this many table predicates become one group flag (N_ANY).
@@ -110,7 +110,6 @@ class Plan:
     groups: list[list[int]]  # N_ANY node arg -> table preds (an OR of them)
     globs: dict[int, list[int]]  # pred -> glob tokens
     py_preds: dict[int, tuple[Op, str]]  # pred -> (op, literal) for regex/comparisons
-    event_preds: dict[int, Pred]  # pred -> the whole-event predicate (ir.EVENT_OPS)
     min_len: dict[int, int]  # lazy pred -> fewest characters a value must have to match it
     runs: dict[int, tuple[bytes, int]]  # regex pred -> (byte class bitmap, k): see regex_run
     node_kind: list[int]
@@ -500,7 +499,6 @@ class _Builder:
         self.pred_est: list[float] = []
         self.globs: dict[int, list[int]] = {}
         self.py_preds: dict[int, tuple[Op, str]] = {}
-        self.event_preds: dict[int, Pred] = {}
         self.fieldrefs: dict[int, tuple[int, int]] = {}
         self.min_len: dict[int, int] = {}
         self.runs: dict[int, tuple[bytes, int]] = {}
@@ -551,15 +549,8 @@ class _Builder:
             self.pred_est.append(min(0.05, self._any_est([guard_id])))
             self.fieldrefs[pid] = (self.field_id(p.value), FIELDREF_CODE[op])
             return pid
-        if op in EVENT_OPS:  # no field, no guard: evaluated whenever its rule is
-            pid = self.pred_ids[key] = len(self.preds)
-            self.preds.append(p)
-            self.pred_field.append(-1)
-            self.pred_kind.append(EVENT)
-            self.guards.append([])
-            self.pred_est.append(0.05)
-            self.event_preds[pid] = p
-            return pid
+        if op in EVENT_OPS:  # KEYWORD is lowered to EVERY_STRING before it gets here
+            raise AssertionError(f"whole-event operator {op} reached the predicate table")
         fid = self.field_id(p.field)
         fp = self.fields[fid]
         guard: list[int] = []
@@ -641,8 +632,6 @@ class _Builder:
                     self.expanding.discard(pid)
             idx = self._emit(N_PRED, pid, 0)
             kind = self.pred_kind[pid]
-            if kind == EVENT:  # no table predicate announces it: its rule is always evaluated
-                return idx, self.pred_est[pid], None
             trig = self.pred_trigger.get(pid)
             if trig is None:
                 trig = self.pred_trigger[pid] = self.trigger((pid,) if kind == TABLE else self.guards[pid])
@@ -767,7 +756,6 @@ def compile_plan(rules: list[Node]) -> Plan:
         groups=b.groups,
         globs=b.globs,
         py_preds=b.py_preds,
-        event_preds=b.event_preds,
         min_len=b.min_len,
         runs=b.runs,
         node_kind=b.node_kind,

@@ -52,6 +52,7 @@ cdef extern from *:
     #define MATCHER_DICT_KEYS(d) ((const void*)((PyDictObject*)(d))->ma_keys)
     """
     void MATCHER_PREFETCH(const void* p) nogil
+    int MATCHER_CTZ "__builtin_ctzll"(uint64_t x) nogil
     const void* MATCHER_DICT_KEYS(PyObject* d) nogil
 
 cdef extern from "Python.h":
@@ -85,8 +86,7 @@ CYTHON_CORE = 1
 DEF K_TABLE = 0
 DEF K_GLOB = 1
 DEF K_PY = 2
-DEF K_EVENT = 3
-DEF K_FREF = 4
+DEF K_FREF = 3
 DEF N_PRED = 0
 DEF N_AND = 1
 DEF N_OR = 2
@@ -94,7 +94,7 @@ DEF N_NOT = 3
 DEF N_ANY = 4
 DEF G_ANY = -1
 DEF G_ONE = -2
-KINDS = (K_TABLE, K_GLOB, K_PY, K_EVENT, K_FREF)
+KINDS = (K_TABLE, K_GLOB, K_PY, K_FREF)
 NODES = (N_PRED, N_AND, N_OR, N_NOT, N_ANY)
 GLOB_TOKENS = (G_ANY, G_ONE)
 
@@ -105,7 +105,9 @@ DEF V_UCS1 = 2    # str data, 1/2/4 bytes per code point
 DEF V_UCS2 = 3
 DEF V_UCS4 = 4
 
-DEF CHUNK = 512
+DEF CHUNK = 512   # rows of mappings gathered (and matched) at a time
+DEF BLOCK = 1024  # rows matched at a time (one bit each in a block bitmap)
+DEF BW = 16       # words of a block bitmap: BLOCK // 64
 # Units: the tables of one field, each processed at most once per row, and only when needed.
 DEF U_PRESENCE = 0
 DEF U_EQ = 1
@@ -685,24 +687,46 @@ cdef class Program
 # ---------------------------------------------------------------------------------------------
 
 cdef class State:
+    # Block bitmaps: one bit per row of the block (BW words per bitmap). Each family has a
+    # touched flag and list per id, so a block clears only what it set.
+    cdef int cur               # the block row that fire() marks (set by process_unit)
+    cdef int nw                # words in use: (rows of the block + 63) // 64
+    cdef uint64_t* pbits       # [pred * BW]: predicate fired in row
+    cdef uint8_t* ptouched
+    cdef int32_t* plist
+    cdef int32_t nplist
+    cdef uint64_t* gbits       # [group * BW]: OR-group has a fired member in row
+    cdef uint8_t* gtouched
+    cdef int32_t* glist
+    cdef int32_t nglist
+    cdef uint64_t* ubits       # [(field * NUNITS + unit) * BW]: unit processed in row
+    cdef uint8_t* utouched
+    cdef int32_t* ulist
+    cdef int32_t nulist
+    cdef uint64_t* lzdone      # [pred * BW]: lazy predicate evaluated in row
+    cdef uint64_t* lzval       # ... and its value
+    cdef uint8_t* lztouched
+    cdef int32_t* lzlist
+    cdef int32_t nlzlist
+    cdef uint64_t* rbits       # [rule * BW]: candidate rows of a rule, then its matching rows
+    cdef uint8_t* rtouched
+    cdef int32_t* rlist
+    cdef int32_t nrlist
+    cdef int32_t* hits         # rules with a match in the block, in rule order
+    # Dictionary memo (stage 1 on dictionary-encoded columns): fire() logs what it fires.
+    cdef bint logging
+    cdef int32_t* log
+    cdef Py_ssize_t nlog, log_cap
+    # Folded values of the block: fold_ep[row * nfields + f] == epoch when folded, then the
+    # row's values of f are fv_off/fv_len[ffirst[...] + k], bytes in buf.
     cdef uint32_t epoch
-    cdef uint32_t* pred_ep     # pred fired in this row when == epoch
-    cdef uint32_t* unit_ep     # [field * NUNITS + unit] processed in this row when == epoch
-    cdef uint32_t* fold_ep     # field folded in this row when == epoch
-    cdef uint32_t* rule_ep     # rule already a candidate in this row when == epoch
-    cdef uint32_t* group_ep    # OR-group has a fired member in this row when == epoch
-    cdef uint32_t* lazy_ep     # lazy predicate evaluated in this row when == epoch
-    cdef uint8_t* lazy_val     # ... and its value
-    cdef int32_t* fired        # predicates fired in this row (each once)
-    cdef int32_t nfired
-    cdef int32_t* cand         # candidate rules, this row
-    cdef int32_t* hits         # matching rules, this row
-    cdef int32_t* ffirst       # per field: first folded value in fv_off/fv_len, this row
+    cdef uint32_t* fold_ep
+    cdef int32_t* ffirst
     cdef int32_t nfv
-    cdef Py_ssize_t* fv_off    # folded values of this row: offset in buf
-    cdef Py_ssize_t* fv_len    # ... and length
+    cdef Py_ssize_t* fv_off
+    cdef Py_ssize_t* fv_len
     cdef int32_t fv_cap
-    cdef uint8_t* buf          # folded bytes of this row
+    cdef uint8_t* buf
     cdef Py_ssize_t buf_len, buf_cap
     # Row source 1, gathered values (mappings): CHUNK rows x nfields.
     cdef int32_t* vstart       # [row * nfields + f]: first value in vals
@@ -715,8 +739,8 @@ cdef class State:
     # a callback, another thread while the GIL is released) cannot free what the core reads.
     cdef PyObject** rowobj     # [row]: the mapping of each gathered row (owned)
     cdef int nrows             # rows of rowobj that hold a reference
-    cdef object row_event      # columnar calls: callable(row index) -> the row as a mapping
-    cdef int64_t base          # index of the first row of the rows being matched
+    cdef int64_t base          # index (in the call's output) of the block's first row
+    cdef int64_t row0          # columns: index of the block's first row in the columns
     # Row source 2, columns read in place (Arrow string columns).
     cdef bint direct
     cdef Col* cols             # [nfields]
@@ -729,22 +753,33 @@ cdef class State:
 
     def __cinit__(self, Program prog):
         cdef Py_ssize_t P = max(prog.npred, 1), R = max(prog.nrules, 1), F = max(prog.nfields, 1)
+        cdef Py_ssize_t G = max(prog.ngroups, 1), U = F * NUNITS
         self.epoch = 0
-        self.pred_ep = <uint32_t*>calloc(P, sizeof(uint32_t))
-        self.unit_ep = <uint32_t*>calloc(F * NUNITS, sizeof(uint32_t))
-        self.fold_ep = <uint32_t*>calloc(F, sizeof(uint32_t))
-        self.rule_ep = <uint32_t*>calloc(R, sizeof(uint32_t))
-        self.lazy_ep = <uint32_t*>calloc(P, sizeof(uint32_t))
-        self.group_ep = <uint32_t*>calloc(max(prog.ngroups, 1), sizeof(uint32_t))
-        self.lazy_val = <uint8_t*>calloc(P, 1)
-        self.fired = <int32_t*>malloc(P * sizeof(int32_t))
-        self.cand = <int32_t*>malloc(R * sizeof(int32_t))
+        self.pbits = <uint64_t*>calloc(P * BW, sizeof(uint64_t))
+        self.ptouched = <uint8_t*>calloc(P, 1)
+        self.plist = <int32_t*>malloc(P * sizeof(int32_t))
+        self.gbits = <uint64_t*>calloc(G * BW, sizeof(uint64_t))
+        self.gtouched = <uint8_t*>calloc(G, 1)
+        self.glist = <int32_t*>malloc(G * sizeof(int32_t))
+        self.ubits = <uint64_t*>calloc(U * BW, sizeof(uint64_t))
+        self.utouched = <uint8_t*>calloc(U, 1)
+        self.ulist = <int32_t*>malloc(U * sizeof(int32_t))
+        self.lzdone = <uint64_t*>calloc(P * BW, sizeof(uint64_t))
+        self.lzval = <uint64_t*>calloc(P * BW, sizeof(uint64_t))
+        self.lztouched = <uint8_t*>calloc(P, 1)
+        self.lzlist = <int32_t*>malloc(P * sizeof(int32_t))
+        self.rbits = <uint64_t*>calloc(R * BW, sizeof(uint64_t))
+        self.rtouched = <uint8_t*>calloc(R, 1)
+        self.rlist = <int32_t*>malloc(R * sizeof(int32_t))
         self.hits = <int32_t*>malloc(R * sizeof(int32_t))
-        self.ffirst = <int32_t*>malloc(F * sizeof(int32_t))
-        self.fv_cap = 64
+        self.log_cap = 1024
+        self.log = <int32_t*>malloc(self.log_cap * sizeof(int32_t))
+        self.fold_ep = <uint32_t*>calloc(BLOCK * F, sizeof(uint32_t))
+        self.ffirst = <int32_t*>malloc(BLOCK * F * sizeof(int32_t))
+        self.fv_cap = 256
         self.fv_off = <Py_ssize_t*>malloc(self.fv_cap * sizeof(Py_ssize_t))
         self.fv_len = <Py_ssize_t*>malloc(self.fv_cap * sizeof(Py_ssize_t))
-        self.buf_cap = 4096
+        self.buf_cap = 16384
         self.buf = <uint8_t*>malloc(self.buf_cap)
         self.vstart = <int32_t*>malloc(CHUNK * F * sizeof(int32_t))
         self.vcount = <int32_t*>malloc(CHUNK * F * sizeof(int32_t))
@@ -758,33 +793,89 @@ cdef class State:
         self.out_row = <int64_t*>malloc(self.out_cap * sizeof(int64_t))
         self.out_rule = <int32_t*>malloc(self.out_cap * sizeof(int32_t))
         self.nrows = 0
-        if not (self.group_ep and self.pred_ep and self.unit_ep and self.fold_ep and self.rule_ep and self.lazy_ep
-                and self.lazy_val and self.fired and self.cand and self.hits and self.ffirst
+        if not (self.pbits and self.ptouched and self.plist and self.gbits and self.gtouched and self.glist
+                and self.ubits and self.utouched and self.ulist and self.lzdone and self.lzval
+                and self.lztouched and self.lzlist and self.rbits and self.rtouched and self.rlist
+                and self.hits and self.log and self.fold_ep and self.ffirst
                 and self.fv_off and self.fv_len and self.buf and self.vstart and self.vcount
                 and self.vals and self.rowobj and self.cols and self.one and self.out_row and self.out_rule):
             raise MemoryError()
 
     def __dealloc__(self):
         self.release_chunk()
-        free(self.pred_ep); free(self.unit_ep); free(self.fold_ep); free(self.rule_ep)
-        free(self.lazy_ep); free(self.group_ep); free(self.lazy_val); free(self.fired); free(self.cand); free(self.hits)
-        free(self.ffirst); free(self.fv_off); free(self.fv_len); free(self.buf); free(self.vstart)
+        free(self.pbits); free(self.ptouched); free(self.plist); free(self.gbits); free(self.gtouched)
+        free(self.glist); free(self.ubits); free(self.utouched); free(self.ulist); free(self.lzdone)
+        free(self.lzval); free(self.lztouched); free(self.lzlist); free(self.rbits); free(self.rtouched)
+        free(self.rlist); free(self.hits); free(self.log); free(self.fold_ep); free(self.ffirst)
+        free(self.fv_off); free(self.fv_len); free(self.buf); free(self.vstart)
         free(self.vcount); free(self.vals); free(self.rowobj); free(self.cols); free(self.one); free(self.out_row)
         free(self.out_rule)
 
-    cdef void next_epoch(self, Program prog) noexcept nogil:
+    cdef void clear_block(self, Program prog) noexcept nogil:
+        """Forget the last block: zero the bitmaps it set, give its folded values back."""
+        cdef Py_ssize_t i, k
+        for i in range(self.nplist):
+            k = self.plist[i]
+            memset(&self.pbits[k * BW], 0, BW * sizeof(uint64_t))
+            self.ptouched[k] = 0
+        for i in range(self.nglist):
+            k = self.glist[i]
+            memset(&self.gbits[k * BW], 0, BW * sizeof(uint64_t))
+            self.gtouched[k] = 0
+        for i in range(self.nulist):
+            k = self.ulist[i]
+            memset(&self.ubits[k * BW], 0, BW * sizeof(uint64_t))
+            self.utouched[k] = 0
+        for i in range(self.nlzlist):
+            k = self.lzlist[i]
+            memset(&self.lzdone[k * BW], 0, BW * sizeof(uint64_t))
+            memset(&self.lzval[k * BW], 0, BW * sizeof(uint64_t))
+            self.lztouched[k] = 0
+        for i in range(self.nrlist):
+            k = self.rlist[i]
+            memset(&self.rbits[k * BW], 0, BW * sizeof(uint64_t))
+            self.rtouched[k] = 0
+        self.nplist = self.nglist = self.nulist = self.nlzlist = self.nrlist = 0
         self.epoch += 1
-        if self.epoch == 0:  # wrapped: clear the stamps once every 2**32 rows
-            memset(self.pred_ep, 0, max(prog.npred, 1) * sizeof(uint32_t))
-            memset(self.unit_ep, 0, max(prog.nfields, 1) * NUNITS * sizeof(uint32_t))
-            memset(self.fold_ep, 0, max(prog.nfields, 1) * sizeof(uint32_t))
-            memset(self.rule_ep, 0, max(prog.nrules, 1) * sizeof(uint32_t))
-            memset(self.lazy_ep, 0, max(prog.npred, 1) * sizeof(uint32_t))
-            memset(self.group_ep, 0, max(prog.ngroups, 1) * sizeof(uint32_t))
+        if self.epoch == 0:  # wrapped: clear the stamps once every 2**32 blocks
+            memset(self.fold_ep, 0, BLOCK * max(prog.nfields, 1) * sizeof(uint32_t))
             self.epoch = 1
-        self.nfired = 0
         self.nfv = 0
         self.buf_len = 0
+
+    cdef inline uint64_t* ubits_of(self, int32_t unit) noexcept nogil:
+        if not self.utouched[unit]:
+            self.utouched[unit] = 1
+            self.ulist[self.nulist] = unit
+            self.nulist += 1
+        return &self.ubits[<Py_ssize_t>unit * BW]
+
+    cdef inline uint64_t* rbits_of(self, int32_t rule) noexcept nogil:
+        if not self.rtouched[rule]:
+            self.rtouched[rule] = 1
+            self.rlist[self.nrlist] = rule
+            self.nrlist += 1
+        return &self.rbits[<Py_ssize_t>rule * BW]
+
+    cdef inline void lz_touch(self, int32_t p) noexcept nogil:
+        if not self.lztouched[p]:
+            self.lztouched[p] = 1
+            self.lzlist[self.nlzlist] = p
+            self.nlzlist += 1
+
+    cdef int log_reserve(self, Py_ssize_t extra) except -1 nogil:
+        """Room for extra more entries in the fire log."""
+        cdef int32_t* l2
+        cdef Py_ssize_t cap
+        if self.nlog + extra > self.log_cap:
+            cap = max(2 * self.log_cap, self.nlog + extra)
+            l2 = <int32_t*>realloc(self.log, cap * sizeof(int32_t))
+            if not l2:
+                with gil:
+                    raise MemoryError()
+            self.log = l2
+            self.log_cap = cap
+        return 0
 
     cdef int add_val(self, const void* data, Py_ssize_t n, int kind, PyObject* raw) except -1:
         cdef Val* nv
@@ -874,15 +965,16 @@ cdef class State:
     cdef void reset(self) noexcept:
         """Forget the last call's rows and output; give back memory grown by a huge value."""
         cdef uint8_t* b2
-        if self.buf_cap > (1 << 20):
-            b2 = <uint8_t*>realloc(self.buf, 4096)
+        if self.buf_cap > (1 << 22):
+            b2 = <uint8_t*>realloc(self.buf, 16384)
             if b2:
                 self.buf = b2
-                self.buf_cap = 4096
+                self.buf_cap = 16384
         self.release_chunk()
-        self.row_event = None
         self.nout = 0
         self.direct = False
+        self.logging = False
+        self.nlog = 0
         memset(self.cols, 0, self.nfields_cap * sizeof(Col))  # never read a past call's buffers
 
 
@@ -958,7 +1050,6 @@ cdef class Program:
     cdef int32_t* gunit_start    # CSR: group -> units (field * NUNITS + unit) of its members
     cdef int32_t* gunits
     cdef readonly int ngroups
-    cdef readonly bint has_event   # some predicate is a whole-event one (K_EVENT)
     cdef int32_t** glob_tok
     cdef int32_t* glob_len
     cdef int32_t* min_len        # lazy preds: a value with fewer characters cannot match
@@ -981,9 +1072,8 @@ cdef class Program:
     cdef readonly int strings_field  # the field of every str value of an event (Sigma keywords), -1: none
     cdef PyObject** fname        # the field names (borrowed from field_names, for fast lookups)
     cdef tuple field_dotted      # per field: tuple of path parts when the name has a '.', else None
-    cdef object py_eval          # callable(pred id, texts, event) -> bool: K_PY predicates get
-                                 # the field's texts and, as event, the row's index in the call
-                                 # (to name it in reports); K_EVENT ones texts None and the mapping
+    cdef object py_eval          # callable(pred id, texts, row) -> bool: K_PY predicates get the
+                                 # field's texts and the row's index in the call (for reports)
     cdef object data_error       # callable(message, field name) -> exception: bad column buffers
     cdef list pool
 
@@ -1054,7 +1144,6 @@ cdef class Program:
         self.pred_kind = <uint8_t*>malloc(max(self.npred, 1))
         for i in range(self.npred):
             self.pred_kind[i] = plan.pred_kind[i]
-        self.has_event = K_EVENT in plan.pred_kind
         self.fref_field = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
         self.fref_op = <uint8_t*>calloc(max(self.npred, 1), 1)
         if not (self.fref_field and self.fref_op):
@@ -1292,17 +1381,17 @@ cdef class Program:
             out[0] = &st.vals[st.vstart[i]]
             return st.vcount[i]
         out[0] = &st.one[f]
-        return col_value(&st.cols[f], row, &st.one[f])
+        return col_value(&st.cols[f], st.row0 + row, &st.one[f])
 
     cdef int ensure_fold(self, State st, int64_t row, int f) except -1 nogil:
-        """Fold every value of field f once for this row (the buffered, exact path)."""
+        """Fold every value of field f once for this row of the block (the buffered, exact path)."""
         cdef const Val* vs
         cdef int32_t k, cnt
-        cdef Py_ssize_t n
-        if st.fold_ep[f] == st.epoch:
+        cdef Py_ssize_t n, i = row * self.nfields + f
+        if st.fold_ep[i] == st.epoch:
             return 0
-        st.fold_ep[f] = st.epoch
-        st.ffirst[f] = st.nfv
+        st.fold_ep[i] = st.epoch
+        st.ffirst[i] = st.nfv
         cnt = self.values(st, row, f, &vs)
         for k in range(cnt):
             st.reserve((4 * vs[k].n + 4) if vs[k].kind != V_UTF8 else (2 * vs[k].n + 4))
@@ -1324,13 +1413,28 @@ cdef class Program:
         return 0
 
     cdef inline void fire(self, State st, int32_t p) noexcept nogil:
-        cdef int32_t j
-        if st.pred_ep[p] != st.epoch:
-            st.pred_ep[p] = st.epoch
-            st.fired[st.nfired] = p
-            st.nfired += 1
-            for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
-                st.group_ep[self.pgroup_ids[j]] = st.epoch
+        """Predicate p holds in row st.cur: set its bit (and its OR-groups' bits)."""
+        cdef int32_t j, g
+        cdef uint64_t bit = (<uint64_t>1) << (st.cur & 63)
+        cdef Py_ssize_t w = st.cur >> 6
+        cdef uint64_t* pb = &st.pbits[<Py_ssize_t>p * BW + w]
+        if pb[0] & bit:
+            return
+        if not st.ptouched[p]:
+            st.ptouched[p] = 1
+            st.plist[st.nplist] = p
+            st.nplist += 1
+        pb[0] |= bit
+        for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
+            g = self.pgroup_ids[j]
+            if not st.gtouched[g]:
+                st.gtouched[g] = 1
+                st.glist[st.nglist] = g
+                st.nglist += 1
+            st.gbits[<Py_ssize_t>g * BW + w] |= bit
+        if st.logging:  # room was reserved (State.log_reserve)
+            st.log[st.nlog] = p
+            st.nlog += 1
 
     # The scans below run one unit over one value. With ci (case-insensitive) set they read the
     # raw bytes of a value and lower ASCII on the fly, and return False as soon as they meet a
@@ -1400,7 +1504,7 @@ cdef class Program:
     cdef inline void ac_report(self, State st, const AC* a, int32_t q) noexcept nogil:
         """Fire the output closure of accepting index q (its own preds and its dictionary chain's)."""
         cdef int32_t j, k = a.key[q]
-        if k >= 0 and st.pred_ep[k] == st.epoch:
+        if k >= 0 and (st.pbits[<Py_ssize_t>k * BW + (st.cur >> 6)] >> (st.cur & 63)) & 1:
             return  # this closure already fired during this event
         for j in range(a.out_start[q], a.out_start[q + 1]):
             self.fire(st, a.out_preds[j])
@@ -1484,7 +1588,8 @@ cdef class Program:
         cdef const Val* vs
         cdef int32_t k, cnt, fv
         cdef int kind
-        st.unit_ep[f * NUNITS + u] = st.epoch
+        st.ubits_of(f * NUNITS + u)[row >> 6] |= (<uint64_t>1) << (row & 63)
+        st.cur = <int>row
         cnt = self.values(st, row, f, &vs)
         if u == U_PRESENCE:
             if cnt > 0 and fl.exists >= 0:
@@ -1504,13 +1609,26 @@ cdef class Program:
                     st, u, fl, <const uint8_t*>vs[k].data, vs[k].n, True, kind == V_ASCII):
                 continue
             self.ensure_fold(st, row, f)
-            fv = st.ffirst[f] + k
+            fv = st.ffirst[row * self.nfields + f] + k
             self.run_unit(st, u, fl, st.buf + st.fv_off[fv], st.fv_len[fv], False, False)
         return 0
 
     cdef inline int ensure_unit(self, State st, int64_t row, int32_t unit) except -1 nogil:
-        if st.unit_ep[unit] != st.epoch:
+        """Run a unit over one row of the block unless it ran there already."""
+        if not (st.ubits[<Py_ssize_t>unit * BW + (row >> 6)] >> (row & 63)) & 1:
             self.process_unit(st, row, unit // NUNITS, unit % NUNITS)
+        return 0
+
+    cdef int ensure_unit_mask(self, State st, int32_t unit, const uint64_t* m) except -1 nogil:
+        """Run a unit over the rows of mask m where it has not run yet."""
+        cdef const uint64_t* done = &st.ubits[<Py_ssize_t>unit * BW]
+        cdef int w
+        cdef uint64_t x
+        for w in range(st.nw):
+            x = m[w] & ~done[w]
+            while x:
+                self.process_unit(st, (w << 6) | MATCHER_CTZ(x), unit // NUNITS, unit % NUNITS)
+                x &= x - 1
         return 0
 
     cdef inline bint has_run(self, int32_t p, const Val* v) noexcept nogil:
@@ -1548,11 +1666,11 @@ cdef class Program:
         self.ensure_fold(st, row, g)
         nb = self.values(st, row, g, &vs)
         for i in range(na):
-            a = st.buf + st.fv_off[st.ffirst[f] + i]
-            la = st.fv_len[st.ffirst[f] + i]
+            a = st.buf + st.fv_off[st.ffirst[row * self.nfields + f] + i]
+            la = st.fv_len[st.ffirst[row * self.nfields + f] + i]
             for j in range(nb):
-                b = st.buf + st.fv_off[st.ffirst[g] + j]
-                lb = st.fv_len[st.ffirst[g] + j]
+                b = st.buf + st.fv_off[st.ffirst[row * self.nfields + g] + j]
+                lb = st.fv_len[st.ffirst[row * self.nfields + g] + j]
                 if op == 0:
                     if la == lb and memcmp(a, b, la) == 0:
                         return 1
@@ -1568,34 +1686,30 @@ cdef class Program:
         return 0
 
     cdef int eval_lazy(self, State st, int64_t row, int32_t p) except -1 nogil:
+        """A lazy predicate on one row of the block (memoised in the lazy bitmaps)."""
         cdef int32_t f = self.pred_field[p], g, j
         cdef int32_t k, cnt
         cdef int result = 0
         cdef bint open_ = self.guard_start[p] == self.guard_start[p + 1]  # no guard: always open
         cdef const Val* vs
-        if st.lazy_ep[p] == st.epoch:
-            return st.lazy_val[p]
+        cdef Py_ssize_t w = <Py_ssize_t>p * BW + (row >> 6)
+        cdef uint64_t bit = (<uint64_t>1) << (row & 63)
+        if st.lzdone[w] & bit:
+            return (st.lzval[w] & bit) != 0
         for j in range(self.guard_start[p], self.guard_start[p + 1]):
             g = self.guard_preds[j]
             self.ensure_unit(st, row, self.pred_field[g] * NUNITS + self.pred_unit[g])
-            if st.pred_ep[g] == st.epoch:
+            if (st.pbits[<Py_ssize_t>g * BW + (row >> 6)] >> (row & 63)) & 1:
                 open_ = True
                 break
-        if open_ and self.pred_kind[p] == K_EVENT:
-            with gil:
-                if st.row_event is not None:
-                    ev = st.row_event(st.base + row)
-                else:
-                    ev = <object>st.rowobj[row]
-                result = 1 if self.py_eval(p, None, ev) else 0
-        elif open_ and self.pred_kind[p] == K_FREF:
+        if open_ and self.pred_kind[p] == K_FREF:
             result = self.fieldref(st, row, p)
         elif open_ and self.pred_kind[p] == K_GLOB:
             self.ensure_fold(st, row, f)
             cnt = self.values(st, row, f, &vs)
             for k in range(cnt):
-                if glob_match(self.glob_tok[p], self.glob_len[p],
-                              st.buf + st.fv_off[st.ffirst[f] + k], st.fv_len[st.ffirst[f] + k]):
+                j = st.ffirst[row * self.nfields + f] + k
+                if glob_match(self.glob_tok[p], self.glob_len[p], st.buf + st.fv_off[j], st.fv_len[j]):
                     result = 1
                     break
         elif open_:
@@ -1604,90 +1718,187 @@ cdef class Program:
             # characters: values shorter than the regex's shortest match need no Python.
             for k in range(cnt):
                 if vs[k].n >= self.min_len[p] and self.has_run(p, &vs[k]):
-                    with gil:
-                        texts = []
-                        for k in range(cnt):
-                            if vs[k].raw != NULL:
-                                texts.append(<object>vs[k].raw)
-                            else:
-                                texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
-                        result = 1 if self.py_eval(p, texts, st.base + row) else 0
+                    result = self.call_py(st, row, p, vs, cnt)
                     break
-        st.lazy_ep[p] = st.epoch
-        st.lazy_val[p] = result
+        st.lz_touch(p)
+        st.lzdone[w] |= bit
+        if result:
+            st.lzval[w] |= bit
         return result
 
-    cdef int eval_node(self, State st, int64_t row, int32_t node) except -1 nogil:
+    cdef int call_py(self, State st, int64_t row, int32_t p, const Val* vs, int32_t cnt) except -1 nogil:
+        """The Python callback of a regex or comparison over the field's texts (with the GIL)."""
+        cdef int32_t k
+        with gil:
+            texts = []
+            for k in range(cnt):
+                if vs[k].raw != NULL:
+                    texts.append(<object>vs[k].raw)
+                else:
+                    texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
+            return 1 if self.py_eval(p, texts, st.base + row) else 0
+
+    cdef int lazy_mask(self, State st, int32_t p, const uint64_t* m) except -1 nogil:
+        """Evaluate lazy predicate p on the rows of mask m where it has not been evaluated."""
+        cdef const uint64_t* done = &st.lzdone[<Py_ssize_t>p * BW]
+        cdef int w
+        cdef uint64_t x
+        for w in range(st.nw):
+            x = m[w] & ~done[w]
+            while x:
+                self.eval_lazy(st, (w << 6) | MATCHER_CTZ(x), p)
+                x &= x - 1
+        return 0
+
+    cdef int eval_mask(self, State st, int32_t node, const uint64_t* m, uint64_t* out) except -1 nogil:
+        """Stage 2: out = the rows of mask m where node holds (bitmap operations over the block).
+
+        Tables and lazy predicates a node needs run only on the rows of m where they have not
+        run yet, so a rule costs nothing on rows none of its triggers fired on."""
         cdef uint8_t kind = self.node_kind[node]
-        cdef int32_t p, k, start, cnt, f
-        cdef int r
+        cdef int32_t p, k, start, cnt, unit
+        cdef int w, nw = st.nw
+        cdef uint64_t a[BW]
+        cdef uint64_t t[BW]
+        cdef uint64_t any_ = 0
+        cdef const uint64_t* src
+        for w in range(nw):
+            any_ |= m[w]
+        if not any_:
+            memset(out, 0, nw * sizeof(uint64_t))
+            return 0
         if kind == N_PRED:
             p = self.node_arg[node]
             if self.pred_kind[p] != K_TABLE:
-                return self.eval_lazy(st, row, p)
-            f = self.pred_field[p]
-            if st.unit_ep[f * NUNITS + self.pred_unit[p]] != st.epoch:
-                self.process_unit(st, row, f, self.pred_unit[p])
-            return st.pred_ep[p] == st.epoch
+                self.lazy_mask(st, p, m)
+                src = &st.lzval[<Py_ssize_t>p * BW]
+            else:
+                unit = self.pred_field[p] * NUNITS + self.pred_unit[p]
+                self.ensure_unit_mask(st, unit, m)
+                src = &st.pbits[<Py_ssize_t>p * BW]
+            for w in range(nw):
+                out[w] = m[w] & src[w]
+            return 0
         start = self.node_arg[node]
         cnt = self.node_count[node]
         if kind == N_ANY:
             for k in range(self.gunit_start[start], self.gunit_start[start + 1]):
-                self.ensure_unit(st, row, self.gunits[k])
-            return st.group_ep[start] == st.epoch
-        if kind == N_AND:
-            for k in range(cnt):
-                r = self.eval_node(st, row, self.kids[start + k])
-                if r == 0:
-                    return 0
-            return 1
-        if kind == N_OR:
-            for k in range(cnt):
-                r = self.eval_node(st, row, self.kids[start + k])
-                if r == 1:
-                    return 1
+                self.ensure_unit_mask(st, self.gunits[k], m)
+            src = &st.gbits[<Py_ssize_t>start * BW]
+            for w in range(nw):
+                out[w] = m[w] & src[w]
             return 0
-        r = self.eval_node(st, row, self.kids[start])
-        return 1 - r
+        if kind == N_AND:
+            memcpy(a, m, nw * sizeof(uint64_t))
+            for k in range(cnt):
+                self.eval_mask(st, self.kids[start + k], a, t)
+                any_ = 0
+                for w in range(nw):
+                    a[w] = t[w]
+                    any_ |= t[w]
+                if not any_:
+                    break
+            memcpy(out, a, nw * sizeof(uint64_t))
+            return 0
+        if kind == N_OR:
+            memcpy(a, m, nw * sizeof(uint64_t))  # the rows not yet known to hold
+            memset(out, 0, nw * sizeof(uint64_t))
+            for k in range(cnt):
+                self.eval_mask(st, self.kids[start + k], a, t)
+                any_ = 0
+                for w in range(nw):
+                    out[w] |= t[w]
+                    a[w] &= ~t[w]
+                    any_ |= a[w]
+                if not any_:
+                    break
+            return 0
+        self.eval_mask(st, self.kids[start], m, t)
+        for w in range(nw):
+            out[w] = m[w] & ~t[w]
+        return 0
 
-    cdef int match_row(self, State st, int64_t row, int64_t out_index) except -1 nogil:
-        cdef int32_t i, j, p, r, k, ncand = 0, nhits = 0, unit
-        st.next_epoch(self)
+    cdef int match_block(self, State st, int nrows) except -1 nogil:
+        """Match rows 0 .. nrows - 1 of the block (nrows <= BLOCK): stage 1 runs every
+        eager unit down the block one unit at a time; the rows where a rule's triggers fired
+        become its candidate mask; stage 2 evaluates each candidate rule as bitmap operations
+        over that mask. Matches go out in row order, then rule order."""
+        cdef int32_t i, j, p, r, unit, nhits = 0
+        cdef int w, nw
+        cdef int64_t row
+        cdef uint64_t full[BW]
+        cdef uint64_t res[BW]
+        cdef uint64_t hit_rows[BW]
+        cdef uint64_t x
+        cdef uint64_t* rb
+        cdef const uint64_t* pb
+        st.clear_block(self)
+        nw = st.nw = (nrows + 63) >> 6
+        for w in range(nw):
+            full[w] = ~(<uint64_t>0)
+            hit_rows[w] = 0
+        if nrows & 63:
+            full[nw - 1] = ((<uint64_t>1) << (nrows & 63)) - 1
+        # Stage 1: the tables holding trigger predicates, a unit at a time down the block.
         for i in range(self.neager):
-            self.ensure_unit(st, row, self.eager[i])
-        for i in range(st.nfired):
-            p = st.fired[i]
+            unit = self.eager[i]
+            self.run_eager(st, unit, nrows)
+        # Candidates: the rows where one of a rule's triggers fired.
+        for i in range(st.nplist):
+            p = st.plist[i]
+            if self.trig_start[p] == self.trig_start[p + 1]:
+                continue
+            pb = &st.pbits[<Py_ssize_t>p * BW]
             for j in range(self.trig_start[p], self.trig_start[p + 1]):
-                r = self.trig_rules[j]
-                if st.rule_ep[r] != st.epoch:
-                    st.rule_ep[r] = st.epoch
-                    st.cand[ncand] = r
-                    ncand += 1
+                rb = st.rbits_of(self.trig_rules[j])
+                for w in range(nw):
+                    rb[w] |= pb[w]
         for i in range(self.nalways):
-            r = self.always[i]
-            if st.rule_ep[r] != st.epoch:
-                st.rule_ep[r] = st.epoch
-                st.cand[ncand] = r
-                ncand += 1
-        for i in range(ncand):
-            r = st.cand[i]
-            if self.eval_node(st, row, self.rule_root[r]):
-                k = nhits  # insertion keeps the hits in rule order
-                while k > 0 and st.hits[k - 1] > r:
-                    st.hits[k] = st.hits[k - 1]
-                    k -= 1
-                st.hits[k] = r
+            rb = st.rbits_of(self.always[i])
+            memcpy(rb, full, nw * sizeof(uint64_t))
+        # Stage 2: each candidate rule over its rows, in rule order.
+        for r in range(self.nrules):
+            if not st.rtouched[r]:
+                continue
+            rb = &st.rbits[<Py_ssize_t>r * BW]
+            self.eval_mask(st, self.rule_root[r], rb, res)
+            x = 0
+            for w in range(nw):
+                rb[w] = res[w]
+                hit_rows[w] |= res[w]
+                x |= res[w]
+            if x:
+                st.hits[nhits] = r
                 nhits += 1
-        for i in range(nhits):
-            st.add_out(out_index, st.hits[i])
+        for w in range(nw):
+            x = hit_rows[w]
+            while x:
+                row = (w << 6) | MATCHER_CTZ(x)
+                x &= x - 1
+                for i in range(nhits):
+                    r = st.hits[i]
+                    if (st.rbits[<Py_ssize_t>r * BW + w] >> (row & 63)) & 1:
+                        st.add_out(st.base + row, r)
+        return 0
+
+    cdef int run_eager(self, State st, int32_t unit, int nrows) except -1 nogil:
+        """Stage 1 for one unit: run it down every row of the block."""
+        cdef int64_t row
+        cdef int f = unit // NUNITS, u = unit % NUNITS
+        for row in range(nrows):
+            self.process_unit(st, row, f, u)
         return 0
 
     cdef int match_rows(self, State st, int64_t nrows, int64_t base) except -1:
-        cdef int64_t row
-        st.base = base
+        """Match nrows rows block by block with the GIL released (rows of columns read in
+        place, or a gathered chunk of at most CHUNK rows)."""
+        cdef int64_t b0 = 0
         with nogil:
-            for row in range(nrows):
-                self.match_row(st, row, base + row)
+            while b0 < nrows:
+                st.row0 = b0 if st.direct else 0
+                st.base = base + b0
+                self.match_block(st, <int>min(<int64_t>BLOCK, nrows - b0))
+                b0 += BLOCK
         return 0
 
     # -- Python entry points -----------------------------------------------------------------
@@ -1721,16 +1932,14 @@ cdef class Program:
         cdef Py_ssize_t i
         try:
             self.gather_event(st, event, 0)
-            self.match_row(st, 0, 0)  # one row: not worth releasing the GIL
+            st.row0 = st.base = 0
+            self.match_block(st, 1)  # one row: not worth releasing the GIL
             return [st.out_rule[i] for i in range(st.nout)]
         finally:
             self.release(st)
 
-    def match_columns(self, list columns, Py_ssize_t nrows, row_event=None):
+    def match_columns(self, list columns, Py_ssize_t nrows):
         """Match columnar data; return (row indices int64, rule indices int32).
-
-        row_event(i) gives row i as a mapping, for whole-event predicates (K_EVENT); it is
-        only called for rows where such a predicate is evaluated.
 
         columns[f] describes field f: None (absent); ("utf8", validity, voff, offsets, owidth,
         ooff, data) or ("dict", validity, voff, indices, iwidth, ioff, dictionary length,
@@ -1748,9 +1957,6 @@ cdef class Program:
         columns = list(columns)  # ours: the buffers it holds stay alive until we return
         if len(columns) != nf:
             raise ValueError("one column descriptor per field is needed")
-        if row_event is None and self.has_event:
-            raise ValueError("whole-event predicates need row_event")
-        st.row_event = row_event
         try:
             for f in range(nf):
                 col = columns[f]
