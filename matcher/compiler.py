@@ -50,6 +50,21 @@ __all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "FREF", "EVERY_STRING"
 TABLE, GLOB, PY, FREF = 0, 1, 2, 3
 # Node kinds.
 N_PRED, N_AND, N_OR, N_NOT, N_ANY = 0, 1, 2, 3, 4
+#: The units (tables) of a field, numbered as in src/_core.pyx: its presence flags, its forward
+#: automaton and its tail automaton (FieldPlan.automata says which literal goes where). A unit
+#: is run at most once per row, and all of its predicates fire at once.
+U_PRESENCE, U_AUTOMATON, U_TAIL = 0, 1, 2
+NUNITS = 3
+#: Automaton symbols (2 bytes each, big-endian): a byte is 0x00 b; the markers before a value's
+#: first byte and after its last are START (256) and END (257).
+START, END = b"\x01\x00", b"\x01\x01"
+
+
+def symbols(lit: bytes, start: bool = False, end: bool = False) -> bytes:
+    """A literal as automaton symbols: ``^lit`` with start, ``lit$`` with end."""
+    return (START if start else b"") + lit.decode("latin-1").encode("utf-16-be") + (END if end else b"")
+
+
 #: ORs of at least this many table predicates become one group flag (N_ANY).
 GROUP_MIN = 4
 # Glob tokens (besides literal bytes 0..255).
@@ -75,6 +90,27 @@ class FieldPlan:
     contains: list[tuple[bytes, int]] = field(default_factory=list)
     exists: int = -1
     not_empty: int = -1
+
+    def automata(self) -> dict[int, tuple[bool, list[tuple[bytes, int]]]]:
+        """The field's automata: unit -> (reversed, patterns). Equality is ``^v$``, prefix
+        ``^v``, suffix ``v$``, contains ``v`` (START/END markers around the value).
+
+        Suffix literals (and equality with them) go to the tail automaton, reversed
+        (``^reversed(v)``, ``^reversed(v)$``): every literal of it is anchored at the start, so
+        the core reads a value from its last byte and stops as soon as no literal can match (a
+        path pays for its file name, not its folders). The rest (prefix, contains, and equality
+        when there is no suffix literal) is the forward automaton; without contains literals it
+        stops early too. A field has at most one walk over a value per direction."""
+        out = {}
+        eq_fwd = not self.suffix
+        if self.suffix:
+            out[U_TAIL] = (True, [(symbols(v[::-1], True, True), p) for v, p in self.eq]
+                           + [(symbols(v[::-1], True), p) for v, p in self.suffix])
+        fwd = ([(symbols(v, True, True), p) for v, p in self.eq] if eq_fwd else []) + \
+            [(symbols(v, True), p) for v, p in self.prefix] + [(symbols(v), p) for v, p in self.contains]
+        if fwd:
+            out[U_AUTOMATON] = (False, fwd)
+        return out
 
 
 #: Sigma fieldref operators compared in the core (kind FREF): op -> code in src/_core.pyx fref_op.
@@ -123,6 +159,11 @@ class Plan:
     preds: list[Pred] = field(default_factory=list)  # id -> IR predicate (for explain/debug)
     strings_field: int = -1  # the field EVERY_STRING (Sigma keywords), -1 when no rule reads it
     fieldrefs: dict[int, tuple[int, int]] = field(default_factory=dict)  # FREF pred -> (other field, FIELDREF_CODE)
+    # What runs where, decided here (the core follows): units are field * NUNITS + U_*.
+    pred_unit: list[int] = field(default_factory=list)  # table pred -> its unit; -1 for lazy preds
+    group_units: list[list[int]] = field(default_factory=list)  # N_ANY group -> units of its members
+    eager: list[int] = field(default_factory=list)  # units run down every row (stage 1): trigger tables
+    gather: list[int] = field(default_factory=list)  # fields read up front from mappings (others on demand)
 
 
 # Operators as module globals: in Python 3.11 each ``Op.X`` is a class-attribute lookup of about
@@ -736,6 +777,14 @@ def compile_plan(rules: list[Node]) -> Plan:
     for r, trig in enumerate(_choose_triggers(alternatives)):
         triggers.append(trig.preds if trig is not None else None)
     npred = len(b.preds)
+    pred_unit = [-1] * npred
+    for fid, fp in enumerate(b.fields):
+        for pid in (fp.exists, fp.not_empty):
+            if pid >= 0:
+                pred_unit[pid] = fid * NUNITS + U_PRESENCE
+        for unit, (_, pats) in fp.automata().items():
+            for _, pid in pats:
+                pred_unit[pid] = fid * NUNITS + unit
     by_pred: list[list[int]] = [[] for _ in range(npred)]
     always: list[int] = []
     for r, trig in enumerate(triggers):
@@ -748,6 +797,10 @@ def compile_plan(rules: list[Node]) -> Plan:
     for lst in by_pred:
         trig_rules.extend(sorted(lst))
         trig_start.append(len(trig_rules))
+    # Stage 1 runs the units of trigger predicates on every row; rules evaluated on every row
+    # may read any field, so then every field is gathered up front.
+    eager = sorted({pred_unit[p] for p in range(npred) if by_pred[p]})
+    gather = sorted({u // NUNITS for u in eager}) if not always else list(range(len(b.fields)))
     return Plan(
         fields=b.fields,
         pred_field=b.pred_field,
@@ -769,4 +822,8 @@ def compile_plan(rules: list[Node]) -> Plan:
         preds=b.preds,
         strings_field=b.field_ids.get(EVERY_STRING, -1),
         fieldrefs=b.fieldrefs,
+        pred_unit=pred_unit,
+        group_units=[sorted({pred_unit[p] for p in members}) for members in b.groups],
+        eager=eager,
+        gather=gather,
     )

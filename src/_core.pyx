@@ -25,8 +25,7 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 
-from _tables cimport (FNV_OFFSET, FNV_PRIME, LOWER, AC, HEntry, HTable, filt_bit, len_maybe, htable_find,
-                     htable_find_ci, slot_of)
+from _tables cimport LOWER, AC
 
 import numpy as np
 from operator import itemgetter
@@ -110,11 +109,9 @@ DEF BLOCK = 1024  # rows matched at a time (one bit each in a block bitmap)
 DEF BW = 16       # words of a block bitmap: BLOCK // 64
 # Units: the tables of one field, each processed at most once per row, and only when needed.
 DEF U_PRESENCE = 0
-DEF U_EQ = 1
-DEF U_PREFIX = 2
-DEF U_SUFFIX = 3
-DEF U_AC = 4
-DEF NUNITS = 5
+DEF U_AC = 1      # the field's forward automaton (compiler.U_AUTOMATON)
+DEF U_TAIL = 2    # its tail automaton: suffix (and equality) literals, reversed (compiler.U_TAIL)
+DEF NUNITS = 3
 DEF COL_NONE = 0
 DEF COL_UTF8 = 1
 DEF COL_DICT = 2
@@ -128,11 +125,8 @@ ctypedef struct Val:
 
 
 ctypedef struct Field:
-    HTable eq
-    HTable prefix
-    HTable suffix
-    AC ac
-    int has_eq, has_prefix, has_suffix, has_ac
+    AC ac[2]           # [unit - U_AC]: forward, tail
+    int has_ac[2]
     int32_t exists     # predicate fired when present, or -1
     int32_t not_empty  # predicate fired when some value is not "", or -1
 
@@ -156,87 +150,6 @@ ctypedef struct Col:
 # Table construction (GIL held; plain Python data in, C arrays out)
 # ---------------------------------------------------------------------------------------------
 
-cdef uint64_t fnv(const uint8_t* p, Py_ssize_t n, bint reverse) noexcept nogil:
-    cdef uint64_t h = FNV_OFFSET
-    cdef Py_ssize_t i
-    if reverse:
-        for i in range(n - 1, -1, -1):
-            h = (h ^ p[i]) * FNV_PRIME
-    else:
-        for i in range(n):
-            h = (h ^ p[i]) * FNV_PRIME
-    return h
-
-
-cdef int htable_build(HTable* t, list items, bint reverse) except -1:
-    """items: list of (bytes literal, pred id)."""
-    cdef Py_ssize_t n = len(items), total = 0, i
-    cdef uint32_t size = 8, maxlen = 0, minlen = 0xFFFFFFFF, s, j, depth
-    cdef uint64_t key
-    cdef const uint8_t* lp
-    cdef bytes lit
-    for lit, _ in items:
-        total += len(lit)
-        if <uint32_t>len(lit) > maxlen:
-            maxlen = len(lit)
-        if <uint32_t>len(lit) < minlen:
-            minlen = len(lit)
-    while size < 2 * n + 2:
-        size <<= 1
-    t.entries = <HEntry*>calloc(n + 1, sizeof(HEntry))
-    t.slots = <int32_t*>malloc(size * sizeof(int32_t))
-    t.pool = <uint8_t*>malloc(total + 1)
-    t.is_len = <uint8_t*>calloc(maxlen + 1, 1)
-    t.lenbits = 9
-    while t.lenbits < 16 and (1u << t.lenbits) < 16 * n:
-        t.lenbits += 1
-    t.lenfilt = <uint64_t*>calloc((1u << t.lenbits) >> 6, sizeof(uint64_t))
-    if not (t.entries and t.slots and t.pool and t.is_len and t.lenfilt):
-        raise MemoryError()
-    memset(t.slots, 0xFF, size * sizeof(int32_t))
-    t.mask = size - 1
-    t.maxlen = maxlen
-    t.minlen = minlen
-    t.nentries = n
-    memset(t.filt, 0, sizeof(t.filt))
-    t.nfilt = 0
-    while t.nfilt < 5 and (8u << t.nfilt) <= maxlen:
-        t.nfilt += 1
-    for lit, _ in items:
-        lp = <const uint8_t*>PyBytes_AS_STRING(lit)
-        for j in range(t.nfilt):
-            depth = 8 << j
-            if <uint32_t>len(lit) < depth:
-                break
-            if reverse:
-                key = fnv(lp + len(lit) - depth, depth, True)
-            else:
-                key = fnv(lp, depth, False)
-            s = filt_bit(key)
-            t.filt[j][s >> 6] |= (<uint64_t>1) << (s & 63)
-    cdef uint32_t off = 0
-    for i in range(n):
-        lit, pred = items[i]
-        memcpy(t.pool + off, PyBytes_AS_STRING(lit), len(lit))
-        t.entries[i].hash = fnv(t.pool + off, len(lit), reverse)
-        t.entries[i].len = len(lit)
-        t.entries[i].off = off
-        t.entries[i].pred = pred
-        t.is_len[len(lit)] = 1
-        s = <uint32_t>(((t.entries[i].hash + <uint64_t>len(lit)) * 0xD6E8FEB86659FD93ULL) >> (64 - t.lenbits))
-        t.lenfilt[s >> 6] |= (<uint64_t>1) << (s & 63)
-        off += len(lit)
-        s = slot_of(t.entries[i].hash, len(lit), t.mask)
-        while t.slots[s] >= 0:
-            s = (s + 1) & t.mask
-        t.slots[s] = i
-    return 0
-
-
-cdef void htable_free(HTable* t) noexcept:
-    free(t.entries); free(t.slots); free(t.pool); free(t.is_len); free(t.lenfilt)
-
-
 _FIRST = itemgetter(0)  # sort key: a (literal, pred) pair's literal
 
 
@@ -253,8 +166,14 @@ cdef inline int32_t trie_child(const int32_t* cstart, const int32_t* ccls, const
     return cid[lo] if lo < cstart[s + 1] and ccls[lo] == c else -1
 
 
+cdef inline int32_t _sym(const uint8_t* p, Py_ssize_t i) noexcept nogil:
+    """Symbol i of a pattern: 2 bytes big-endian (a byte 0..255, START 256, END 257)."""
+    return (<int32_t>p[2 * i] << 8) | p[2 * i + 1]
+
+
 cdef int ac_build(AC* a, list patterns) except -1:
-    """Aho-Corasick DFA over byte classes. patterns: list of (non-empty bytes, pred id).
+    """Aho-Corasick DFA over symbol classes. patterns: list of (non-empty symbols, pred id),
+    each symbol 2 bytes big-endian (compiler.symbols), so byte order is symbol order.
 
     The trie is built from the literals in sorted order, so a literal shares exactly its
     common prefix with the one before it and no child lookup is needed; failure links are then
@@ -276,9 +195,9 @@ cdef int ac_build(AC* a, list patterns) except -1:
     cdef int32_t* queue = NULL
     cdef int32_t* newid = NULL
     cdef uint8_t* has_own = NULL
-    cdef int64_t cnt[256]
-    cdef int32_t order[256]
-    cdef int32_t col[256]
+    cdef int64_t cnt[258]
+    cdef int32_t order[259]
+    cdef int32_t col[259]
     cdef bytes lit
     cdef const uint8_t* p
     cdef const uint8_t* prev = NULL
@@ -286,21 +205,28 @@ cdef int ac_build(AC* a, list patterns) except -1:
     memset(a, 0, sizeof(AC))
     for lit, _ in patterns:
         p = <const uint8_t*>PyBytes_AS_STRING(lit)
-        n = PyBytes_GET_SIZE(lit)
+        n = PyBytes_GET_SIZE(lit) // 2
+        if n == 0 or PyBytes_GET_SIZE(lit) & 1:
+            raise ValueError("an automaton pattern is a non-empty sequence of 2-byte symbols")
         total += n
         for i in range(n):
-            cnt[p[i]] += 1
-    for i in range(256):
+            c = _sym(p, i)
+            if c > 257:
+                raise ValueError(f"symbol {c} out of range")
+            cnt[c] += 1
+        if _sym(p, 0) != 256:
+            a.floating = 1
+    for i in range(258):
         if cnt[i]:
-            a.cls[i] = K      # provisional class: in byte order
+            a.cls[i] = K      # provisional class: in symbol order
             K += 1
         else:
             a.cls[i] = 0
     a.K = K
-    # Column of each class: by descending byte frequency in the patterns (class 0 last).
-    cdef int64_t ccnt[256]
+    # Column of each class: by descending symbol frequency in the patterns (class 0 last).
+    cdef int64_t ccnt[259]
     memset(ccnt, 0, sizeof(ccnt))
-    for i in range(256):
+    for i in range(258):
         if a.cls[i]:
             ccnt[a.cls[i]] = cnt[i]
     for c in range(K):
@@ -315,7 +241,7 @@ cdef int ac_build(AC* a, list patterns) except -1:
     W = (K + 2 + 15) & ~15
     a.W = W
     if total + 1 > 0x7FFFFFFF // W:
-        raise MemoryError("too many contains literals for one field")
+        raise MemoryError("too many literals for one field")
     try:
         parent = <int32_t*>malloc((total + 1) * sizeof(int32_t))
         ecls = <int32_t*>malloc((total + 1) * sizeof(int32_t))
@@ -333,13 +259,13 @@ cdef int ac_build(AC* a, list patterns) except -1:
         own = {}  # state -> list of preds
         for lit, pred in sorted(patterns, key=_FIRST):
             p = <const uint8_t*>PyBytes_AS_STRING(lit)
-            n = PyBytes_GET_SIZE(lit)
+            n = PyBytes_GET_SIZE(lit) // 2
             lcp = 0
-            while lcp < n and lcp < prev_n and p[lcp] == prev[lcp]:
+            while lcp < n and lcp < prev_n and _sym(p, lcp) == _sym(prev, lcp):
                 lcp += 1
             for d in range(lcp, n):
                 parent[nstates] = path[d]
-                ecls[nstates] = a.cls[p[d]]
+                ecls[nstates] = a.cls[_sym(p, d)]
                 depth[nstates] = d + 1
                 path[d + 1] = nstates
                 nstates += 1
@@ -438,10 +364,12 @@ cdef int ac_build(AC* a, list patterns) except -1:
                 a.trans[r + col[ccls[j]]] = newid[cid[j]] * W
             a.trans[r] = newid[s] - nplain if newid[s] >= nplain else -1
             a.trans[r + 1] = depth[s]
-        for i in range(256):
+        for i in range(258):
             a.cls[i] = col[a.cls[i]]
         for i in range(256):
             a.cls_lower[i] = a.cls[LOWER[i]]
+        a.start = a.trans[a.cls[256]]  # from the root
+        a.col_end = a.cls[257]
         npat = {}
         for _, pred in patterns:
             npat[pred] = npat.get(pred, 0) + 1
@@ -1101,30 +1029,15 @@ cdef class Program:
         self.pred_unit = <int8_t*>malloc(max(self.npred, 1))
         if not (self.fields and self.pred_unit):
             raise MemoryError()
-        memset(self.pred_unit, 0xFF, max(self.npred, 1))
+        for i in range(self.npred):  # -1 for lazy predicates
+            self.pred_unit[i] = plan.pred_unit[i] % NUNITS if plan.pred_unit[i] >= 0 else -1
         for f, fp in enumerate(plan.fields):
-            prefix = fp.prefix
-            contains = fp.contains
             self.fields[f].exists = fp.exists
             self.fields[f].not_empty = fp.not_empty
-            for p in (fp.exists, fp.not_empty):
-                if p >= 0:
-                    self.pred_unit[p] = U_PRESENCE
-            for u, items in ((U_EQ, fp.eq), (U_PREFIX, prefix), (U_SUFFIX, fp.suffix), (U_AC, contains)):
-                for _, p in items:
-                    self.pred_unit[p] = u
-            if fp.eq:
-                htable_build(&self.fields[f].eq, list(fp.eq), False)
-                self.fields[f].has_eq = 1
-            if prefix:
-                htable_build(&self.fields[f].prefix, prefix, False)
-                self.fields[f].has_prefix = 1
-            if fp.suffix:
-                htable_build(&self.fields[f].suffix, list(fp.suffix), True)
-                self.fields[f].has_suffix = 1
-            if contains:
-                ac_build(&self.fields[f].ac, contains)
-                self.fields[f].has_ac = 1
+            for unit, (reverse, patterns) in fp.automata().items():
+                ac_build(&self.fields[f].ac[unit - U_AC], patterns)
+                self.fields[f].ac[unit - U_AC].reverse = reverse
+                self.fields[f].has_ac[unit - U_AC] = 1
         self.pred_field = _i32(plan.pred_field)
         gs, gp = _csr(plan.guards)
         self.guard_start = _i32(gs)
@@ -1137,8 +1050,7 @@ cdef class Program:
         gs, gp = _csr(by_pred)
         self.pgroup_start = _i32(gs)
         self.pgroup_ids = _i32(gp)
-        gs, gp = _csr([sorted({plan.pred_field[p] * NUNITS + self.pred_unit[p] for p in members})
-                       for members in plan.groups])
+        gs, gp = _csr(plan.group_units)
         self.gunit_start = _i32(gs)
         self.gunits = _i32(gp)
         self.pred_kind = <uint8_t*>malloc(max(self.npred, 1))
@@ -1178,27 +1090,18 @@ cdef class Program:
         self.trig_rules = _i32(plan.trig_rules)
         self.always = _i32(plan.always)
         self.nalways = len(plan.always)
-        eager = sorted({plan.pred_field[p] * NUNITS + self.pred_unit[p]
-                        for p in range(self.npred) if plan.trig_start[p + 1] > plan.trig_start[p]})
-        self.eager = _i32(eager)
-        self.neager = len(eager)
-        # Rules evaluated on every row may read any field: then gather all of them up front.
-        gather = sorted({u // NUNITS for u in eager}) if not plan.always else list(range(self.nfields))
-        self.gather = _i32(gather)
-        self.ngather = len(gather)
+        self.eager = _i32(plan.eager)  # the compiler decides what runs up front, and what is gathered
+        self.neager = len(plan.eager)
+        self.gather = _i32(plan.gather)
+        self.ngather = len(plan.gather)
 
     def __dealloc__(self):
         cdef int f
         if self.fields:
             for f in range(self.nfields):
-                if self.fields[f].has_eq:
-                    htable_free(&self.fields[f].eq)
-                if self.fields[f].has_prefix:
-                    htable_free(&self.fields[f].prefix)
-                if self.fields[f].has_suffix:
-                    htable_free(&self.fields[f].suffix)
-                if self.fields[f].has_ac:
-                    ac_free(&self.fields[f].ac)
+                for i in range(2):
+                    if self.fields[f].has_ac[i]:
+                        ac_free(&self.fields[f].ac[i])
             free(self.fields)
         if self.glob_tok:
             for f in range(self.npred):
@@ -1215,16 +1118,14 @@ cdef class Program:
         """Sizes of the compiled tables, and which run on every row (for DESIGN.md and tests)."""
         cdef Field* fl
         eager = {self.eager[i] for i in range(self.neager)}
-        names = ("presence", "eq", "prefix", "suffix", "contains")
+        names = ("presence", "automaton", "tail")
         out = {}
         for f in range(self.nfields):
             fl = &self.fields[f]
             out[self.field_names[f]] = {
-                "eq": fl.eq.nentries if fl.has_eq else 0,
-                "prefix": fl.prefix.nentries if fl.has_prefix else 0,
-                "suffix": fl.suffix.nentries if fl.has_suffix else 0,
-                "ac_states": fl.ac.nstates if fl.has_ac else 0,
-                "ac_classes": fl.ac.K if fl.has_ac else 0,
+                "ac_states": [fl.ac[i].nstates if fl.has_ac[i] else 0 for i in range(2)],
+                "ac_bytes": sum(<Py_ssize_t>fl.ac[i].nstates * fl.ac[i].W * 4 if fl.has_ac[i] else 0 for i in range(2)),
+                "ac_classes": [fl.ac[i].K if fl.has_ac[i] else 0 for i in range(2)],
                 "eager": [names[u] for u in range(NUNITS) if f * NUNITS + u in eager],
             }
         out["_always_rules"] = self.nalways
@@ -1442,65 +1343,6 @@ cdef class Program:
     # surrounds it (only U+03A3 lowers by context), so an all-ASCII window of the raw value
     # equals the same window of its fold. Without ci they read folded bytes and return True.
 
-    cdef bint scan_fix(self, State st, const HTable* t, const uint8_t* b, Py_ssize_t n,
-                       bint ci, bint suffix) noexcept nogil:
-        """Prefix or suffix literals: probe each literal length while hashing the value's head
-        or tail incrementally; at depths 8, 16, 32, ... stop when the table's filter says no
-        longer literal has this head or tail."""
-        cdef Py_ssize_t i, lim = n if <uint64_t>n < t.maxlen else t.maxlen
-        cdef uint64_t h = FNV_OFFSET
-        cdef uint32_t bit, level = 0, next_depth = 8
-        cdef int32_t p
-        cdef uint8_t c
-        cdef const uint8_t* w
-        for i in range(lim + 1):
-            if i == next_depth and level < t.nfilt:
-                bit = filt_bit(h)
-                if not (t.filt[level][bit >> 6] >> (bit & 63)) & 1:
-                    return True
-                level += 1
-                next_depth <<= 1
-            if t.is_len[i] and len_maybe(t, h, i):
-                w = b + n - i if suffix else b
-                p = htable_find_ci(t, h, i, w) if ci else htable_find(t, h, i, w)
-                if p >= 0:
-                    self.fire(st, p)
-            if i < lim:
-                c = b[n - 1 - i] if suffix else b[i]
-                if ci and c >= 0x80:
-                    return False
-                h = (h ^ LOWER[c]) * FNV_PRIME
-        return True
-
-    cdef bint scan_eq(self, State st, const HTable* t, const uint8_t* b, Py_ssize_t n,
-                      bint ci, bint ascii) noexcept nogil:
-        """Whole-value literals."""
-        cdef Py_ssize_t i
-        cdef uint64_t h = FNV_OFFSET
-        cdef int32_t p
-        cdef uint8_t c
-        cdef bint fits = <uint64_t>n <= t.maxlen and t.is_len[n]
-        if not ci:
-            if fits:
-                p = htable_find(t, fnv(b, n, False), n, b)
-                if p >= 0:
-                    self.fire(st, p)
-            return True
-        if ascii and not fits:
-            return True
-        if not ascii and n > 3 * <Py_ssize_t>t.maxlen:  # a fold shrinks 3 to 1 at most (K -> k)
-            return True
-        for i in range(n):
-            c = b[i]
-            if c >= 0x80:
-                return False
-            h = (h ^ LOWER[c]) * FNV_PRIME
-        if fits:
-            p = htable_find_ci(t, h, n, b)
-            if p >= 0:
-                self.fire(st, p)
-        return True
-
     cdef inline void ac_report(self, State st, const AC* a, int32_t q) noexcept nogil:
         """Fire the output closure of accepting index q (its own preds and its dictionary chain's)."""
         cdef int32_t j, k = a.key[q]
@@ -1510,15 +1352,38 @@ cdef class Program:
             self.fire(st, a.out_preds[j])
 
 
+    cdef bint scan_anchored_ci(self, State st, const AC* a, const uint8_t* b, Py_ssize_t n) noexcept nogil:
+        """scan_ac of an automaton whose literals all start with START, over raw bytes that may
+        hold non-ASCII: False at the first byte >= 0x80 on the walk (what fired before it is
+        true of the fold too: an ASCII run folds byte for byte, at the same end of the value)."""
+        cdef const int32_t* t = a.trans
+        cdef const uint16_t* cls = &a.cls_lower[0]
+        cdef int32_t sa = a.start, mm = a.match_min, fin
+        cdef Py_ssize_t i
+        cdef uint8_t c
+        for i in range(n):
+            c = b[n - 1 - i] if a.reverse else b[i]
+            if c >= 0x80:
+                return False
+            sa = t[sa + cls[c]]
+            if sa >= mm:
+                self.ac_report(st, a, t[sa])
+            elif sa == 0:
+                return True
+        fin = t[sa + a.col_end]
+        if fin >= mm:
+            self.ac_report(st, a, t[fin])
+        return True
+
     cdef bint scan_ac(self, State st, const AC* a, const uint8_t* b, Py_ssize_t n,
-                          bint ci, bint ascii) noexcept nogil:
-        """Contains literals: the field's Aho-Corasick DFA over the whole value.
+                      bint ci, bint ascii) noexcept nogil:
+        """Every literal of the field: its automaton over START, the value's bytes, END.
         With ci (raw bytes, ASCII lowered on the fly) returns False, firing nothing, if the value
         holds a byte >= 0x80: it must be folded first."""
         cdef const int32_t* t = a.trans
-        cdef const uint8_t* cls = &a.cls[0]
+        cdef const uint16_t* cls = &a.cls[0]
         cdef const uint8_t* bb
-        cdef int32_t sa = 0, sb = 0, mm = a.match_min
+        cdef int32_t sa = a.start, sb = 0, mm = a.match_min, fin
         cdef int32_t ha[2 * AC_CHUNK + 1]  # chain A may run on past the middle
         cdef int32_t hb[AC_CHUNK + 1]
         cdef Py_ssize_t i, i0, e, mid
@@ -1526,11 +1391,39 @@ cdef class Program:
         cdef uint8_t hi = 0
         if ci:
             cls = &a.cls_lower[0]
-            if not ascii:
-                for i in range(n):  # vectorised by the C compiler
-                    hi |= b[i]
-                if hi >= 0x80:
-                    return False
+        if sa >= mm:
+            self.ac_report(st, a, t[sa])
+        if not a.floating:
+            if ci and not ascii:
+                return self.scan_anchored_ci(st, a, b, n)
+            # Every literal starts with START: the walk ends when it falls back to the root.
+            # A reversed automaton (compiler: suffix and equality literals only) reads the
+            # value from its last byte.
+            if a.reverse:
+                i = n - 1
+                while i >= 0:
+                    sa = t[sa + cls[b[i]]]
+                    if sa >= mm:
+                        self.ac_report(st, a, t[sa])
+                    elif sa == 0:
+                        return True
+                    i -= 1
+            else:
+                for i in range(n):
+                    sa = t[sa + cls[b[i]]]
+                    if sa >= mm:
+                        self.ac_report(st, a, t[sa])
+                    elif sa == 0:
+                        return True
+            fin = t[sa + a.col_end]
+            if fin >= mm:
+                self.ac_report(st, a, t[fin])
+            return True
+        if ci and not ascii:
+            for i in range(n):  # vectorised by the C compiler
+                hi |= b[i]
+            if hi >= 0x80:
+                return False
         if n < 32 or n > 2 * AC_CHUNK:
             i0 = 0
             while i0 < n:
@@ -1543,6 +1436,9 @@ cdef class Program:
                 for j in range(ma):
                     self.ac_report(st, a, t[ha[j]])
                 i0 = e
+            fin = t[sa + a.col_end]
+            if fin >= mm:
+                self.ac_report(st, a, t[fin])
             return True
         # Two halves, two independent state chains.
         mid = n >> 1
@@ -1566,25 +1462,19 @@ cdef class Program:
             ha[ma] = sa
             ma += sa >= mm
             i += 1
+        fin = t[(sa if i == n else sb) + a.col_end]
         for j in range(ma):
             self.ac_report(st, a, t[ha[j]])
         for j in range(mb):
             self.ac_report(st, a, t[hb[j]])
+        if fin >= mm:
+            self.ac_report(st, a, t[fin])
         return True
-
-    cdef bint run_unit(self, State st, int u, const Field* fl, const uint8_t* b, Py_ssize_t n,
-                       bint ci, bint ascii) noexcept nogil:
-        if u == U_SUFFIX:
-            return self.scan_fix(st, &fl.suffix, b, n, ci, True)
-        if u == U_PREFIX:
-            return self.scan_fix(st, &fl.prefix, b, n, ci, False)
-        if u == U_EQ:
-            return self.scan_eq(st, &fl.eq, b, n, ci, ascii)
-        return self.scan_ac(st, &fl.ac, b, n, ci, ascii)
 
     cdef int process_unit(self, State st, int64_t row, int f, int u) except -1 nogil:
         """Run one table of field f over the row's values: fire what it finds."""
         cdef Field* fl = &self.fields[f]
+        cdef const AC* ac
         cdef const Val* vs
         cdef int32_t k, cnt, fv
         cdef int kind
@@ -1600,17 +1490,17 @@ cdef class Program:
                         self.fire(st, fl.not_empty)
                         break
             return 0
-        if (u == U_EQ and not fl.has_eq) or (u == U_PREFIX and not fl.has_prefix) or \
-                (u == U_SUFFIX and not fl.has_suffix) or (u == U_AC and not fl.has_ac):
+        if not fl.has_ac[u - U_AC]:
             return 0
+        ac = &fl.ac[u - U_AC]
         for k in range(cnt):
             kind = vs[k].kind
-            if (kind == V_ASCII or kind == V_UTF8) and self.run_unit(
-                    st, u, fl, <const uint8_t*>vs[k].data, vs[k].n, True, kind == V_ASCII):
+            if (kind == V_ASCII or kind == V_UTF8) and self.scan_ac(
+                    st, ac, <const uint8_t*>vs[k].data, vs[k].n, True, kind == V_ASCII):
                 continue
             self.ensure_fold(st, row, f)
             fv = st.ffirst[row * self.nfields + f] + k
-            self.run_unit(st, u, fl, st.buf + st.fv_off[fv], st.fv_len[fv], False, False)
+            self.scan_ac(st, ac, st.buf + st.fv_off[fv], st.fv_len[fv], False, False)
         return 0
 
     cdef inline int ensure_unit(self, State st, int64_t row, int32_t unit) except -1 nogil:
