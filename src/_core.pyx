@@ -906,6 +906,21 @@ cdef class State:
         memset(self.cols, 0, self.nfields_cap * sizeof(Col))  # never read a past call's buffers
 
 
+cdef Py_ssize_t _fold_python(State st, const Val* v) except -1 with gil:
+    """str.lower() of a value the C fold defers (U+0130, U+03A3, invalid UTF-8), appended to
+    st.buf; its length. A function of its own that takes the GIL: ensure_fold, which calls it
+    rarely, then holds no Python object and never takes the GIL on its way out."""
+    if v.raw != NULL:
+        text = <object>v.raw
+    else:
+        text = PyUnicode_DecodeUTF8(<const char*>v.data, v.n, "replace")
+    folded = str.lower(text).encode("utf-8", "surrogatepass")
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(folded)
+    st.reserve(n)
+    memcpy(st.buf + st.buf_len, PyBytes_AS_STRING(folded), n)
+    return n
+
+
 cdef object _TRUE = "true"
 cdef object _FALSE = "false"
 cdef object _MISSING = object()
@@ -1298,20 +1313,24 @@ cdef class Program:
             st.reserve((4 * vs[k].n + 4) if vs[k].kind != V_UTF8 else (2 * vs[k].n + 4))
             n = fold_value(&vs[k], st.buf + st.buf_len)
             if n < 0:
-                with gil:
-                    if vs[k].raw != NULL:
-                        text = <object>vs[k].raw
-                    else:
-                        text = PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace")
-                    folded = str.lower(text).encode("utf-8", "surrogatepass")
-                    n = PyBytes_GET_SIZE(folded)
-                    st.reserve(n)
-                    memcpy(st.buf + st.buf_len, PyBytes_AS_STRING(folded), n)
+                n = _fold_python(st, &vs[k])
             st.fv_off[st.nfv] = st.buf_len
             st.fv_len[st.nfv] = n
             st.nfv += 1
             st.buf_len += n
         return 0
+
+    cdef int call_py(self, State st, int64_t row, int32_t p, const Val* vs, int32_t cnt) except -1 with gil:
+        """The Python callback of a regex or comparison over the field's texts (takes the GIL
+        itself: a nogil caller holding Python objects would take it again at its every exit)."""
+        cdef int32_t k
+        texts = []
+        for k in range(cnt):
+            if vs[k].raw != NULL:
+                texts.append(<object>vs[k].raw)
+            else:
+                texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
+        return 1 if self.py_eval(p, texts, st.base + row) else 0
 
     cdef inline void fire(self, State st, int32_t p) noexcept nogil:
         """Predicate p holds in row st.cur: set its bit (and its OR-groups' bits)."""
@@ -1615,18 +1634,6 @@ cdef class Program:
         if result:
             st.lzval[w] |= bit
         return result
-
-    cdef int call_py(self, State st, int64_t row, int32_t p, const Val* vs, int32_t cnt) except -1 nogil:
-        """The Python callback of a regex or comparison over the field's texts (with the GIL)."""
-        cdef int32_t k
-        with gil:
-            texts = []
-            for k in range(cnt):
-                if vs[k].raw != NULL:
-                    texts.append(<object>vs[k].raw)
-                else:
-                    texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
-            return 1 if self.py_eval(p, texts, st.base + row) else 0
 
     cdef int lazy_mask(self, State st, int32_t p, const uint64_t* m) except -1 nogil:
         """Evaluate lazy predicate p on the rows of mask m where it has not been evaluated."""
