@@ -22,6 +22,7 @@ class Program:
     nrules: int
     ngroups: int
     field_names: tuple[str, ...]
+    strings_field: int
     def __init__(
         self,
         plan: Any,

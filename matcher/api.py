@@ -20,8 +20,8 @@ from . import rules as _rules
 from ._files import read_rule_text
 from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
-from .compiler import compile_plan
-from .ops import REFERENCE, compile_regex, is_linear, regex_engine
+from .compiler import compile_plan, lazy_callback
+from .ops import regex_engine
 from .s1ql import parse, to_s1ql
 
 __all__ = ["Rule", "RuleSet", "compile", "load", "load_rules", "builtin", "builtin_names"]
@@ -370,37 +370,18 @@ class RuleSet:
         return prog
 
     def _build_program(self) -> "_core.Program":
-        plan = compile_plan([r.ir for r in self.rules])
-        lazy = plan.py_preds
-        # Regexes only the backtracking engine runs: each value under its own budget.
-        budgeted = {pid: compile_regex(v).search for pid, (op, v) in lazy.items()
-                    if op is _ir.Op.REGEX and not is_linear(v)}
+        self._plan = plan = compile_plan([r.ir for r in self.rules])
+        return _core.Program(plan, lazy_callback(plan, self._overrun), ArrowDataError)
 
-        def py_eval(pid: int, texts: list, event: Any, _lazy=lazy, _ref=REFERENCE) -> bool:
-            if pid in budgeted:
-                return self._budgeted(budgeted[pid], pid, texts, event)
-            op, value = _lazy[pid]
-            test = _ref[op]
-            return any(test(t, value) for t in texts)
-
-        self._plan = plan
-        return _core.Program(plan, py_eval, ArrowDataError)
-
-    def _budgeted(self, search: Any, pid: int, texts: list, row: int) -> bool:
-        """A backtracking regex over a field's texts: a text whose budget ran out counts as no
-        match, and the overrun is counted and reported (never read silently as "no match")."""
-        for t in texts:
-            try:
-                if search(t):
-                    return True
-            except RegexBudgetExceeded as e:
-                with self._overrun_lock:
-                    self.regex_overruns += 1
-                pending = getattr(self._pending, "items", None)
-                if pending is None:
-                    pending = self._pending.items = []
-                pending.append((pid, row, e))
-        return False
+    def _overrun(self, pid: int, row: int, e: RegexBudgetExceeded) -> None:
+        """A backtracking regex ran out of budget on one value (taken as no match): counted, and
+        reported by _report_overruns after the core call (never read silently as "no match")."""
+        with self._overrun_lock:
+            self.regex_overruns += 1
+        pending = getattr(self._pending, "items", None)
+        if pending is None:
+            pending = self._pending.items = []
+        pending.append((pid, row, e))
 
     def _report_overruns(self, base: int) -> None:
         """Warn (RegexBudgetWarning) about the overruns of the core call that just ran on this

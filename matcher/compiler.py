@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 try:  # Python 3.11+
     import re._parser as _sre_parse  # type: ignore[import-not-found]
@@ -41,9 +41,10 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 from .ir import EVENT_OPS, PRESENCE_GUARDED, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
-from .ops import fold, is_linear, network
+from .errors import RegexBudgetExceeded
+from .ops import REFERENCE, compile_regex, fold, is_linear, network
 
-__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "FREF", "EVERY_STRING", "encode"]
+__all__ = ["Plan", "compile_plan", "lazy_callback", "TABLE", "GLOB", "PY", "FREF", "EVERY_STRING", "encode"]
 
 # Predicate kinds (must match src/_core.pyx). Every whole-event operator (ir.EVENT_OPS) runs in
 # the core: fieldrefs as FREF, keywords as table/GLOB predicates of the pseudo-field EVERY_STRING.
@@ -827,3 +828,29 @@ def compile_plan(rules: list[Node]) -> Plan:
         eager=eager,
         gather=gather,
     )
+
+
+def lazy_callback(plan: Plan, on_overrun: Callable[[int, int, RegexBudgetExceeded], None]) -> Callable[[int, list, int], bool]:
+    """The core's callback for the Python predicates of ``plan`` (kind PY: regexes, comparisons,
+    CIDR, time parts): ``(pred id, the field's texts, row) -> bool``, true when some text holds.
+    A regex only the backtracking engine runs is searched under a budget per text; a text
+    whose budget runs out counts as no match and is passed to ``on_overrun(pred id, row,
+    error)`` (the caller reports it)."""
+    lazy = plan.py_preds
+    budgeted = {pid: compile_regex(v).search for pid, (op, v) in lazy.items() if op is _REGEX and not is_linear(v)}
+
+    def py_eval(pid: int, texts: list, row: int, _lazy=lazy, _ref=REFERENCE) -> bool:
+        search = budgeted.get(pid)
+        if search is not None:
+            for t in texts:
+                try:
+                    if search(t):
+                        return True
+                except RegexBudgetExceeded as e:
+                    on_overrun(pid, row, e)
+            return False
+        op, value = _lazy[pid]
+        test = _ref[op]
+        return any(test(t, value) for t in texts)
+
+    return py_eval

@@ -27,8 +27,8 @@ from libc.string cimport memcmp, memcpy, memset
 
 from _tables cimport LOWER, AC
 
-import numpy as np
-from operator import itemgetter
+import numpy as _np
+from operator import itemgetter as _itemgetter
 
 cimport numpy as cnp
 
@@ -150,7 +150,7 @@ ctypedef struct Col:
 # Table construction (GIL held; plain Python data in, C arrays out)
 # ---------------------------------------------------------------------------------------------
 
-_FIRST = itemgetter(0)  # sort key: a (literal, pred) pair's literal
+_FIRST = _itemgetter(0)  # sort key: a (literal, pred) pair's literal
 
 
 cdef inline int32_t trie_child(const int32_t* cstart, const int32_t* ccls, const int32_t* cid,
@@ -2094,8 +2094,8 @@ def _field_value_error(message, name):
 
 
 cdef object _outputs(State st):
-    rows = np.empty(st.nout, dtype=np.int64)
-    rules = np.empty(st.nout, dtype=np.int32)
+    rows = _np.empty(st.nout, dtype=_np.int64)
+    rules = _np.empty(st.nout, dtype=_np.int32)
     cdef int64_t[::1] rv = rows
     cdef int32_t[::1] uv = rules
     cdef Py_ssize_t i
