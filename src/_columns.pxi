@@ -131,6 +131,7 @@ cdef object _set_col(Col* c, tuple col, Py_ssize_t nrows):
         if bad >= 0:
             return (f"row {bad}: dictionary index {_load_index(c.idx, iwidth, ioff + bad)} "
                     f"out of range (dictionary of {nstr} strings)")
+        c.nstr = nstr
         c.kind = COL_DICT
     else:
         c.kind = COL_UTF8

@@ -151,6 +151,7 @@ ctypedef struct Col:
     const uint8_t* idx       # COL_DICT: the indices
     int iwidth               # 1, 2, 4 or 8
     Py_ssize_t ioff          # index of row 0 in idx
+    Py_ssize_t nstr          # COL_DICT: dictionary entries
 
 
 
@@ -973,10 +974,44 @@ cdef class Program:
         reads whole values walks four rows at once (run_lanes); the others a row at a time."""
         cdef int64_t row
         cdef int f = unit // NUNITS, u = unit % NUNITS
+        if st.direct and st.cols[f].kind == COL_DICT and u != U_PRESENCE and self.fields[f].has_ac[u - U_AC]:
+            return self.run_memo(st, unit, nrows)
         if u == U_AC and self.fields[f].has_ac[0] and self.fields[f].ac[0].floating:
             return self.run_lanes(st, f, &self.fields[f].ac[0], nrows)
         for row in range(nrows):
             self.process_unit(st, row, f, u)
+        return 0
+
+    cdef int run_memo(self, State st, int32_t unit, int nrows) except -1 nogil:
+        """Stage 1 for an automaton over a dictionary-encoded column: each dictionary entry is
+        walked once per call (the first row holding it), what it fired is logged, and every
+        later row with the same index replays the log (the same string fires the same
+        predicates). Memory: two int32 per dictionary entry, for this call."""
+        cdef int f = unit // NUNITS, u = unit % NUNITS
+        cdef const Col* c = &st.cols[f]
+        cdef int64_t row
+        cdef Py_ssize_t i, idx, k, start
+        cdef int32_t* ms = st.memo_of(unit, c.nstr)
+        cdef int32_t* ml = ms + c.nstr
+        for row in range(nrows):
+            i = c.voff + st.row0 + row
+            if c.validity != NULL and not (c.validity[i >> 3] >> (i & 7)) & 1:
+                continue  # null: the unit fires nothing
+            idx = _load_index(c.idx, c.iwidth, c.ioff + st.row0 + row)
+            if ms[idx] < 0:
+                st.log_reserve(self.npred)
+                start = st.nlog
+                st.logging = True
+                self.process_unit(st, row, f, u)
+                st.logging = False
+                ms[idx] = <int32_t>start
+                ml[idx] = <int32_t>(st.nlog - start)
+            else:
+                st.cur = <int>row
+                for k in range(ms[idx], ms[idx] + ml[idx]):
+                    self.fire(st, st.log[k])
+        for i in range(st.nw):
+            st.ubits_of(unit)[i] = ~(<uint64_t>0)
         return 0
 
     cdef inline int lane_load(self, State st, int f, int* next_row, int nrows, const uint8_t** b,

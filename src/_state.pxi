@@ -38,6 +38,8 @@ cdef class State:
     cdef bint logging
     cdef int32_t* log
     cdef Py_ssize_t nlog, log_cap
+    cdef int32_t** memo        # [unit]: per dictionary entry, its log start (-1: not walked yet),
+                               # then (after nstr entries) its log length; for this call only
     # Folded values of the block: fold_ep[row * nfields + f] == epoch when folded, then the
     # row's values of f are fv_off/fv_len[ffirst[...] + k], bytes in buf.
     cdef uint32_t epoch
@@ -95,6 +97,7 @@ cdef class State:
         self.hits = <int32_t*>malloc(R * sizeof(int32_t))
         self.log_cap = 1024
         self.log = <int32_t*>malloc(self.log_cap * sizeof(int32_t))
+        self.memo = <int32_t**>calloc(F * NUNITS, sizeof(int32_t*))
         self.fold_ep = <uint32_t*>calloc(BLOCK * F, sizeof(uint32_t))
         self.ffirst = <int32_t*>malloc(BLOCK * F * sizeof(int32_t))
         self.fv_cap = 256
@@ -117,7 +120,7 @@ cdef class State:
         if not (self.pbits and self.ptouched and self.plist and self.gbits and self.gtouched and self.glist
                 and self.ubits and self.utouched and self.ulist and self.lzdone and self.lzval
                 and self.lztouched and self.lzlist and self.rbits and self.rtouched and self.rlist
-                and self.hits and self.log and self.fold_ep and self.ffirst
+                and self.hits and self.log and self.memo and self.fold_ep and self.ffirst
                 and self.fv_off and self.fv_len and self.buf and self.vstart and self.vcount
                 and self.vals and self.rowobj and self.cols and self.one and self.out_row and self.out_rule):
             raise MemoryError()
@@ -127,6 +130,8 @@ cdef class State:
         free(self.pbits); free(self.ptouched); free(self.plist); free(self.gbits); free(self.gtouched)
         free(self.glist); free(self.ubits); free(self.utouched); free(self.ulist); free(self.lzdone)
         free(self.lzval); free(self.lztouched); free(self.lzlist); free(self.rbits); free(self.rtouched)
+        self.free_memo()
+        free(self.memo)
         free(self.rlist); free(self.hits); free(self.log); free(self.fold_ep); free(self.ffirst)
         free(self.fv_off); free(self.fv_len); free(self.buf); free(self.vstart)
         free(self.vcount); free(self.vals); free(self.rowobj); free(self.cols); free(self.one); free(self.out_row)
@@ -183,6 +188,23 @@ cdef class State:
             self.lztouched[p] = 1
             self.lzlist[self.nlzlist] = p
             self.nlzlist += 1
+
+    cdef int32_t* memo_of(self, int32_t unit, Py_ssize_t nstr) except NULL nogil:
+        """The dictionary memo of a unit for this call (made on first use: -1 starts)."""
+        if self.memo[unit] == NULL:
+            self.memo[unit] = <int32_t*>malloc(max(2 * nstr, 1) * sizeof(int32_t))
+            if self.memo[unit] == NULL:
+                with gil:
+                    raise MemoryError()
+            memset(self.memo[unit], 0xFF, nstr * sizeof(int32_t))
+        return self.memo[unit]
+
+    cdef void free_memo(self) noexcept nogil:
+        cdef Py_ssize_t i
+        if self.memo != NULL:
+            for i in range(self.nfields_cap * NUNITS):
+                free(self.memo[i])
+                self.memo[i] = NULL
 
     cdef int log_reserve(self, Py_ssize_t extra) except -1 nogil:
         """Room for extra more entries in the fire log."""
@@ -296,4 +318,5 @@ cdef class State:
         self.direct = False
         self.logging = False
         self.nlog = 0
+        self.free_memo()
         memset(self.cols, 0, self.nfields_cap * sizeof(Col))  # never read a past call's buffers
