@@ -189,7 +189,10 @@ def _rarity(text: str) -> float:
         elif ch.isascii():
             p *= 0.35 if ch.isalnum() else 0.6  # separators (\\ . space -) are common
         else:
-            p *= 0.01  # event text is mostly ASCII
+            # Event text is mostly ASCII: a literal holding a non-ASCII character is rare, so
+            # rare that an OR of a thousand of them (emoji, homoglyph lists) is still a better
+            # trigger than an enumerated field's equality (independence overstates the union).
+            p *= 1e-6
         if p < 1e-6:
             break
     return p
