@@ -165,6 +165,7 @@ class Plan:
     group_units: list[list[int]] = field(default_factory=list)  # N_ANY group -> units of its members
     eager: list[int] = field(default_factory=list)  # units run down every row (stage 1): trigger tables
     gather: list[int] = field(default_factory=list)  # fields read up front from mappings (others on demand)
+    automata: list[dict] = field(default_factory=list)  # per field: FieldPlan.automata()
 
 
 # Operators as module globals: in Python 3.11 each ``Op.X`` is a class-attribute lookup of about
@@ -782,11 +783,12 @@ def compile_plan(rules: list[Node]) -> Plan:
         triggers.append(trig.preds if trig is not None else None)
     npred = len(b.preds)
     pred_unit = [-1] * npred
+    automata = [fp.automata() for fp in b.fields]
     for fid, fp in enumerate(b.fields):
         for pid in (fp.exists, fp.not_empty):
             if pid >= 0:
                 pred_unit[pid] = fid * NUNITS + U_PRESENCE
-        for unit, (_, pats) in fp.automata().items():
+        for unit, (_, pats) in automata[fid].items():
             for _, pid in pats:
                 pred_unit[pid] = fid * NUNITS + unit
     by_pred: list[list[int]] = [[] for _ in range(npred)]
@@ -830,6 +832,7 @@ def compile_plan(rules: list[Node]) -> Plan:
         group_units=[sorted({pred_unit[p] for p in members}) for members in b.groups],
         eager=eager,
         gather=gather,
+        automata=automata,
     )
 
 

@@ -240,7 +240,7 @@ cdef class Program:
         for f, fp in enumerate(plan.fields):
             self.fields[f].exists = fp.exists
             self.fields[f].not_empty = fp.not_empty
-            for unit, (reverse, patterns) in fp.automata().items():
+            for unit, (reverse, patterns) in plan.automata[f].items():
                 ac_build(&self.fields[f].ac[unit - U_AC], patterns)
                 self.fields[f].ac[unit - U_AC].reverse = reverse
                 self.fields[f].has_ac[unit - U_AC] = 1
