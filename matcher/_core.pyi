@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 CYTHON_CORE: int
-KINDS: tuple[int, int, int]
+KINDS: tuple[int, int, int, int]
 NODES: tuple[int, int, int, int, int]
 GLOB_TOKENS: tuple[int, int]
 
@@ -22,7 +22,7 @@ class Program:
     nrules: int
     ngroups: int
     field_names: tuple[str, ...]
-    has_event: bool
+    strings_field: int
     def __init__(
         self,
         plan: Any,
@@ -35,5 +35,5 @@ class Program:
         self, events: Iterable[Mapping[str, Any]]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], int]: ...
     def match_columns(
-        self, columns: list[Any], nrows: int, row_event: Callable[[int], Mapping[str, Any]] | None = None
+        self, columns: list[Any], nrows: int
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...

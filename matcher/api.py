@@ -20,8 +20,8 @@ from ._files import RULE_SUFFIXES, read_rule_text, rule_files
 from ._notes import say
 from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
-from .compiler import compile_plan
-from .ops import EVENT_REFERENCE, REFERENCE, compile_regex, is_linear, regex_engine
+from .compiler import compile_plan, lazy_callback
+from .ops import regex_engine
 from .record import RuleInfo, RuleRecord
 from .s1ql import cards as _cards
 from .s1ql import parse, to_s1ql
@@ -319,8 +319,7 @@ class RuleSet:
 
         prog = self._program
         cols = column_descriptors(batch, prog.field_names, prog.strings_field)
-        row_event = _RowMappings(batch) if prog.has_event else None
-        found = prog.match_columns(cols, batch.num_rows, row_event)
+        found = prog.match_columns(cols, batch.num_rows)
         self._report_overruns(base)
         return found
 
@@ -374,40 +373,18 @@ class RuleSet:
         return prog
 
     def _build_program(self) -> "_core.Program":
-        plan = compile_plan([r.ir for r in self.rules])
-        lazy, whole = plan.py_preds, plan.event_preds
-        # Regexes only the backtracking engine runs: each value under its own budget.
-        budgeted = {pid: compile_regex(v).search for pid, (op, v) in lazy.items()
-                    if op is _ir.Op.REGEX and not is_linear(v)}
+        self._plan = plan = compile_plan([r.ir for r in self.rules])
+        return _core.Program(plan, lazy_callback(plan, self._overrun), ArrowDataError)
 
-        def py_eval(pid: int, texts: Optional[list], event: Any, _lazy=lazy, _ref=REFERENCE) -> bool:
-            if texts is None:  # a whole-event predicate
-                pred = whole[pid]
-                return EVENT_REFERENCE[pred.op](event, pred)
-            if pid in budgeted:
-                return self._budgeted(budgeted[pid], pid, texts, event)
-            op, value = _lazy[pid]
-            test = _ref[op]
-            return any(test(t, value) for t in texts)
-
-        self._plan = plan
-        return _core.Program(plan, py_eval, ArrowDataError)
-
-    def _budgeted(self, search: Any, pid: int, texts: list, row: int) -> bool:
-        """A backtracking regex over a field's texts: a text whose budget ran out counts as no
-        match, and the overrun is counted and reported (never read silently as "no match")."""
-        for t in texts:
-            try:
-                if search(t):
-                    return True
-            except RegexBudgetExceeded as e:
-                with self._overrun_lock:
-                    self.regex_overruns += 1
-                pending = getattr(self._pending, "items", None)
-                if pending is None:
-                    pending = self._pending.items = []
-                pending.append((pid, row, e))
-        return False
+    def _overrun(self, pid: int, row: int, e: RegexBudgetExceeded) -> None:
+        """A backtracking regex ran out of budget on one value (taken as no match): counted, and
+        reported by _report_overruns after the core call (never read silently as "no match")."""
+        with self._overrun_lock:
+            self.regex_overruns += 1
+        pending = getattr(self._pending, "items", None)
+        if pending is None:
+            pending = self._pending.items = []
+        pending.append((pid, row, e))
 
     def _report_overruns(self, base: int) -> None:
         """Warn (RegexBudgetWarning) about the overruns of the core call that just ran on this
@@ -527,33 +504,6 @@ def _slices(batches: list, threads: int) -> list:
         for lo in range(0, b.num_rows, size):
             out.append(b.slice(lo, size))
     return out
-
-
-class _RowMappings:
-    """Rows of an Arrow record batch as mappings (nested for struct columns), on demand.
-
-    For whole-event predicates. The first few rows asked for are converted one by one; past
-    that, the whole batch once (a rule with such a predicate often runs on most rows).
-    """
-
-    ONE_BY_ONE = 16
-
-    def __init__(self, batch: Any) -> None:
-        self.batch = batch
-        self.asked = 0
-        self.rows: Optional[list] = None
-
-    def __call__(self, i: int) -> dict:
-        if self.asked == 0:  # every column is read: check them all, once
-            from ._arrow import check_whole
-
-            check_whole(self.batch)
-        if self.rows is None:
-            self.asked += 1
-            if self.asked <= self.ONE_BY_ONE:
-                return self.batch.slice(i, 1).to_pylist()[0]
-            self.rows = self.batch.to_pylist()
-        return self.rows[i]
 
 
 def _regex_scope(regex: Optional[str]) -> Any:

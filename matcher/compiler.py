@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 try:  # Python 3.11+
     import re._parser as _sre_parse  # type: ignore[import-not-found]
@@ -41,15 +41,31 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 from .ir import EVENT_OPS, PRESENCE_GUARDED, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
-from .ops import fold, is_linear, network
+from .errors import RegexBudgetExceeded
+from .ops import REFERENCE, compile_regex, fold, is_linear, network
 
-__all__ = ["Plan", "compile_plan", "TABLE", "GLOB", "PY", "EVENT", "FREF", "EVERY_STRING", "encode"]
+__all__ = ["Plan", "compile_plan", "lazy_callback", "TABLE", "GLOB", "PY", "FREF", "EVERY_STRING", "encode"]
 
-# Predicate kinds (must match src/_core.pyx). EVENT: a whole-event predicate (ir.EVENT_OPS),
-# decided in Python from the event mapping; it belongs to no field (pred_field -1).
-TABLE, GLOB, PY, EVENT, FREF = 0, 1, 2, 3, 4
+# Predicate kinds (must match src/_core.pyx). Every whole-event operator (ir.EVENT_OPS) runs in
+# the core: fieldrefs as FREF, keywords as table/GLOB predicates of the pseudo-field EVERY_STRING.
+TABLE, GLOB, PY, FREF = 0, 1, 2, 3
 # Node kinds.
 N_PRED, N_AND, N_OR, N_NOT, N_ANY = 0, 1, 2, 3, 4
+#: The units (tables) of a field, numbered as in src/_core.pyx: its presence flags, its forward
+#: automaton and its tail automaton (FieldPlan.automata says which literal goes where). A unit
+#: is run at most once per row, and all of its predicates fire at once.
+U_PRESENCE, U_AUTOMATON, U_TAIL = 0, 1, 2
+NUNITS = 3
+#: Automaton symbols (2 bytes each, big-endian): a byte is 0x00 b; the markers before a value's
+#: first byte and after its last are START (256) and END (257).
+START, END = b"\x01\x00", b"\x01\x01"
+
+
+def symbols(lit: bytes, start: bool = False, end: bool = False) -> bytes:
+    """A literal as automaton symbols: ``^lit`` with start, ``lit$`` with end."""
+    return (START if start else b"") + lit.decode("latin-1").encode("utf-16-be") + (END if end else b"")
+
+
 #: ORs of at least this many table predicates become one group flag (N_ANY).
 GROUP_MIN = 4
 # Glob tokens (besides literal bytes 0..255).
@@ -75,6 +91,27 @@ class FieldPlan:
     contains: list[tuple[bytes, int]] = field(default_factory=list)
     exists: int = -1
     not_empty: int = -1
+
+    def automata(self) -> dict[int, tuple[bool, list[tuple[bytes, int]]]]:
+        """The field's automata: unit -> (reversed, patterns). Equality is ``^v$``, prefix
+        ``^v``, suffix ``v$``, contains ``v`` (START/END markers around the value).
+
+        Suffix literals (and equality with them) go to the tail automaton, reversed
+        (``^reversed(v)``, ``^reversed(v)$``): every literal of it is anchored at the start, so
+        the core reads a value from its last byte and stops as soon as no literal can match (a
+        path pays for its file name, not its folders). The rest (prefix, contains, and equality
+        when there is no suffix literal) is the forward automaton; without contains literals it
+        stops early too. A field has at most one walk over a value per direction."""
+        out = {}
+        eq_fwd = not self.suffix
+        if self.suffix:
+            out[U_TAIL] = (True, [(symbols(v[::-1], True, True), p) for v, p in self.eq]
+                           + [(symbols(v[::-1], True), p) for v, p in self.suffix])
+        fwd = ([(symbols(v, True, True), p) for v, p in self.eq] if eq_fwd else []) + \
+            [(symbols(v, True), p) for v, p in self.prefix] + [(symbols(v), p) for v, p in self.contains]
+        if fwd:
+            out[U_AUTOMATON] = (False, fwd)
+        return out
 
 
 #: Sigma fieldref operators compared in the core (kind FREF): op -> code in src/_core.pyx fref_op.
@@ -110,7 +147,6 @@ class Plan:
     groups: list[list[int]]  # N_ANY node arg -> table preds (an OR of them)
     globs: dict[int, list[int]]  # pred -> glob tokens
     py_preds: dict[int, tuple[Op, str]]  # pred -> (op, literal) for regex/comparisons
-    event_preds: dict[int, Pred]  # pred -> the whole-event predicate (ir.EVENT_OPS)
     min_len: dict[int, int]  # lazy pred -> fewest characters a value must have to match it
     runs: dict[int, tuple[bytes, int]]  # regex pred -> (byte class bitmap, k): see regex_run
     node_kind: list[int]
@@ -124,6 +160,12 @@ class Plan:
     preds: list[Pred] = field(default_factory=list)  # id -> IR predicate (for explain/debug)
     strings_field: int = -1  # the field EVERY_STRING (Sigma keywords), -1 when no rule reads it
     fieldrefs: dict[int, tuple[int, int]] = field(default_factory=dict)  # FREF pred -> (other field, FIELDREF_CODE)
+    # What runs where, decided here (the core follows): units are field * NUNITS + U_*.
+    pred_unit: list[int] = field(default_factory=list)  # table pred -> its unit; -1 for lazy preds
+    group_units: list[list[int]] = field(default_factory=list)  # N_ANY group -> units of its members
+    eager: list[int] = field(default_factory=list)  # units run down every row (stage 1): trigger tables
+    gather: list[int] = field(default_factory=list)  # fields read up front from mappings (others on demand)
+    automata: list[dict] = field(default_factory=list)  # per field: FieldPlan.automata()
 
 
 # Operators as module globals: in Python 3.11 each ``Op.X`` is a class-attribute lookup of about
@@ -148,7 +190,10 @@ def _rarity(text: str) -> float:
         elif ch.isascii():
             p *= 0.35 if ch.isalnum() else 0.6  # separators (\\ . space -) are common
         else:
-            p *= 0.01  # event text is mostly ASCII
+            # Event text is mostly ASCII: a literal holding a non-ASCII character is rare, so
+            # rare that an OR of a thousand of them (emoji, homoglyph lists) is still a better
+            # trigger than an enumerated field's equality (independence overstates the union).
+            p *= 1e-6
         if p < 1e-6:
             break
     return p
@@ -500,7 +545,6 @@ class _Builder:
         self.pred_est: list[float] = []
         self.globs: dict[int, list[int]] = {}
         self.py_preds: dict[int, tuple[Op, str]] = {}
-        self.event_preds: dict[int, Pred] = {}
         self.fieldrefs: dict[int, tuple[int, int]] = {}
         self.min_len: dict[int, int] = {}
         self.runs: dict[int, tuple[bytes, int]] = {}
@@ -551,15 +595,8 @@ class _Builder:
             self.pred_est.append(min(0.05, self._any_est([guard_id])))
             self.fieldrefs[pid] = (self.field_id(p.value), FIELDREF_CODE[op])
             return pid
-        if op in EVENT_OPS:  # no field, no guard: evaluated whenever its rule is
-            pid = self.pred_ids[key] = len(self.preds)
-            self.preds.append(p)
-            self.pred_field.append(-1)
-            self.pred_kind.append(EVENT)
-            self.guards.append([])
-            self.pred_est.append(0.05)
-            self.event_preds[pid] = p
-            return pid
+        if op in EVENT_OPS:  # KEYWORD is lowered to EVERY_STRING before it gets here
+            raise AssertionError(f"whole-event operator {op} reached the predicate table")
         fid = self.field_id(p.field)
         fp = self.fields[fid]
         guard: list[int] = []
@@ -641,8 +678,6 @@ class _Builder:
                     self.expanding.discard(pid)
             idx = self._emit(N_PRED, pid, 0)
             kind = self.pred_kind[pid]
-            if kind == EVENT:  # no table predicate announces it: its rule is always evaluated
-                return idx, self.pred_est[pid], None
             trig = self.pred_trigger.get(pid)
             if trig is None:
                 trig = self.pred_trigger[pid] = self.trigger((pid,) if kind == TABLE else self.guards[pid])
@@ -747,6 +782,15 @@ def compile_plan(rules: list[Node]) -> Plan:
     for r, trig in enumerate(_choose_triggers(alternatives)):
         triggers.append(trig.preds if trig is not None else None)
     npred = len(b.preds)
+    pred_unit = [-1] * npred
+    automata = [fp.automata() for fp in b.fields]
+    for fid, fp in enumerate(b.fields):
+        for pid in (fp.exists, fp.not_empty):
+            if pid >= 0:
+                pred_unit[pid] = fid * NUNITS + U_PRESENCE
+        for unit, (_, pats) in automata[fid].items():
+            for _, pid in pats:
+                pred_unit[pid] = fid * NUNITS + unit
     by_pred: list[list[int]] = [[] for _ in range(npred)]
     always: list[int] = []
     for r, trig in enumerate(triggers):
@@ -759,6 +803,10 @@ def compile_plan(rules: list[Node]) -> Plan:
     for lst in by_pred:
         trig_rules.extend(sorted(lst))
         trig_start.append(len(trig_rules))
+    # Stage 1 runs the units of trigger predicates on every row; rules evaluated on every row
+    # may read any field, so then every field is gathered up front.
+    eager = sorted({pred_unit[p] for p in range(npred) if by_pred[p]})
+    gather = sorted({u // NUNITS for u in eager}) if not always else list(range(len(b.fields)))
     return Plan(
         fields=b.fields,
         pred_field=b.pred_field,
@@ -767,7 +815,6 @@ def compile_plan(rules: list[Node]) -> Plan:
         groups=b.groups,
         globs=b.globs,
         py_preds=b.py_preds,
-        event_preds=b.event_preds,
         min_len=b.min_len,
         runs=b.runs,
         node_kind=b.node_kind,
@@ -781,4 +828,35 @@ def compile_plan(rules: list[Node]) -> Plan:
         preds=b.preds,
         strings_field=b.field_ids.get(EVERY_STRING, -1),
         fieldrefs=b.fieldrefs,
+        pred_unit=pred_unit,
+        group_units=[sorted({pred_unit[p] for p in members}) for members in b.groups],
+        eager=eager,
+        gather=gather,
+        automata=automata,
     )
+
+
+def lazy_callback(plan: Plan, on_overrun: Callable[[int, int, RegexBudgetExceeded], None]) -> Callable[[int, list, int], bool]:
+    """The core's callback for the Python predicates of ``plan`` (kind PY: regexes, comparisons,
+    CIDR, time parts): ``(pred id, the field's texts, row) -> bool``, true when some text holds.
+    A regex only the backtracking engine runs is searched under a budget per text; a text
+    whose budget runs out counts as no match and is passed to ``on_overrun(pred id, row,
+    error)`` (the caller reports it)."""
+    lazy = plan.py_preds
+    budgeted = {pid: compile_regex(v).search for pid, (op, v) in lazy.items() if op is _REGEX and not is_linear(v)}
+
+    def py_eval(pid: int, texts: list, row: int, _lazy=lazy, _ref=REFERENCE) -> bool:
+        search = budgeted.get(pid)
+        if search is not None:
+            for t in texts:
+                try:
+                    if search(t):
+                        return True
+                except RegexBudgetExceeded as e:
+                    on_overrun(pid, row, e)
+            return False
+        op, value = _lazy[pid]
+        test = _ref[op]
+        return any(test(t, value) for t in texts)
+
+    return py_eval

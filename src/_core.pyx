@@ -1,15 +1,23 @@
 # cython: language_level=3
 """The matching core: one compiled program for one rule or thousands.
 
-``Program(plan)`` turns a :class:`matcher.compiler.Plan` into C tables. Matching works on
-*chunks* of rows: each row's field values are first gathered as pointers into the events'
-own string data (Python ``str`` objects, or Arrow buffers), then the chunk is matched with
-the GIL released. Per row and per field that some rule reads, the value is folded once into
-a scratch buffer and run through the field's tables: equality, prefix and suffix literals
-in hashed tables, contains literals in one Aho-Corasick DFA. Fired predicates give candidate
-rules through the trigger index; only candidates are evaluated, and fields that only
-candidates need are read on demand. Globs run in C; regexes and numeric comparisons call
-back into Python (with the GIL) only when their guard predicate fired.
+``Program(plan)`` turns a :class:`matcher.compiler.Plan` into C tables: per field up to two
+automata (forward: equality, prefix, contains; tail: suffix literals, reversed) and the rule
+programs. Matching works on *blocks* of up to 1,024 rows (Arrow record batches block by
+block; mappings a gathered chunk of 512 at a time), with the GIL released:
+
+- stage 1 runs each unit the compiler marked eager (the tables of trigger predicates) down
+  the whole block, one unit at a time, setting a bit per (predicate, row);
+- the rows where one of a rule's triggers fired become its candidate mask;
+- stage 2 evaluates each candidate rule's program as bitmap operations over its mask; a
+  table, glob, regex or comparison a rule needs beyond stage 1 runs only on the rows of the
+  mask where it has not run yet (regexes and comparisons call back into Python, with the GIL,
+  only past their guards and prefilters).
+
+Files (one extension module; the .pxi are included here): _automaton.pxd/.pxi (the
+automaton: struct, build), _fold.pxi (str.lower in C), _glob.pxi, _gather.pxi (values from
+mappings), _columns.pxi (Arrow buffers, checked), _state.pxi (the block bitmaps and buffers of
+a call), and this file: the Program (tables, rule programs, the walks, stage 1 and stage 2).
 
 Nothing here imports a matcher module: the plan is plain data, and the Python callback for
 lazy predicates is handed in.
@@ -25,11 +33,10 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 
-from _tables cimport (FNV_OFFSET, FNV_PRIME, LOWER, AC, HEntry, HTable, filt_bit, len_maybe, htable_find,
-                     htable_find_ci, slot_of)
+from _automaton cimport LOWER, AC
 
-import numpy as np
-from operator import itemgetter
+import numpy as _np
+from operator import itemgetter as _itemgetter
 
 cimport numpy as cnp
 
@@ -52,6 +59,7 @@ cdef extern from *:
     #define MATCHER_DICT_KEYS(d) ((const void*)((PyDictObject*)(d))->ma_keys)
     """
     void MATCHER_PREFETCH(const void* p) nogil
+    int MATCHER_CTZ "__builtin_ctzll"(uint64_t x) nogil
     const void* MATCHER_DICT_KEYS(PyObject* d) nogil
 
 cdef extern from "Python.h":
@@ -85,8 +93,7 @@ CYTHON_CORE = 1
 DEF K_TABLE = 0
 DEF K_GLOB = 1
 DEF K_PY = 2
-DEF K_EVENT = 3
-DEF K_FREF = 4
+DEF K_FREF = 3
 DEF N_PRED = 0
 DEF N_AND = 1
 DEF N_OR = 2
@@ -94,7 +101,7 @@ DEF N_NOT = 3
 DEF N_ANY = 4
 DEF G_ANY = -1
 DEF G_ONE = -2
-KINDS = (K_TABLE, K_GLOB, K_PY, K_EVENT, K_FREF)
+KINDS = (K_TABLE, K_GLOB, K_PY, K_FREF)
 NODES = (N_PRED, N_AND, N_OR, N_NOT, N_ANY)
 GLOB_TOKENS = (G_ANY, G_ONE)
 
@@ -105,14 +112,14 @@ DEF V_UCS1 = 2    # str data, 1/2/4 bytes per code point
 DEF V_UCS2 = 3
 DEF V_UCS4 = 4
 
-DEF CHUNK = 512
+DEF CHUNK = 512   # rows of mappings gathered (and matched) at a time
+DEF BLOCK = 1024  # rows matched at a time (one bit each in a block bitmap)
+DEF BW = 16       # words of a block bitmap: BLOCK // 64
 # Units: the tables of one field, each processed at most once per row, and only when needed.
 DEF U_PRESENCE = 0
-DEF U_EQ = 1
-DEF U_PREFIX = 2
-DEF U_SUFFIX = 3
-DEF U_AC = 4
-DEF NUNITS = 5
+DEF U_AC = 1      # the field's forward automaton (compiler.U_AUTOMATON)
+DEF U_TAIL = 2    # its tail automaton: suffix (and equality) literals, reversed (compiler.U_TAIL)
+DEF NUNITS = 3
 DEF COL_NONE = 0
 DEF COL_UTF8 = 1
 DEF COL_DICT = 2
@@ -126,11 +133,8 @@ ctypedef struct Val:
 
 
 ctypedef struct Field:
-    HTable eq
-    HTable prefix
-    HTable suffix
-    AC ac
-    int has_eq, has_prefix, has_suffix, has_ac
+    AC ac[2]           # [unit - U_AC]: forward, tail
+    int has_ac[2]
     int32_t exists     # predicate fired when present, or -1
     int32_t not_empty  # predicate fired when some value is not "", or -1
 
@@ -147,798 +151,20 @@ ctypedef struct Col:
     const uint8_t* idx       # COL_DICT: the indices
     int iwidth               # 1, 2, 4 or 8
     Py_ssize_t ioff          # index of row 0 in idx
+    Py_ssize_t nstr          # COL_DICT: dictionary entries
 
 
 
-# ---------------------------------------------------------------------------------------------
-# Table construction (GIL held; plain Python data in, C arrays out)
-# ---------------------------------------------------------------------------------------------
-
-cdef uint64_t fnv(const uint8_t* p, Py_ssize_t n, bint reverse) noexcept nogil:
-    cdef uint64_t h = FNV_OFFSET
-    cdef Py_ssize_t i
-    if reverse:
-        for i in range(n - 1, -1, -1):
-            h = (h ^ p[i]) * FNV_PRIME
-    else:
-        for i in range(n):
-            h = (h ^ p[i]) * FNV_PRIME
-    return h
-
-
-cdef int htable_build(HTable* t, list items, bint reverse) except -1:
-    """items: list of (bytes literal, pred id)."""
-    cdef Py_ssize_t n = len(items), total = 0, i
-    cdef uint32_t size = 8, maxlen = 0, minlen = 0xFFFFFFFF, s, j, depth
-    cdef uint64_t key
-    cdef const uint8_t* lp
-    cdef bytes lit
-    for lit, _ in items:
-        total += len(lit)
-        if <uint32_t>len(lit) > maxlen:
-            maxlen = len(lit)
-        if <uint32_t>len(lit) < minlen:
-            minlen = len(lit)
-    while size < 2 * n + 2:
-        size <<= 1
-    t.entries = <HEntry*>calloc(n + 1, sizeof(HEntry))
-    t.slots = <int32_t*>malloc(size * sizeof(int32_t))
-    t.pool = <uint8_t*>malloc(total + 1)
-    t.is_len = <uint8_t*>calloc(maxlen + 1, 1)
-    t.lenbits = 9
-    while t.lenbits < 16 and (1u << t.lenbits) < 16 * n:
-        t.lenbits += 1
-    t.lenfilt = <uint64_t*>calloc((1u << t.lenbits) >> 6, sizeof(uint64_t))
-    if not (t.entries and t.slots and t.pool and t.is_len and t.lenfilt):
-        raise MemoryError()
-    memset(t.slots, 0xFF, size * sizeof(int32_t))
-    t.mask = size - 1
-    t.maxlen = maxlen
-    t.minlen = minlen
-    t.nentries = n
-    memset(t.filt, 0, sizeof(t.filt))
-    t.nfilt = 0
-    while t.nfilt < 5 and (8u << t.nfilt) <= maxlen:
-        t.nfilt += 1
-    for lit, _ in items:
-        lp = <const uint8_t*>PyBytes_AS_STRING(lit)
-        for j in range(t.nfilt):
-            depth = 8 << j
-            if <uint32_t>len(lit) < depth:
-                break
-            if reverse:
-                key = fnv(lp + len(lit) - depth, depth, True)
-            else:
-                key = fnv(lp, depth, False)
-            s = filt_bit(key)
-            t.filt[j][s >> 6] |= (<uint64_t>1) << (s & 63)
-    cdef uint32_t off = 0
-    for i in range(n):
-        lit, pred = items[i]
-        memcpy(t.pool + off, PyBytes_AS_STRING(lit), len(lit))
-        t.entries[i].hash = fnv(t.pool + off, len(lit), reverse)
-        t.entries[i].len = len(lit)
-        t.entries[i].off = off
-        t.entries[i].pred = pred
-        t.is_len[len(lit)] = 1
-        s = <uint32_t>(((t.entries[i].hash + <uint64_t>len(lit)) * 0xD6E8FEB86659FD93ULL) >> (64 - t.lenbits))
-        t.lenfilt[s >> 6] |= (<uint64_t>1) << (s & 63)
-        off += len(lit)
-        s = slot_of(t.entries[i].hash, len(lit), t.mask)
-        while t.slots[s] >= 0:
-            s = (s + 1) & t.mask
-        t.slots[s] = i
-    return 0
-
-
-cdef void htable_free(HTable* t) noexcept:
-    free(t.entries); free(t.slots); free(t.pool); free(t.is_len); free(t.lenfilt)
-
-
-_FIRST = itemgetter(0)  # sort key: a (literal, pred) pair's literal
-
-
-cdef inline int32_t trie_child(const int32_t* cstart, const int32_t* ccls, const int32_t* cid,
-                               int32_t s, int32_t c) noexcept nogil:
-    """The child of trie state s on class c, or -1 (children are sorted by class)."""
-    cdef int32_t lo = cstart[s], hi = cstart[s + 1], mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if ccls[mid] < c:
-            lo = mid + 1
-        else:
-            hi = mid
-    return cid[lo] if lo < cstart[s + 1] and ccls[lo] == c else -1
-
-
-cdef int ac_build(AC* a, list patterns) except -1:
-    """Aho-Corasick DFA over byte classes. patterns: list of (non-empty bytes, pred id).
-
-    The trie is built from the literals in sorted order, so a literal shares exactly its
-    common prefix with the one before it and no child lookup is needed; failure links are then
-    found breadth-first over the sparse trie, and each DFA row is its failure state's row (a
-    shallower state, already filled) with the state's own children written over it. No dense
-    table of the trie is ever made.
-    """
-    cdef int32_t K = 1, W, c, s, t, f, i, j, r, d, lcp, nstates = 1, qh, qt, nplain, nacc
-    cdef Py_ssize_t total = 0, n, prev_n = 0
-    cdef int32_t* parent = NULL
-    cdef int32_t* ecls = NULL      # class of the edge from parent into the state
-    cdef int32_t* cstart = NULL    # CSR: state -> its children, sorted by class
-    cdef int32_t* ccls = NULL
-    cdef int32_t* cid = NULL
-    cdef int32_t* path = NULL      # states along the previous literal
-    cdef int32_t* fail = NULL
-    cdef int32_t* dlink = NULL
-    cdef int32_t* depth = NULL
-    cdef int32_t* queue = NULL
-    cdef int32_t* newid = NULL
-    cdef uint8_t* has_own = NULL
-    cdef int64_t cnt[256]
-    cdef int32_t order[256]
-    cdef int32_t col[256]
-    cdef bytes lit
-    cdef const uint8_t* p
-    cdef const uint8_t* prev = NULL
-    memset(cnt, 0, sizeof(cnt))
-    memset(a, 0, sizeof(AC))
-    for lit, _ in patterns:
-        p = <const uint8_t*>PyBytes_AS_STRING(lit)
-        n = PyBytes_GET_SIZE(lit)
-        total += n
-        for i in range(n):
-            cnt[p[i]] += 1
-    for i in range(256):
-        if cnt[i]:
-            a.cls[i] = K      # provisional class: in byte order
-            K += 1
-        else:
-            a.cls[i] = 0
-    a.K = K
-    # Column of each class: by descending byte frequency in the patterns (class 0 last).
-    cdef int64_t ccnt[256]
-    memset(ccnt, 0, sizeof(ccnt))
-    for i in range(256):
-        if a.cls[i]:
-            ccnt[a.cls[i]] = cnt[i]
-    for c in range(K):
-        order[c] = c
-    for i in range(1, K):
-        j = i
-        while j > 0 and ccnt[order[j]] > ccnt[order[j - 1]]:
-            order[j], order[j - 1] = order[j - 1], order[j]
-            j -= 1
-    for c in range(K):
-        col[order[c]] = 2 + c
-    W = (K + 2 + 15) & ~15
-    a.W = W
-    if total + 1 > 0x7FFFFFFF // W:
-        raise MemoryError("too many contains literals for one field")
-    try:
-        parent = <int32_t*>malloc((total + 1) * sizeof(int32_t))
-        ecls = <int32_t*>malloc((total + 1) * sizeof(int32_t))
-        depth = <int32_t*>malloc((total + 1) * sizeof(int32_t))
-        path = <int32_t*>malloc((total + 1) * sizeof(int32_t))
-        if not (parent and ecls and depth and path):
-            raise MemoryError()
-        parent[0] = -1
-        ecls[0] = 0
-        depth[0] = 0
-        path[0] = 0
-        # Sorted (stably: equal literals keep their order, and so their preds' order), each
-        # literal's new states hang off the last state it shares with the literal before it.
-        # Provisional classes follow byte order, so children are created in class order.
-        own = {}  # state -> list of preds
-        for lit, pred in sorted(patterns, key=_FIRST):
-            p = <const uint8_t*>PyBytes_AS_STRING(lit)
-            n = PyBytes_GET_SIZE(lit)
-            lcp = 0
-            while lcp < n and lcp < prev_n and p[lcp] == prev[lcp]:
-                lcp += 1
-            for d in range(lcp, n):
-                parent[nstates] = path[d]
-                ecls[nstates] = a.cls[p[d]]
-                depth[nstates] = d + 1
-                path[d + 1] = nstates
-                nstates += 1
-            own.setdefault(path[n], []).append(pred)
-            prev, prev_n = p, n
-        cstart = <int32_t*>calloc(nstates + 1, sizeof(int32_t))
-        ccls = <int32_t*>malloc(nstates * sizeof(int32_t))
-        cid = <int32_t*>malloc(nstates * sizeof(int32_t))
-        fail = <int32_t*>calloc(nstates, sizeof(int32_t))
-        dlink = <int32_t*>malloc(nstates * sizeof(int32_t))
-        queue = <int32_t*>malloc(nstates * sizeof(int32_t))
-        newid = <int32_t*>malloc(nstates * sizeof(int32_t))
-        has_own = <uint8_t*>calloc(nstates, 1)
-        if not (cstart and ccls and cid and fail and dlink and queue and newid and has_own):
-            raise MemoryError()
-        for s in own:
-            has_own[s] = 1
-        # Children in CSR form: states are numbered in creation order, so each state's
-        # children come in class order.
-        for t in range(1, nstates):
-            cstart[parent[t] + 1] += 1
-        for s in range(nstates):
-            cstart[s + 1] += cstart[s]
-        for s in range(nstates):
-            path[s] = cstart[s]  # reused: next free slot of s's children
-        for t in range(1, nstates):
-            j = path[parent[t]]
-            ccls[j] = ecls[t]
-            cid[j] = t
-            path[parent[t]] = j + 1
-        # Breadth-first (children in class order): failure links, dictionary links, queue.
-        queue[0] = 0
-        qh, qt = 0, 1
-        dlink[0] = -1
-        while qh < qt:
-            s = queue[qh]; qh += 1
-            for j in range(cstart[s], cstart[s + 1]):
-                t = cid[j]
-                c = ccls[j]
-                if s == 0:
-                    fail[t] = 0
-                else:
-                    f = fail[s]
-                    while True:
-                        r = trie_child(cstart, ccls, cid, f, c)
-                        if r >= 0:
-                            fail[t] = r
-                            break
-                        if f == 0:
-                            fail[t] = 0
-                            break
-                        f = fail[f]
-                f = fail[t]
-                dlink[t] = f if has_own[f] else dlink[f]
-                queue[qt] = t; qt += 1
-        # Renumber in BFS order: non-accepting states first, accepting ones last.
-        nplain = 0
-        for s in range(nstates):
-            if not (has_own[s] or dlink[s] >= 0):
-                nplain += 1
-        nacc = 0
-        r = 0
-        queue_acc = []
-        for i in range(nstates):
-            s = queue[i]
-            if has_own[s] or dlink[s] >= 0:
-                newid[s] = nplain + nacc; nacc += 1
-                queue_acc.append(s)
-            else:
-                newid[s] = r; r += 1
-        a.nstates = nstates
-        a.nacc = nacc
-        a.match_min = nplain * W
-        a.trans = <int32_t*>aligned_alloc(64, (<size_t>nstates * W * sizeof(int32_t) + 63) // 64 * 64)
-        # Output closures, in BFS order (a state's dictionary link is shallower: already done).
-        closure = {}
-        for i in range(nstates):
-            s = queue[i]
-            if has_own[s] or dlink[s] >= 0:
-                closure[s] = own.get(s, []) + (closure[dlink[s]] if dlink[s] >= 0 else [])
-        npreds = sum(len(v) for v in closure.values())
-        a.out_start = <int32_t*>calloc(nacc + 1, sizeof(int32_t))
-        a.key = <int32_t*>malloc((nacc + 1) * sizeof(int32_t))
-        a.out_preds = <int32_t*>malloc((npreds + 1) * sizeof(int32_t))
-        if not (a.trans and a.out_start and a.key and a.out_preds):
-            raise MemoryError()
-        # Rows in BFS order: the root's goes to itself but for its children; every other
-        # state's is its failure state's row (shallower, so filled already) but for its own.
-        memset(a.trans, 0, W * sizeof(int32_t))
-        for i in range(nstates):
-            s = queue[i]
-            r = newid[s] * W
-            if s:
-                memcpy(a.trans + r, a.trans + newid[fail[s]] * W, W * sizeof(int32_t))
-            for j in range(cstart[s], cstart[s + 1]):
-                a.trans[r + col[ccls[j]]] = newid[cid[j]] * W
-            a.trans[r] = newid[s] - nplain if newid[s] >= nplain else -1
-            a.trans[r + 1] = depth[s]
-        for i in range(256):
-            a.cls[i] = col[a.cls[i]]
-        for i in range(256):
-            a.cls_lower[i] = a.cls[LOWER[i]]
-        npat = {}
-        for _, pred in patterns:
-            npat[pred] = npat.get(pred, 0) + 1
-        # key: "this pred fired during the event" implies "this whole closure fired": true when
-        # the pred is the output of one literal only (it then fires only through closures that
-        # contain the closure of the literal's state, which starts with it).
-        j = 0
-        for r in range(nacc):
-            s = queue_acc[r]
-            preds = closure[s]
-            a.out_start[r] = j
-            a.key[r] = preds[0] if npat[preds[0]] == 1 else -1
-            for pr in preds:
-                a.out_preds[j] = pr; j += 1
-        a.out_start[nacc] = j
-    except BaseException:
-        ac_free(a)
-        raise
-    finally:
-        free(parent); free(ecls); free(cstart); free(ccls); free(cid); free(path)
-        free(fail); free(dlink); free(depth); free(queue); free(newid); free(has_own)
-    return 0
-
-
-cdef void ac_free(AC* a) noexcept:
-    free(a.trans); free(a.out_start); free(a.key); free(a.out_preds)
-    a.trans = NULL; a.out_start = NULL; a.key = NULL
-    a.out_preds = NULL
-
-
-# ---------------------------------------------------------------------------------------------
-# Folding: exactly Python's str.lower(), to UTF-8 (lone surrogates encoded as surrogatepass).
-# str.lower() is the simple lowercase mapping for every code point except U+0130 (two code
-# points) and U+03A3 (final sigma depends on context); values holding those two fall back to
-# Python. A test compares fold_char with str.lower() over all code points.
-# ---------------------------------------------------------------------------------------------
-
-cdef inline Py_ssize_t put_utf8(uint8_t* out, uint32_t cp) noexcept nogil:
-    if cp < 0x80:
-        out[0] = <uint8_t>cp
-        return 1
-    if cp < 0x800:
-        out[0] = 0xC0 | (cp >> 6)
-        out[1] = 0x80 | (cp & 0x3F)
-        return 2
-    if cp < 0x10000:
-        out[0] = 0xE0 | (cp >> 12)
-        out[1] = 0x80 | ((cp >> 6) & 0x3F)
-        out[2] = 0x80 | (cp & 0x3F)
-        return 3
-    out[0] = 0xF0 | (cp >> 18)
-    out[1] = 0x80 | ((cp >> 12) & 0x3F)
-    out[2] = 0x80 | ((cp >> 6) & 0x3F)
-    out[3] = 0x80 | (cp & 0x3F)
-    return 4
-
-
-cdef inline uint32_t fold_cp(uint32_t cp) noexcept nogil:
-    return Py_UNICODE_TOLOWER(cp)
-
-
-def fold_char(int cp):
-    """The core's fold of one code point, or None where it defers to Python (for tests)."""
-    if cp == 0x130 or cp == 0x3A3:
-        return None
-    return chr(fold_cp(cp))
-
-
-cdef Py_ssize_t fold_value(const Val* v, uint8_t* out) noexcept nogil:
-    """Fold v into out (capacity 4*n+4 bytes). Returns the length, or -1: defer to Python."""
-    cdef Py_ssize_t i, n = v.n, o = 0
-    cdef const uint8_t* b
-    cdef const uint16_t* w
-    cdef const uint32_t* d
-    cdef uint32_t cp
-    cdef uint8_t c
-    if v.kind == V_ASCII:
-        b = <const uint8_t*>v.data
-        for i in range(n):
-            out[i] = LOWER[b[i]]
-        return n
-    if v.kind == V_UCS1:
-        b = <const uint8_t*>v.data
-        for i in range(n):
-            cp = b[i]
-            if cp < 0x80:
-                out[o] = LOWER[cp]; o += 1
-            else:
-                o += put_utf8(out + o, fold_cp(cp))
-        return o
-    if v.kind == V_UCS2:
-        w = <const uint16_t*>v.data
-        for i in range(n):
-            cp = w[i]
-            if cp < 0x80:
-                out[o] = LOWER[cp]; o += 1
-            elif cp == 0x130 or cp == 0x3A3:
-                return -1
-            else:
-                o += put_utf8(out + o, fold_cp(cp))
-        return o
-    if v.kind == V_UCS4:
-        d = <const uint32_t*>v.data
-        for i in range(n):
-            cp = d[i]
-            if cp < 0x80:
-                out[o] = LOWER[cp]; o += 1
-            elif cp == 0x130 or cp == 0x3A3:
-                return -1
-            else:
-                o += put_utf8(out + o, fold_cp(cp))
-        return o
-    # UTF-8 bytes.
-    b = <const uint8_t*>v.data
-    i = 0
-    while i < n:
-        c = b[i]
-        if c < 0x80:
-            out[o] = LOWER[c]; o += 1; i += 1
-            continue
-        if c >= 0xC2 and c < 0xE0 and i + 1 < n:
-            cp = ((c & 0x1F) << 6) | (b[i + 1] & 0x3F); i += 2
-        elif c >= 0xE0 and c < 0xF0 and i + 2 < n:
-            cp = ((c & 0x0F) << 12) | ((b[i + 1] & 0x3F) << 6) | (b[i + 2] & 0x3F); i += 3
-        elif c >= 0xF0 and c < 0xF5 and i + 3 < n:
-            cp = ((c & 0x07) << 18) | ((b[i + 1] & 0x3F) << 12) | ((b[i + 2] & 0x3F) << 6) | (b[i + 3] & 0x3F); i += 4
-        else:
-            return -1
-        if cp == 0x130 or cp == 0x3A3:
-            return -1
-        o += put_utf8(out + o, fold_cp(cp))
-    return o
-
-
-# ---------------------------------------------------------------------------------------------
-# Glob: '*' any run of characters, '?' one character, other tokens literal bytes.
-# ---------------------------------------------------------------------------------------------
-
-cdef inline Py_ssize_t charlen(const uint8_t* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    cdef uint8_t c = s[i]
-    cdef Py_ssize_t k = 1 if c < 0xC0 else 2 if c < 0xE0 else 3 if c < 0xF0 else 4
-    return k if i + k <= n else n - i
-
-
-cdef bint glob_match(const int32_t* tok, Py_ssize_t m, const uint8_t* s, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t p = 0, i = 0, star_p = -1, star_i = 0
-    while i < n:
-        if p < m and tok[p] == G_ANY:
-            star_p = p; star_i = i; p += 1
-        elif p < m and tok[p] == G_ONE:
-            i += charlen(s, i, n); p += 1
-        elif p < m and tok[p] >= 0 and tok[p] == s[i]:
-            i += 1; p += 1
-        elif star_p >= 0:
-            star_i += charlen(s, star_i, n)
-            i = star_i
-            p = star_p + 1
-        else:
-            return False
-    while p < m and tok[p] == G_ANY:
-        p += 1
-    return p == m
-
-
-cdef inline bint _find_bytes(const uint8_t* h, Py_ssize_t n, const uint8_t* x, Py_ssize_t m) noexcept nogil:
-    """Whether x[:m] occurs in h[:n]."""
-    cdef Py_ssize_t i
-    if m == 0:
-        return True
-    for i in range(n - m + 1):
-        if h[i] == x[0] and memcmp(h + i, x, m) == 0:
-            return True
-    return False
-
-
-cdef object _walk(object node, tuple parts):
-    """ops.walk: the value a dotted path reaches, None when none; once a step meets a list,
-    the list of every value reached through its mapping elements (_walk_many)."""
-    cdef Py_ssize_t i
-    for i in range(len(parts)):
-        if PyList_Check(node):
-            return _walk_many(node, parts, i)
-        if not isinstance(node, _Mapping):
-            return None
-        node = node.get(parts[i], _MISSING)
-        if node is _MISSING:
-            return None
-    return node
-
-
-cdef list _string_values(object ev):
-    """ops.string_values: every str value of ev, at any depth (lists and mappings walked), in a
-    list that owns them (DESIGN.md, ownership); an explicit stack, so any depth is read."""
-    cdef list out = [], stack = [ev]
-    while stack:
-        node = stack.pop()
-        if PyUnicode_Check(node):
-            out.append(node)
-        elif PyDict_CheckExact(node):
-            stack.extend((<dict>node).values())
-        elif isinstance(node, _Mapping):
-            stack.extend(node.values())
-        elif PyList_Check(node):
-            stack.extend(node)
-    return out
-
-
-cdef list _walk_many(object first, tuple parts, Py_ssize_t i):
-    """The values parts[i:] reach from first (a list), in order. The returned list owns a
-    reference to each (DESIGN.md, ownership): a Mapping's get may change or free the lists
-    being walked, so each element is taken (and owned) by index, its list's size re-read."""
-    cdef list found = [first], step, maps
-    cdef Py_ssize_t k
-    for part in parts[i:]:
-        step = []
-        for n in found:
-            if PyList_Check(n):
-                maps = []
-                k = 0
-                while k < PyList_GET_SIZE(n):
-                    e = <object>PyList_GET_ITEM(n, k)
-                    k += 1
-                    if isinstance(e, _Mapping):
-                        maps.append(e)
-            elif isinstance(n, _Mapping):
-                maps = [n]
-            else:
-                continue
-            for m in maps:
-                v = m.get(part, _MISSING)
-                if v is not _MISSING:
-                    step.append(v)
-        found = step
-    return found
-
+include "_automaton.pxi"
+include "_glob.pxi"
+include "_gather.pxi"
+include "_columns.pxi"
 
 cdef class Program
 
+include "_state.pxi"
+include "_fold.pxi"
 
-# ---------------------------------------------------------------------------------------------
-# Per-call state: epoch-stamped arrays (no clearing per row), scratch buffers, the row source.
-# One State serves one call at a time; Program keeps a pool of them (guarded by the GIL).
-# ---------------------------------------------------------------------------------------------
-
-cdef class State:
-    cdef uint32_t epoch
-    cdef uint32_t* pred_ep     # pred fired in this row when == epoch
-    cdef uint32_t* unit_ep     # [field * NUNITS + unit] processed in this row when == epoch
-    cdef uint32_t* fold_ep     # field folded in this row when == epoch
-    cdef uint32_t* rule_ep     # rule already a candidate in this row when == epoch
-    cdef uint32_t* group_ep    # OR-group has a fired member in this row when == epoch
-    cdef uint32_t* lazy_ep     # lazy predicate evaluated in this row when == epoch
-    cdef uint8_t* lazy_val     # ... and its value
-    cdef int32_t* fired        # predicates fired in this row (each once)
-    cdef int32_t nfired
-    cdef int32_t* cand         # candidate rules, this row
-    cdef int32_t* hits         # matching rules, this row
-    cdef int32_t* ffirst       # per field: first folded value in fv_off/fv_len, this row
-    cdef int32_t nfv
-    cdef Py_ssize_t* fv_off    # folded values of this row: offset in buf
-    cdef Py_ssize_t* fv_len    # ... and length
-    cdef int32_t fv_cap
-    cdef uint8_t* buf          # folded bytes of this row
-    cdef Py_ssize_t buf_len, buf_cap
-    # Row source 1, gathered values (mappings): CHUNK rows x nfields.
-    cdef int32_t* vstart       # [row * nfields + f]: first value in vals
-    cdef int32_t* vcount       # [row * nfields + f]: number of values
-    cdef Val* vals
-    cdef Py_ssize_t nvals, vals_cap
-    # Ownership: every Val with raw != NULL and every rowobj[0:nrows] is a reference the
-    # chunk owns (taken when gathered, dropped by release_chunk), so Python code that runs
-    # between gathering and reading (a Mapping's methods, a dict key's __eq__, an iterator,
-    # a callback, another thread while the GIL is released) cannot free what the core reads.
-    cdef PyObject** rowobj     # [row]: the mapping of each gathered row (owned)
-    cdef int nrows             # rows of rowobj that hold a reference
-    cdef object row_event      # columnar calls: callable(row index) -> the row as a mapping
-    cdef int64_t base          # index of the first row of the rows being matched
-    # Row source 2, columns read in place (Arrow string columns).
-    cdef bint direct
-    cdef Col* cols             # [nfields]
-    cdef Py_ssize_t nfields_cap
-    cdef Val* one              # [nfields]: the value of the current row, built on demand
-    # Output.
-    cdef int64_t* out_row
-    cdef int32_t* out_rule
-    cdef Py_ssize_t nout, out_cap
-
-    def __cinit__(self, Program prog):
-        cdef Py_ssize_t P = max(prog.npred, 1), R = max(prog.nrules, 1), F = max(prog.nfields, 1)
-        self.epoch = 0
-        self.pred_ep = <uint32_t*>calloc(P, sizeof(uint32_t))
-        self.unit_ep = <uint32_t*>calloc(F * NUNITS, sizeof(uint32_t))
-        self.fold_ep = <uint32_t*>calloc(F, sizeof(uint32_t))
-        self.rule_ep = <uint32_t*>calloc(R, sizeof(uint32_t))
-        self.lazy_ep = <uint32_t*>calloc(P, sizeof(uint32_t))
-        self.group_ep = <uint32_t*>calloc(max(prog.ngroups, 1), sizeof(uint32_t))
-        self.lazy_val = <uint8_t*>calloc(P, 1)
-        self.fired = <int32_t*>malloc(P * sizeof(int32_t))
-        self.cand = <int32_t*>malloc(R * sizeof(int32_t))
-        self.hits = <int32_t*>malloc(R * sizeof(int32_t))
-        self.ffirst = <int32_t*>malloc(F * sizeof(int32_t))
-        self.fv_cap = 64
-        self.fv_off = <Py_ssize_t*>malloc(self.fv_cap * sizeof(Py_ssize_t))
-        self.fv_len = <Py_ssize_t*>malloc(self.fv_cap * sizeof(Py_ssize_t))
-        self.buf_cap = 4096
-        self.buf = <uint8_t*>malloc(self.buf_cap)
-        self.vstart = <int32_t*>malloc(CHUNK * F * sizeof(int32_t))
-        self.vcount = <int32_t*>malloc(CHUNK * F * sizeof(int32_t))
-        self.vals_cap = CHUNK * F
-        self.vals = <Val*>malloc(self.vals_cap * sizeof(Val))
-        self.rowobj = <PyObject**>malloc(CHUNK * sizeof(PyObject*))
-        self.cols = <Col*>calloc(F, sizeof(Col))
-        self.nfields_cap = F
-        self.one = <Val*>calloc(F, sizeof(Val))
-        self.out_cap = 1024
-        self.out_row = <int64_t*>malloc(self.out_cap * sizeof(int64_t))
-        self.out_rule = <int32_t*>malloc(self.out_cap * sizeof(int32_t))
-        self.nrows = 0
-        if not (self.group_ep and self.pred_ep and self.unit_ep and self.fold_ep and self.rule_ep and self.lazy_ep
-                and self.lazy_val and self.fired and self.cand and self.hits and self.ffirst
-                and self.fv_off and self.fv_len and self.buf and self.vstart and self.vcount
-                and self.vals and self.rowobj and self.cols and self.one and self.out_row and self.out_rule):
-            raise MemoryError()
-
-    def __dealloc__(self):
-        self.release_chunk()
-        free(self.pred_ep); free(self.unit_ep); free(self.fold_ep); free(self.rule_ep)
-        free(self.lazy_ep); free(self.group_ep); free(self.lazy_val); free(self.fired); free(self.cand); free(self.hits)
-        free(self.ffirst); free(self.fv_off); free(self.fv_len); free(self.buf); free(self.vstart)
-        free(self.vcount); free(self.vals); free(self.rowobj); free(self.cols); free(self.one); free(self.out_row)
-        free(self.out_rule)
-
-    cdef void next_epoch(self, Program prog) noexcept nogil:
-        self.epoch += 1
-        if self.epoch == 0:  # wrapped: clear the stamps once every 2**32 rows
-            memset(self.pred_ep, 0, max(prog.npred, 1) * sizeof(uint32_t))
-            memset(self.unit_ep, 0, max(prog.nfields, 1) * NUNITS * sizeof(uint32_t))
-            memset(self.fold_ep, 0, max(prog.nfields, 1) * sizeof(uint32_t))
-            memset(self.rule_ep, 0, max(prog.nrules, 1) * sizeof(uint32_t))
-            memset(self.lazy_ep, 0, max(prog.npred, 1) * sizeof(uint32_t))
-            memset(self.group_ep, 0, max(prog.ngroups, 1) * sizeof(uint32_t))
-            self.epoch = 1
-        self.nfired = 0
-        self.nfv = 0
-        self.buf_len = 0
-
-    cdef int add_val(self, const void* data, Py_ssize_t n, int kind, PyObject* raw) except -1:
-        cdef Val* nv
-        if self.nvals == self.vals_cap:
-            nv = <Val*>realloc(self.vals, 2 * self.vals_cap * sizeof(Val))
-            if not nv:
-                raise MemoryError()
-            self.vals = nv
-            self.vals_cap *= 2
-        self.vals[self.nvals].data = data
-        self.vals[self.nvals].n = n
-        self.vals[self.nvals].kind = kind
-        self.vals[self.nvals].raw = raw
-        self.nvals += 1
-        if raw != NULL:
-            Py_INCREF(<object>raw)
-        return 0
-
-    cdef int add_row(self, int row, object ev) except -1:
-        """Hold a reference to the mapping of a gathered row (rows come in order from 0)."""
-        Py_INCREF(ev)
-        self.rowobj[row] = <PyObject*>ev
-        self.nrows = row + 1
-        return 0
-
-    cdef void release_chunk(self) noexcept:
-        """Drop the chunk's references (its values and row mappings); forget its values.
-
-        The counts are cleared before the drops: a drop may run a finalizer."""
-        cdef Py_ssize_t i, n = self.nvals, m = self.nrows
-        cdef Val* vals = self.vals
-        cdef PyObject** rows = self.rowobj
-        self.nvals = 0
-        self.nrows = 0
-        for i in range(n):
-            if vals[i].raw != NULL:
-                Py_DECREF(<object>vals[i].raw)
-        for i in range(m):
-            Py_DECREF(<object>rows[i])
-
-    cdef int add_out(self, int64_t row, int32_t rule) except -1 nogil:
-        cdef int64_t* r2
-        cdef int32_t* u2
-        if self.nout == self.out_cap:
-            r2 = <int64_t*>realloc(self.out_row, 2 * self.out_cap * sizeof(int64_t))
-            if r2:
-                self.out_row = r2
-            u2 = <int32_t*>realloc(self.out_rule, 2 * self.out_cap * sizeof(int32_t))
-            if u2:
-                self.out_rule = u2
-            if not (r2 and u2):
-                with gil:
-                    raise MemoryError()
-            self.out_cap *= 2
-        self.out_row[self.nout] = row
-        self.out_rule[self.nout] = rule
-        self.nout += 1
-        return 0
-
-    cdef int reserve(self, Py_ssize_t extra) except -1 nogil:
-        """Room for extra more folded bytes and one more folded value."""
-        cdef uint8_t* b2
-        cdef Py_ssize_t* o2
-        cdef Py_ssize_t* l2
-        cdef Py_ssize_t cap
-        if self.buf_len + extra > self.buf_cap:
-            cap = max(2 * self.buf_cap, self.buf_len + extra)
-            b2 = <uint8_t*>realloc(self.buf, cap)
-            if not b2:
-                with gil:
-                    raise MemoryError()
-            self.buf = b2
-            self.buf_cap = cap
-        if self.nfv == self.fv_cap:
-            o2 = <Py_ssize_t*>realloc(self.fv_off, 2 * self.fv_cap * sizeof(Py_ssize_t))
-            if o2:
-                self.fv_off = o2
-            l2 = <Py_ssize_t*>realloc(self.fv_len, 2 * self.fv_cap * sizeof(Py_ssize_t))
-            if l2:
-                self.fv_len = l2
-            if not (o2 and l2):
-                with gil:
-                    raise MemoryError()
-            self.fv_cap *= 2
-        return 0
-
-    cdef void reset(self) noexcept:
-        """Forget the last call's rows and output; give back memory grown by a huge value."""
-        cdef uint8_t* b2
-        if self.buf_cap > (1 << 20):
-            b2 = <uint8_t*>realloc(self.buf, 4096)
-            if b2:
-                self.buf = b2
-                self.buf_cap = 4096
-        self.release_chunk()
-        self.row_event = None
-        self.nout = 0
-        self.direct = False
-        memset(self.cols, 0, self.nfields_cap * sizeof(Col))  # never read a past call's buffers
-
-
-cdef object _TRUE = "true"
-cdef object _FALSE = "false"
-cdef object _MISSING = object()
-
-
-# Loads from foreign (Arrow) buffers go through memcpy: nothing assumes their alignment (a
-# plain load on x86-64 once compiled).
-cdef inline Py_ssize_t _load_offset(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:
-    cdef int32_t a
-    cdef int64_t b
-    if width == 4:
-        memcpy(&a, p + 4 * i, 4)
-        return a
-    memcpy(&b, p + 8 * i, 8)
-    return <Py_ssize_t>b
-
-
-cdef inline Py_ssize_t _load_index(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:
-    cdef int8_t a
-    cdef int16_t b
-    cdef int32_t c
-    cdef int64_t d
-    if width == 1:
-        memcpy(&a, p + i, 1)
-        return a
-    if width == 2:
-        memcpy(&b, p + 2 * i, 2)
-        return b
-    if width == 4:
-        memcpy(&c, p + 4 * i, 4)
-        return c
-    memcpy(&d, p + 8 * i, 8)
-    return <Py_ssize_t>d
-
-
-cdef inline int32_t col_value(const Col* c, int64_t row, Val* out) noexcept nogil:
-    """Read the row's string from an Arrow column in place: 1 (into *out), or 0 if null/absent."""
-    cdef Py_ssize_t i, o0
-    if c.kind == COL_NONE:
-        return 0
-    if c.validity != NULL:
-        i = c.voff + row
-        if not (c.validity[i >> 3] >> (i & 7)) & 1:
-            return 0
-    i = row
-    if c.kind == COL_DICT:
-        i = _load_index(c.idx, c.iwidth, c.ioff + row)
-    o0 = _load_offset(c.offsets, c.owidth, c.ooff + i)
-    out.data = c.data + o0
-    out.n = _load_offset(c.offsets, c.owidth, c.ooff + i + 1) - o0
-    out.kind = V_UTF8
-    out.raw = NULL
-    return 1
 
 
 cdef class Program:
@@ -958,7 +184,6 @@ cdef class Program:
     cdef int32_t* gunit_start    # CSR: group -> units (field * NUNITS + unit) of its members
     cdef int32_t* gunits
     cdef readonly int ngroups
-    cdef readonly bint has_event   # some predicate is a whole-event one (K_EVENT)
     cdef int32_t** glob_tok
     cdef int32_t* glob_len
     cdef int32_t* min_len        # lazy preds: a value with fewer characters cannot match
@@ -981,9 +206,8 @@ cdef class Program:
     cdef readonly int strings_field  # the field of every str value of an event (Sigma keywords), -1: none
     cdef PyObject** fname        # the field names (borrowed from field_names, for fast lookups)
     cdef tuple field_dotted      # per field: tuple of path parts when the name has a '.', else None
-    cdef object py_eval          # callable(pred id, texts, event) -> bool: K_PY predicates get
-                                 # the field's texts and, as event, the row's index in the call
-                                 # (to name it in reports); K_EVENT ones texts None and the mapping
+    cdef object py_eval          # callable(pred id, texts, row) -> bool: K_PY predicates get the
+                                 # field's texts and the row's index in the call (for reports)
     cdef object data_error       # callable(message, field name) -> exception: bad column buffers
     cdef list pool
 
@@ -1011,30 +235,15 @@ cdef class Program:
         self.pred_unit = <int8_t*>malloc(max(self.npred, 1))
         if not (self.fields and self.pred_unit):
             raise MemoryError()
-        memset(self.pred_unit, 0xFF, max(self.npred, 1))
+        for i in range(self.npred):  # -1 for lazy predicates
+            self.pred_unit[i] = plan.pred_unit[i] % NUNITS if plan.pred_unit[i] >= 0 else -1
         for f, fp in enumerate(plan.fields):
-            prefix = fp.prefix
-            contains = fp.contains
             self.fields[f].exists = fp.exists
             self.fields[f].not_empty = fp.not_empty
-            for p in (fp.exists, fp.not_empty):
-                if p >= 0:
-                    self.pred_unit[p] = U_PRESENCE
-            for u, items in ((U_EQ, fp.eq), (U_PREFIX, prefix), (U_SUFFIX, fp.suffix), (U_AC, contains)):
-                for _, p in items:
-                    self.pred_unit[p] = u
-            if fp.eq:
-                htable_build(&self.fields[f].eq, list(fp.eq), False)
-                self.fields[f].has_eq = 1
-            if prefix:
-                htable_build(&self.fields[f].prefix, prefix, False)
-                self.fields[f].has_prefix = 1
-            if fp.suffix:
-                htable_build(&self.fields[f].suffix, list(fp.suffix), True)
-                self.fields[f].has_suffix = 1
-            if contains:
-                ac_build(&self.fields[f].ac, contains)
-                self.fields[f].has_ac = 1
+            for unit, (reverse, patterns) in plan.automata[f].items():
+                ac_build(&self.fields[f].ac[unit - U_AC], patterns)
+                self.fields[f].ac[unit - U_AC].reverse = reverse
+                self.fields[f].has_ac[unit - U_AC] = 1
         self.pred_field = _i32(plan.pred_field)
         gs, gp = _csr(plan.guards)
         self.guard_start = _i32(gs)
@@ -1047,14 +256,12 @@ cdef class Program:
         gs, gp = _csr(by_pred)
         self.pgroup_start = _i32(gs)
         self.pgroup_ids = _i32(gp)
-        gs, gp = _csr([sorted({plan.pred_field[p] * NUNITS + self.pred_unit[p] for p in members})
-                       for members in plan.groups])
+        gs, gp = _csr(plan.group_units)
         self.gunit_start = _i32(gs)
         self.gunits = _i32(gp)
         self.pred_kind = <uint8_t*>malloc(max(self.npred, 1))
         for i in range(self.npred):
             self.pred_kind[i] = plan.pred_kind[i]
-        self.has_event = K_EVENT in plan.pred_kind
         self.fref_field = <int32_t*>calloc(max(self.npred, 1), sizeof(int32_t))
         self.fref_op = <uint8_t*>calloc(max(self.npred, 1), 1)
         if not (self.fref_field and self.fref_op):
@@ -1089,27 +296,18 @@ cdef class Program:
         self.trig_rules = _i32(plan.trig_rules)
         self.always = _i32(plan.always)
         self.nalways = len(plan.always)
-        eager = sorted({plan.pred_field[p] * NUNITS + self.pred_unit[p]
-                        for p in range(self.npred) if plan.trig_start[p + 1] > plan.trig_start[p]})
-        self.eager = _i32(eager)
-        self.neager = len(eager)
-        # Rules evaluated on every row may read any field: then gather all of them up front.
-        gather = sorted({u // NUNITS for u in eager}) if not plan.always else list(range(self.nfields))
-        self.gather = _i32(gather)
-        self.ngather = len(gather)
+        self.eager = _i32(plan.eager)  # the compiler decides what runs up front, and what is gathered
+        self.neager = len(plan.eager)
+        self.gather = _i32(plan.gather)
+        self.ngather = len(plan.gather)
 
     def __dealloc__(self):
         cdef int f
         if self.fields:
             for f in range(self.nfields):
-                if self.fields[f].has_eq:
-                    htable_free(&self.fields[f].eq)
-                if self.fields[f].has_prefix:
-                    htable_free(&self.fields[f].prefix)
-                if self.fields[f].has_suffix:
-                    htable_free(&self.fields[f].suffix)
-                if self.fields[f].has_ac:
-                    ac_free(&self.fields[f].ac)
+                for i in range(2):
+                    if self.fields[f].has_ac[i]:
+                        ac_free(&self.fields[f].ac[i])
             free(self.fields)
         if self.glob_tok:
             for f in range(self.npred):
@@ -1126,16 +324,14 @@ cdef class Program:
         """Sizes of the compiled tables, and which run on every row (for DESIGN.md and tests)."""
         cdef Field* fl
         eager = {self.eager[i] for i in range(self.neager)}
-        names = ("presence", "eq", "prefix", "suffix", "contains")
+        names = ("presence", "automaton", "tail")
         out = {}
         for f in range(self.nfields):
             fl = &self.fields[f]
             out[self.field_names[f]] = {
-                "eq": fl.eq.nentries if fl.has_eq else 0,
-                "prefix": fl.prefix.nentries if fl.has_prefix else 0,
-                "suffix": fl.suffix.nentries if fl.has_suffix else 0,
-                "ac_states": fl.ac.nstates if fl.has_ac else 0,
-                "ac_classes": fl.ac.K if fl.has_ac else 0,
+                "ac_states": [fl.ac[i].nstates if fl.has_ac[i] else 0 for i in range(2)],
+                "ac_bytes": sum(<Py_ssize_t>fl.ac[i].nstates * fl.ac[i].W * 4 if fl.has_ac[i] else 0 for i in range(2)),
+                "ac_classes": [fl.ac[i].K if fl.has_ac[i] else 0 for i in range(2)],
                 "eager": [names[u] for u in range(NUNITS) if f * NUNITS + u in eager],
             }
         out["_always_rules"] = self.nalways
@@ -1292,45 +488,64 @@ cdef class Program:
             out[0] = &st.vals[st.vstart[i]]
             return st.vcount[i]
         out[0] = &st.one[f]
-        return col_value(&st.cols[f], row, &st.one[f])
+        return col_value(&st.cols[f], st.row0 + row, &st.one[f])
 
     cdef int ensure_fold(self, State st, int64_t row, int f) except -1 nogil:
-        """Fold every value of field f once for this row (the buffered, exact path)."""
+        """Fold every value of field f once for this row of the block (the buffered, exact path)."""
         cdef const Val* vs
         cdef int32_t k, cnt
-        cdef Py_ssize_t n
-        if st.fold_ep[f] == st.epoch:
+        cdef Py_ssize_t n, i = row * self.nfields + f
+        if st.fold_ep[i] == st.epoch:
             return 0
-        st.fold_ep[f] = st.epoch
-        st.ffirst[f] = st.nfv
+        st.fold_ep[i] = st.epoch
+        st.ffirst[i] = st.nfv
         cnt = self.values(st, row, f, &vs)
         for k in range(cnt):
             st.reserve((4 * vs[k].n + 4) if vs[k].kind != V_UTF8 else (2 * vs[k].n + 4))
             n = fold_value(&vs[k], st.buf + st.buf_len)
             if n < 0:
-                with gil:
-                    if vs[k].raw != NULL:
-                        text = <object>vs[k].raw
-                    else:
-                        text = PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace")
-                    folded = str.lower(text).encode("utf-8", "surrogatepass")
-                    n = PyBytes_GET_SIZE(folded)
-                    st.reserve(n)
-                    memcpy(st.buf + st.buf_len, PyBytes_AS_STRING(folded), n)
+                n = _fold_python(st, &vs[k])
             st.fv_off[st.nfv] = st.buf_len
             st.fv_len[st.nfv] = n
             st.nfv += 1
             st.buf_len += n
         return 0
 
+    cdef int call_py(self, State st, int64_t row, int32_t p, const Val* vs, int32_t cnt) except -1 with gil:
+        """The Python callback of a regex or comparison over the field's texts (takes the GIL
+        itself: a nogil caller holding Python objects would take it again at its every exit)."""
+        cdef int32_t k
+        texts = []
+        for k in range(cnt):
+            if vs[k].raw != NULL:
+                texts.append(<object>vs[k].raw)
+            else:
+                texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
+        return 1 if self.py_eval(p, texts, st.base + row) else 0
+
     cdef inline void fire(self, State st, int32_t p) noexcept nogil:
-        cdef int32_t j
-        if st.pred_ep[p] != st.epoch:
-            st.pred_ep[p] = st.epoch
-            st.fired[st.nfired] = p
-            st.nfired += 1
-            for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
-                st.group_ep[self.pgroup_ids[j]] = st.epoch
+        """Predicate p holds in row st.cur: set its bit (and its OR-groups' bits)."""
+        cdef int32_t j, g
+        cdef uint64_t bit = (<uint64_t>1) << (st.cur & 63)
+        cdef Py_ssize_t w = st.cur >> 6
+        cdef uint64_t* pb = &st.pbits[<Py_ssize_t>p * BW + w]
+        if pb[0] & bit:
+            return
+        if not st.ptouched[p]:
+            st.ptouched[p] = 1
+            st.plist[st.nplist] = p
+            st.nplist += 1
+        pb[0] |= bit
+        for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
+            g = self.pgroup_ids[j]
+            if not st.gtouched[g]:
+                st.gtouched[g] = 1
+                st.glist[st.nglist] = g
+                st.nglist += 1
+            st.gbits[<Py_ssize_t>g * BW + w] |= bit
+        if st.logging:  # room was reserved (State.log_reserve)
+            st.log[st.nlog] = p
+            st.nlog += 1
 
     # The scans below run one unit over one value. With ci (case-insensitive) set they read the
     # raw bytes of a value and lower ASCII on the fly, and return False as soon as they meet a
@@ -1338,83 +553,47 @@ cdef class Program:
     # surrounds it (only U+03A3 lowers by context), so an all-ASCII window of the raw value
     # equals the same window of its fold. Without ci they read folded bytes and return True.
 
-    cdef bint scan_fix(self, State st, const HTable* t, const uint8_t* b, Py_ssize_t n,
-                       bint ci, bint suffix) noexcept nogil:
-        """Prefix or suffix literals: probe each literal length while hashing the value's head
-        or tail incrementally; at depths 8, 16, 32, ... stop when the table's filter says no
-        longer literal has this head or tail."""
-        cdef Py_ssize_t i, lim = n if <uint64_t>n < t.maxlen else t.maxlen
-        cdef uint64_t h = FNV_OFFSET
-        cdef uint32_t bit, level = 0, next_depth = 8
-        cdef int32_t p
-        cdef uint8_t c
-        cdef const uint8_t* w
-        for i in range(lim + 1):
-            if i == next_depth and level < t.nfilt:
-                bit = filt_bit(h)
-                if not (t.filt[level][bit >> 6] >> (bit & 63)) & 1:
-                    return True
-                level += 1
-                next_depth <<= 1
-            if t.is_len[i] and len_maybe(t, h, i):
-                w = b + n - i if suffix else b
-                p = htable_find_ci(t, h, i, w) if ci else htable_find(t, h, i, w)
-                if p >= 0:
-                    self.fire(st, p)
-            if i < lim:
-                c = b[n - 1 - i] if suffix else b[i]
-                if ci and c >= 0x80:
-                    return False
-                h = (h ^ LOWER[c]) * FNV_PRIME
-        return True
-
-    cdef bint scan_eq(self, State st, const HTable* t, const uint8_t* b, Py_ssize_t n,
-                      bint ci, bint ascii) noexcept nogil:
-        """Whole-value literals."""
-        cdef Py_ssize_t i
-        cdef uint64_t h = FNV_OFFSET
-        cdef int32_t p
-        cdef uint8_t c
-        cdef bint fits = <uint64_t>n <= t.maxlen and t.is_len[n]
-        if not ci:
-            if fits:
-                p = htable_find(t, fnv(b, n, False), n, b)
-                if p >= 0:
-                    self.fire(st, p)
-            return True
-        if ascii and not fits:
-            return True
-        if not ascii and n > 3 * <Py_ssize_t>t.maxlen:  # a fold shrinks 3 to 1 at most (K -> k)
-            return True
-        for i in range(n):
-            c = b[i]
-            if c >= 0x80:
-                return False
-            h = (h ^ LOWER[c]) * FNV_PRIME
-        if fits:
-            p = htable_find_ci(t, h, n, b)
-            if p >= 0:
-                self.fire(st, p)
-        return True
-
     cdef inline void ac_report(self, State st, const AC* a, int32_t q) noexcept nogil:
         """Fire the output closure of accepting index q (its own preds and its dictionary chain's)."""
         cdef int32_t j, k = a.key[q]
-        if k >= 0 and st.pred_ep[k] == st.epoch:
+        if k >= 0 and (st.pbits[<Py_ssize_t>k * BW + (st.cur >> 6)] >> (st.cur & 63)) & 1:
             return  # this closure already fired during this event
         for j in range(a.out_start[q], a.out_start[q + 1]):
             self.fire(st, a.out_preds[j])
 
 
+    cdef bint scan_anchored_ci(self, State st, const AC* a, const uint8_t* b, Py_ssize_t n) noexcept nogil:
+        """scan_ac of an automaton whose literals all start with START, over raw bytes that may
+        hold non-ASCII: False at the first byte >= 0x80 on the walk (what fired before it is
+        true of the fold too: an ASCII run folds byte for byte, at the same end of the value)."""
+        cdef const int32_t* t = a.trans
+        cdef const uint16_t* cls = &a.cls_lower[0]
+        cdef int32_t sa = a.start, mm = a.match_min, fin
+        cdef Py_ssize_t i
+        cdef uint8_t c
+        for i in range(n):
+            c = b[n - 1 - i] if a.reverse else b[i]
+            if c >= 0x80:
+                return False
+            sa = t[sa + cls[c]]
+            if sa >= mm:
+                self.ac_report(st, a, t[sa])
+            elif sa == 0:
+                return True
+        fin = t[sa + a.col_end]
+        if fin >= mm:
+            self.ac_report(st, a, t[fin])
+        return True
+
     cdef bint scan_ac(self, State st, const AC* a, const uint8_t* b, Py_ssize_t n,
-                          bint ci, bint ascii) noexcept nogil:
-        """Contains literals: the field's Aho-Corasick DFA over the whole value.
+                      bint ci, bint ascii) noexcept nogil:
+        """Every literal of the field: its automaton over START, the value's bytes, END.
         With ci (raw bytes, ASCII lowered on the fly) returns False, firing nothing, if the value
         holds a byte >= 0x80: it must be folded first."""
         cdef const int32_t* t = a.trans
-        cdef const uint8_t* cls = &a.cls[0]
+        cdef const uint16_t* cls = &a.cls[0]
         cdef const uint8_t* bb
-        cdef int32_t sa = 0, sb = 0, mm = a.match_min
+        cdef int32_t sa = a.start, sb = 0, mm = a.match_min, fin
         cdef int32_t ha[2 * AC_CHUNK + 1]  # chain A may run on past the middle
         cdef int32_t hb[AC_CHUNK + 1]
         cdef Py_ssize_t i, i0, e, mid
@@ -1422,11 +601,39 @@ cdef class Program:
         cdef uint8_t hi = 0
         if ci:
             cls = &a.cls_lower[0]
-            if not ascii:
-                for i in range(n):  # vectorised by the C compiler
-                    hi |= b[i]
-                if hi >= 0x80:
-                    return False
+        if sa >= mm:
+            self.ac_report(st, a, t[sa])
+        if not a.floating:
+            if ci and not ascii:
+                return self.scan_anchored_ci(st, a, b, n)
+            # Every literal starts with START: the walk ends when it falls back to the root.
+            # A reversed automaton (compiler: suffix and equality literals only) reads the
+            # value from its last byte.
+            if a.reverse:
+                i = n - 1
+                while i >= 0:
+                    sa = t[sa + cls[b[i]]]
+                    if sa >= mm:
+                        self.ac_report(st, a, t[sa])
+                    elif sa == 0:
+                        return True
+                    i -= 1
+            else:
+                for i in range(n):
+                    sa = t[sa + cls[b[i]]]
+                    if sa >= mm:
+                        self.ac_report(st, a, t[sa])
+                    elif sa == 0:
+                        return True
+            fin = t[sa + a.col_end]
+            if fin >= mm:
+                self.ac_report(st, a, t[fin])
+            return True
+        if ci and not ascii:
+            for i in range(n):  # vectorised by the C compiler
+                hi |= b[i]
+            if hi >= 0x80:
+                return False
         if n < 32 or n > 2 * AC_CHUNK:
             i0 = 0
             while i0 < n:
@@ -1439,6 +646,9 @@ cdef class Program:
                 for j in range(ma):
                     self.ac_report(st, a, t[ha[j]])
                 i0 = e
+            fin = t[sa + a.col_end]
+            if fin >= mm:
+                self.ac_report(st, a, t[fin])
             return True
         # Two halves, two independent state chains.
         mid = n >> 1
@@ -1462,29 +672,24 @@ cdef class Program:
             ha[ma] = sa
             ma += sa >= mm
             i += 1
+        fin = t[(sa if i == n else sb) + a.col_end]
         for j in range(ma):
             self.ac_report(st, a, t[ha[j]])
         for j in range(mb):
             self.ac_report(st, a, t[hb[j]])
+        if fin >= mm:
+            self.ac_report(st, a, t[fin])
         return True
-
-    cdef bint run_unit(self, State st, int u, const Field* fl, const uint8_t* b, Py_ssize_t n,
-                       bint ci, bint ascii) noexcept nogil:
-        if u == U_SUFFIX:
-            return self.scan_fix(st, &fl.suffix, b, n, ci, True)
-        if u == U_PREFIX:
-            return self.scan_fix(st, &fl.prefix, b, n, ci, False)
-        if u == U_EQ:
-            return self.scan_eq(st, &fl.eq, b, n, ci, ascii)
-        return self.scan_ac(st, &fl.ac, b, n, ci, ascii)
 
     cdef int process_unit(self, State st, int64_t row, int f, int u) except -1 nogil:
         """Run one table of field f over the row's values: fire what it finds."""
         cdef Field* fl = &self.fields[f]
+        cdef const AC* ac
         cdef const Val* vs
         cdef int32_t k, cnt, fv
         cdef int kind
-        st.unit_ep[f * NUNITS + u] = st.epoch
+        st.ubits_of(f * NUNITS + u)[row >> 6] |= (<uint64_t>1) << (row & 63)
+        st.cur = <int>row
         cnt = self.values(st, row, f, &vs)
         if u == U_PRESENCE:
             if cnt > 0 and fl.exists >= 0:
@@ -1495,22 +700,35 @@ cdef class Program:
                         self.fire(st, fl.not_empty)
                         break
             return 0
-        if (u == U_EQ and not fl.has_eq) or (u == U_PREFIX and not fl.has_prefix) or \
-                (u == U_SUFFIX and not fl.has_suffix) or (u == U_AC and not fl.has_ac):
+        if not fl.has_ac[u - U_AC]:
             return 0
+        ac = &fl.ac[u - U_AC]
         for k in range(cnt):
             kind = vs[k].kind
-            if (kind == V_ASCII or kind == V_UTF8) and self.run_unit(
-                    st, u, fl, <const uint8_t*>vs[k].data, vs[k].n, True, kind == V_ASCII):
+            if (kind == V_ASCII or kind == V_UTF8) and self.scan_ac(
+                    st, ac, <const uint8_t*>vs[k].data, vs[k].n, True, kind == V_ASCII):
                 continue
             self.ensure_fold(st, row, f)
-            fv = st.ffirst[f] + k
-            self.run_unit(st, u, fl, st.buf + st.fv_off[fv], st.fv_len[fv], False, False)
+            fv = st.ffirst[row * self.nfields + f] + k
+            self.scan_ac(st, ac, st.buf + st.fv_off[fv], st.fv_len[fv], False, False)
         return 0
 
     cdef inline int ensure_unit(self, State st, int64_t row, int32_t unit) except -1 nogil:
-        if st.unit_ep[unit] != st.epoch:
+        """Run a unit over one row of the block unless it ran there already."""
+        if not (st.ubits[<Py_ssize_t>unit * BW + (row >> 6)] >> (row & 63)) & 1:
             self.process_unit(st, row, unit // NUNITS, unit % NUNITS)
+        return 0
+
+    cdef int ensure_unit_mask(self, State st, int32_t unit, const uint64_t* m) except -1 nogil:
+        """Run a unit over the rows of mask m where it has not run yet."""
+        cdef const uint64_t* done = &st.ubits[<Py_ssize_t>unit * BW]
+        cdef int w
+        cdef uint64_t x
+        for w in range(st.nw):
+            x = m[w] & ~done[w]
+            while x:
+                self.process_unit(st, (w << 6) | MATCHER_CTZ(x), unit // NUNITS, unit % NUNITS)
+                x &= x - 1
         return 0
 
     cdef inline bint has_run(self, int32_t p, const Val* v) noexcept nogil:
@@ -1548,11 +766,11 @@ cdef class Program:
         self.ensure_fold(st, row, g)
         nb = self.values(st, row, g, &vs)
         for i in range(na):
-            a = st.buf + st.fv_off[st.ffirst[f] + i]
-            la = st.fv_len[st.ffirst[f] + i]
+            a = st.buf + st.fv_off[st.ffirst[row * self.nfields + f] + i]
+            la = st.fv_len[st.ffirst[row * self.nfields + f] + i]
             for j in range(nb):
-                b = st.buf + st.fv_off[st.ffirst[g] + j]
-                lb = st.fv_len[st.ffirst[g] + j]
+                b = st.buf + st.fv_off[st.ffirst[row * self.nfields + g] + j]
+                lb = st.fv_len[st.ffirst[row * self.nfields + g] + j]
                 if op == 0:
                     if la == lb and memcmp(a, b, la) == 0:
                         return 1
@@ -1568,34 +786,30 @@ cdef class Program:
         return 0
 
     cdef int eval_lazy(self, State st, int64_t row, int32_t p) except -1 nogil:
+        """A lazy predicate on one row of the block (memoised in the lazy bitmaps)."""
         cdef int32_t f = self.pred_field[p], g, j
         cdef int32_t k, cnt
         cdef int result = 0
         cdef bint open_ = self.guard_start[p] == self.guard_start[p + 1]  # no guard: always open
         cdef const Val* vs
-        if st.lazy_ep[p] == st.epoch:
-            return st.lazy_val[p]
+        cdef Py_ssize_t w = <Py_ssize_t>p * BW + (row >> 6)
+        cdef uint64_t bit = (<uint64_t>1) << (row & 63)
+        if st.lzdone[w] & bit:
+            return (st.lzval[w] & bit) != 0
         for j in range(self.guard_start[p], self.guard_start[p + 1]):
             g = self.guard_preds[j]
             self.ensure_unit(st, row, self.pred_field[g] * NUNITS + self.pred_unit[g])
-            if st.pred_ep[g] == st.epoch:
+            if (st.pbits[<Py_ssize_t>g * BW + (row >> 6)] >> (row & 63)) & 1:
                 open_ = True
                 break
-        if open_ and self.pred_kind[p] == K_EVENT:
-            with gil:
-                if st.row_event is not None:
-                    ev = st.row_event(st.base + row)
-                else:
-                    ev = <object>st.rowobj[row]
-                result = 1 if self.py_eval(p, None, ev) else 0
-        elif open_ and self.pred_kind[p] == K_FREF:
+        if open_ and self.pred_kind[p] == K_FREF:
             result = self.fieldref(st, row, p)
         elif open_ and self.pred_kind[p] == K_GLOB:
             self.ensure_fold(st, row, f)
             cnt = self.values(st, row, f, &vs)
             for k in range(cnt):
-                if glob_match(self.glob_tok[p], self.glob_len[p],
-                              st.buf + st.fv_off[st.ffirst[f] + k], st.fv_len[st.ffirst[f] + k]):
+                j = st.ffirst[row * self.nfields + f] + k
+                if glob_match(self.glob_tok[p], self.glob_len[p], st.buf + st.fv_off[j], st.fv_len[j]):
                     result = 1
                     break
         elif open_:
@@ -1604,90 +818,320 @@ cdef class Program:
             # characters: values shorter than the regex's shortest match need no Python.
             for k in range(cnt):
                 if vs[k].n >= self.min_len[p] and self.has_run(p, &vs[k]):
-                    with gil:
-                        texts = []
-                        for k in range(cnt):
-                            if vs[k].raw != NULL:
-                                texts.append(<object>vs[k].raw)
-                            else:
-                                texts.append(PyUnicode_DecodeUTF8(<const char*>vs[k].data, vs[k].n, "replace"))
-                        result = 1 if self.py_eval(p, texts, st.base + row) else 0
+                    result = self.call_py(st, row, p, vs, cnt)
                     break
-        st.lazy_ep[p] = st.epoch
-        st.lazy_val[p] = result
+        st.lz_touch(p)
+        st.lzdone[w] |= bit
+        if result:
+            st.lzval[w] |= bit
         return result
 
-    cdef int eval_node(self, State st, int64_t row, int32_t node) except -1 nogil:
+    cdef int lazy_mask(self, State st, int32_t p, const uint64_t* m) except -1 nogil:
+        """Evaluate lazy predicate p on the rows of mask m where it has not been evaluated."""
+        cdef const uint64_t* done = &st.lzdone[<Py_ssize_t>p * BW]
+        cdef int w
+        cdef uint64_t x
+        for w in range(st.nw):
+            x = m[w] & ~done[w]
+            while x:
+                self.eval_lazy(st, (w << 6) | MATCHER_CTZ(x), p)
+                x &= x - 1
+        return 0
+
+    cdef int eval_mask(self, State st, int32_t node, const uint64_t* m, uint64_t* out) except -1 nogil:
+        """Stage 2: out = the rows of mask m where node holds (bitmap operations over the block).
+
+        Tables and lazy predicates a node needs run only on the rows of m where they have not
+        run yet, so a rule costs nothing on rows none of its triggers fired on."""
         cdef uint8_t kind = self.node_kind[node]
-        cdef int32_t p, k, start, cnt, f
-        cdef int r
+        cdef int32_t p, k, start, cnt, unit
+        cdef int w, nw = st.nw
+        cdef uint64_t a[BW]
+        cdef uint64_t t[BW]
+        cdef uint64_t any_ = 0
+        cdef const uint64_t* src
+        for w in range(nw):
+            any_ |= m[w]
+        if not any_:
+            memset(out, 0, nw * sizeof(uint64_t))
+            return 0
         if kind == N_PRED:
             p = self.node_arg[node]
             if self.pred_kind[p] != K_TABLE:
-                return self.eval_lazy(st, row, p)
-            f = self.pred_field[p]
-            if st.unit_ep[f * NUNITS + self.pred_unit[p]] != st.epoch:
-                self.process_unit(st, row, f, self.pred_unit[p])
-            return st.pred_ep[p] == st.epoch
+                self.lazy_mask(st, p, m)
+                src = &st.lzval[<Py_ssize_t>p * BW]
+            else:
+                unit = self.pred_field[p] * NUNITS + self.pred_unit[p]
+                self.ensure_unit_mask(st, unit, m)
+                src = &st.pbits[<Py_ssize_t>p * BW]
+            for w in range(nw):
+                out[w] = m[w] & src[w]
+            return 0
         start = self.node_arg[node]
         cnt = self.node_count[node]
         if kind == N_ANY:
             for k in range(self.gunit_start[start], self.gunit_start[start + 1]):
-                self.ensure_unit(st, row, self.gunits[k])
-            return st.group_ep[start] == st.epoch
-        if kind == N_AND:
-            for k in range(cnt):
-                r = self.eval_node(st, row, self.kids[start + k])
-                if r == 0:
-                    return 0
-            return 1
-        if kind == N_OR:
-            for k in range(cnt):
-                r = self.eval_node(st, row, self.kids[start + k])
-                if r == 1:
-                    return 1
+                self.ensure_unit_mask(st, self.gunits[k], m)
+            src = &st.gbits[<Py_ssize_t>start * BW]
+            for w in range(nw):
+                out[w] = m[w] & src[w]
             return 0
-        r = self.eval_node(st, row, self.kids[start])
-        return 1 - r
+        if kind == N_AND:
+            memcpy(a, m, nw * sizeof(uint64_t))
+            for k in range(cnt):
+                self.eval_mask(st, self.kids[start + k], a, t)
+                any_ = 0
+                for w in range(nw):
+                    a[w] = t[w]
+                    any_ |= t[w]
+                if not any_:
+                    break
+            memcpy(out, a, nw * sizeof(uint64_t))
+            return 0
+        if kind == N_OR:
+            memcpy(a, m, nw * sizeof(uint64_t))  # the rows not yet known to hold
+            memset(out, 0, nw * sizeof(uint64_t))
+            for k in range(cnt):
+                self.eval_mask(st, self.kids[start + k], a, t)
+                any_ = 0
+                for w in range(nw):
+                    out[w] |= t[w]
+                    a[w] &= ~t[w]
+                    any_ |= a[w]
+                if not any_:
+                    break
+            return 0
+        self.eval_mask(st, self.kids[start], m, t)
+        for w in range(nw):
+            out[w] = m[w] & ~t[w]
+        return 0
 
-    cdef int match_row(self, State st, int64_t row, int64_t out_index) except -1 nogil:
-        cdef int32_t i, j, p, r, k, ncand = 0, nhits = 0, unit
-        st.next_epoch(self)
+    cdef int match_block(self, State st, int nrows) except -1 nogil:
+        """Match rows 0 .. nrows - 1 of the block (nrows <= BLOCK): stage 1 runs every
+        eager unit down the block one unit at a time; the rows where a rule's triggers fired
+        become its candidate mask; stage 2 evaluates each candidate rule as bitmap operations
+        over that mask. Matches go out in row order, then rule order."""
+        cdef int32_t i, j, p, r, unit, nhits = 0
+        cdef int w, nw
+        cdef int64_t row
+        cdef uint64_t full[BW]
+        cdef uint64_t res[BW]
+        cdef uint64_t hit_rows[BW]
+        cdef uint64_t x
+        cdef uint64_t* rb
+        cdef const uint64_t* pb
+        st.clear_block(self)
+        nw = st.nw = (nrows + 63) >> 6
+        for w in range(nw):
+            full[w] = ~(<uint64_t>0)
+            hit_rows[w] = 0
+        if nrows & 63:
+            full[nw - 1] = ((<uint64_t>1) << (nrows & 63)) - 1
+        # Stage 1: the tables holding trigger predicates, a unit at a time down the block.
         for i in range(self.neager):
-            self.ensure_unit(st, row, self.eager[i])
-        for i in range(st.nfired):
-            p = st.fired[i]
+            unit = self.eager[i]
+            self.run_eager(st, unit, nrows)
+        # Candidates: the rows where one of a rule's triggers fired.
+        for i in range(st.nplist):
+            p = st.plist[i]
+            if self.trig_start[p] == self.trig_start[p + 1]:
+                continue
+            pb = &st.pbits[<Py_ssize_t>p * BW]
             for j in range(self.trig_start[p], self.trig_start[p + 1]):
-                r = self.trig_rules[j]
-                if st.rule_ep[r] != st.epoch:
-                    st.rule_ep[r] = st.epoch
-                    st.cand[ncand] = r
-                    ncand += 1
+                rb = st.rbits_of(self.trig_rules[j])
+                for w in range(nw):
+                    rb[w] |= pb[w]
         for i in range(self.nalways):
-            r = self.always[i]
-            if st.rule_ep[r] != st.epoch:
-                st.rule_ep[r] = st.epoch
-                st.cand[ncand] = r
-                ncand += 1
-        for i in range(ncand):
-            r = st.cand[i]
-            if self.eval_node(st, row, self.rule_root[r]):
-                k = nhits  # insertion keeps the hits in rule order
-                while k > 0 and st.hits[k - 1] > r:
-                    st.hits[k] = st.hits[k - 1]
-                    k -= 1
-                st.hits[k] = r
+            rb = st.rbits_of(self.always[i])
+            memcpy(rb, full, nw * sizeof(uint64_t))
+        # Stage 2: each candidate rule over its rows, in rule order.
+        for r in range(self.nrules):
+            if not st.rtouched[r]:
+                continue
+            rb = &st.rbits[<Py_ssize_t>r * BW]
+            self.eval_mask(st, self.rule_root[r], rb, res)
+            x = 0
+            for w in range(nw):
+                rb[w] = res[w]
+                hit_rows[w] |= res[w]
+                x |= res[w]
+            if x:
+                st.hits[nhits] = r
                 nhits += 1
-        for i in range(nhits):
-            st.add_out(out_index, st.hits[i])
+        for w in range(nw):
+            x = hit_rows[w]
+            while x:
+                row = (w << 6) | MATCHER_CTZ(x)
+                x &= x - 1
+                for i in range(nhits):
+                    r = st.hits[i]
+                    if (st.rbits[<Py_ssize_t>r * BW + w] >> (row & 63)) & 1:
+                        st.add_out(st.base + row, r)
+        return 0
+
+    cdef int run_eager(self, State st, int32_t unit, int nrows) except -1 nogil:
+        """Stage 1 for one unit: run it down every row of the block. A forward automaton that
+        reads whole values walks four rows at once (run_lanes); the others a row at a time."""
+        cdef int64_t row
+        cdef int f = unit // NUNITS, u = unit % NUNITS
+        if st.direct and st.cols[f].kind == COL_DICT and u != U_PRESENCE and self.fields[f].has_ac[u - U_AC]:
+            return self.run_memo(st, unit, nrows)
+        if u == U_AC and self.fields[f].has_ac[0] and self.fields[f].ac[0].floating:
+            return self.run_lanes(st, f, &self.fields[f].ac[0], nrows)
+        for row in range(nrows):
+            self.process_unit(st, row, f, u)
+        return 0
+
+    cdef int run_memo(self, State st, int32_t unit, int nrows) except -1 nogil:
+        """Stage 1 for an automaton over a dictionary-encoded column: each dictionary entry is
+        walked once per call (the first row holding it), what it fired is logged, and every
+        later row with the same index replays the log (the same string fires the same
+        predicates). Memory: two int32 per dictionary entry, for this call."""
+        cdef int f = unit // NUNITS, u = unit % NUNITS
+        cdef const Col* c = &st.cols[f]
+        cdef int64_t row
+        cdef Py_ssize_t i, idx, k, start
+        cdef int32_t* ms = st.memo_of(unit, c.nstr)
+        cdef int32_t* ml = ms + c.nstr
+        for row in range(nrows):
+            i = c.voff + st.row0 + row
+            if c.validity != NULL and not (c.validity[i >> 3] >> (i & 7)) & 1:
+                continue  # null: the unit fires nothing
+            idx = _load_index(c.idx, c.iwidth, c.ioff + st.row0 + row)
+            if ms[idx] < 0:
+                st.log_reserve(self.npred)
+                start = st.nlog
+                st.logging = True
+                self.process_unit(st, row, f, u)
+                st.logging = False
+                ms[idx] = <int32_t>start
+                ml[idx] = <int32_t>(st.nlog - start)
+            else:
+                st.cur = <int>row
+                for k in range(ms[idx], ms[idx] + ml[idx]):
+                    self.fire(st, st.log[k])
+        for i in range(st.nw):
+            st.ubits_of(unit)[i] = ~(<uint64_t>0)
+        return 0
+
+    cdef inline int lane_load(self, State st, int f, int* next_row, int nrows, const uint8_t** b,
+                              Py_ssize_t* n) except -2 nogil:
+        """The next row (from *next_row) whose value a lane can walk: one value, all ASCII. Rows
+        before it with no value are skipped; rows with several values or non-ASCII bytes are
+        matched on their own (process_unit: the fold path). -1 when the block is done."""
+        cdef const Val* vs
+        cdef int32_t cnt
+        cdef int row
+        cdef Py_ssize_t i
+        cdef uint8_t hi
+        while next_row[0] < nrows:
+            row = next_row[0]
+            next_row[0] = row + 1
+            cnt = self.values(st, row, f, &vs)
+            if cnt == 0:
+                continue
+            if cnt == 1 and (vs[0].kind == V_ASCII or vs[0].kind == V_UTF8):
+                hi = 0
+                if vs[0].kind == V_UTF8:
+                    for i in range(vs[0].n):  # vectorised by the C compiler
+                        hi |= (<const uint8_t*>vs[0].data)[i]
+                if hi < 0x80:
+                    b[0] = <const uint8_t*>vs[0].data
+                    n[0] = vs[0].n
+                    return row
+            self.process_unit(st, row, f, U_AC)
+        return -1
+
+    cdef int run_lanes(self, State st, int f, const AC* a, int nrows) except -1 nogil:
+        """The field's forward automaton down the block, four rows at a time: four independent
+        state chains in one loop keep four table loads in flight (the walk is bound by the
+        latency of loads from a table far larger than the caches). A lane that reaches the end
+        of its value takes END, reports its hits and takes the next row."""
+        cdef const int32_t* t = a.trans
+        cdef const uint16_t* cls = &a.cls_lower[0]
+        cdef int32_t mm = a.match_min, s0, s1, s2, s3, fin
+        cdef const uint8_t* lb[4]
+        cdef Py_ssize_t ln[4]
+        cdef int32_t ls[4]
+        cdef int lrow[4]
+        cdef int32_t hits[4][AC_CHUNK]
+        cdef int nh[4]
+        cdef int k, j, next_row = 0, active = 0, w
+        cdef Py_ssize_t i, steps
+        cdef const uint8_t* b0
+        cdef const uint8_t* b1
+        cdef const uint8_t* b2
+        cdef const uint8_t* b3
+        cdef int n0, n1, n2, n3
+        for k in range(4):
+            lrow[k] = self.lane_load(st, f, &next_row, nrows, &lb[k], &ln[k])
+            ls[k] = a.start
+            nh[k] = 0
+        while lrow[0] >= 0 and lrow[1] >= 0 and lrow[2] >= 0 and lrow[3] >= 0:
+            steps = AC_CHUNK
+            for k in range(4):
+                if ln[k] < steps:
+                    steps = ln[k]
+            s0, s1, s2, s3 = ls[0], ls[1], ls[2], ls[3]
+            b0, b1, b2, b3 = lb[0], lb[1], lb[2], lb[3]
+            n0, n1, n2, n3 = 0, 0, 0, 0
+            for i in range(steps):
+                s0 = t[s0 + cls[b0[i]]]
+                s1 = t[s1 + cls[b1[i]]]
+                s2 = t[s2 + cls[b2[i]]]
+                s3 = t[s3 + cls[b3[i]]]
+                hits[0][n0] = s0
+                n0 += s0 >= mm
+                hits[1][n1] = s1
+                n1 += s1 >= mm
+                hits[2][n2] = s2
+                n2 += s2 >= mm
+                hits[3][n3] = s3
+                n3 += s3 >= mm
+            ls[0], ls[1], ls[2], ls[3] = s0, s1, s2, s3
+            nh[0], nh[1], nh[2], nh[3] = n0, n1, n2, n3
+            for k in range(4):
+                lb[k] += steps
+                ln[k] -= steps
+                st.cur = lrow[k]
+                for j in range(nh[k]):
+                    self.ac_report(st, a, t[hits[k][j]])
+                nh[k] = 0
+                if ln[k] == 0:
+                    fin = t[ls[k] + a.col_end]
+                    if fin >= mm:
+                        self.ac_report(st, a, t[fin])
+                    lrow[k] = self.lane_load(st, f, &next_row, nrows, &lb[k], &ln[k])
+                    ls[k] = a.start
+        # Fewer than four rows left: each lane alone.
+        for k in range(4):
+            if lrow[k] < 0:
+                continue
+            st.cur = lrow[k]
+            s0 = ls[k]
+            b0 = lb[k]
+            for i in range(ln[k]):
+                s0 = t[s0 + cls[b0[i]]]
+                if s0 >= mm:
+                    self.ac_report(st, a, t[s0])
+            fin = t[s0 + a.col_end]
+            if fin >= mm:
+                self.ac_report(st, a, t[fin])
+        # The unit has now run on every row of the block.
+        for w in range(st.nw):
+            st.ubits_of(f * NUNITS + U_AC)[w] = ~(<uint64_t>0)
         return 0
 
     cdef int match_rows(self, State st, int64_t nrows, int64_t base) except -1:
-        cdef int64_t row
-        st.base = base
+        """Match nrows rows block by block with the GIL released (rows of columns read in
+        place, or a gathered chunk of at most CHUNK rows)."""
+        cdef int64_t b0 = 0
         with nogil:
-            for row in range(nrows):
-                self.match_row(st, row, base + row)
+            while b0 < nrows:
+                st.row0 = b0 if st.direct else 0
+                st.base = base + b0
+                self.match_block(st, <int>min(<int64_t>BLOCK, nrows - b0))
+                b0 += BLOCK
         return 0
 
     # -- Python entry points -----------------------------------------------------------------
@@ -1721,16 +1165,14 @@ cdef class Program:
         cdef Py_ssize_t i
         try:
             self.gather_event(st, event, 0)
-            self.match_row(st, 0, 0)  # one row: not worth releasing the GIL
+            st.row0 = st.base = 0
+            self.match_block(st, 1)  # one row: not worth releasing the GIL
             return [st.out_rule[i] for i in range(st.nout)]
         finally:
             self.release(st)
 
-    def match_columns(self, list columns, Py_ssize_t nrows, row_event=None):
+    def match_columns(self, list columns, Py_ssize_t nrows):
         """Match columnar data; return (row indices int64, rule indices int32).
-
-        row_event(i) gives row i as a mapping, for whole-event predicates (K_EVENT); it is
-        only called for rows where such a predicate is evaluated.
 
         columns[f] describes field f: None (absent); ("utf8", validity, voff, offsets, owidth,
         ooff, data) or ("dict", validity, voff, indices, iwidth, ioff, dictionary length,
@@ -1748,9 +1190,6 @@ cdef class Program:
         columns = list(columns)  # ours: the buffers it holds stay alive until we return
         if len(columns) != nf:
             raise ValueError("one column descriptor per field is needed")
-        if row_event is None and self.has_event:
-            raise ValueError("whole-event predicates need row_event")
-        st.row_event = row_event
         try:
             for f in range(nf):
                 col = columns[f]
@@ -1791,97 +1230,9 @@ cdef class Program:
             self.release(st)
 
 
-cdef Py_ssize_t _bad_offsets(const uint8_t* offsets, Py_ssize_t olen, int owidth, Py_ssize_t ooff,
-                             Py_ssize_t n, Py_ssize_t dlen) noexcept nogil:
-    """Check n strings' offsets: entries ooff .. ooff + n of offsets (olen bytes) must lie in
-    the buffer, start at >= 0, never decrease, and end at <= dlen (the data's bytes).
-    Returns -1 when they do, else the first bad entry (relative to ooff)."""
-    cdef Py_ssize_t i, prev, cur
-    if ooff < 0 or (owidth != 4 and owidth != 8) or (ooff + n + 1) > olen // owidth:
-        return 0
-    prev = _load_offset(offsets, owidth, ooff)
-    if prev < 0:
-        return 0
-    for i in range(1, n + 1):
-        cur = _load_offset(offsets, owidth, ooff + i)
-        if cur < prev:
-            return i
-        prev = cur
-    return n if prev > dlen else -1
-
-
-cdef object _set_col(Col* c, tuple col, Py_ssize_t nrows):
-    """Point c at the buffers of a column descriptor (see Program.match_columns), after
-    checking every offset and index the scan can read against the buffers' real sizes: one
-    pass over the offsets (and indices) of the rows, so a hostile file cannot make the
-    scan read out of bounds. Returns None, or a message saying what is wrong."""
-    cdef const uint8_t[::1] mv
-    cdef const uint8_t[::1] ov
-    cdef Py_ssize_t i, bad, k, dlen, nstr = nrows
-    kind = col[0]
-    c.kind = COL_NONE
-    if kind == "utf8":
-        _, validity, voff, offsets, owidth, ooff, data = col
-    elif kind == "dict":
-        _, validity, voff, idx, iwidth, ioff, nstr, offsets, owidth, ooff, data = col
-        if iwidth not in (1, 2, 4, 8) or ioff < 0 or (ioff + nrows) > len(idx) // iwidth:
-            return f"the dictionary indices buffer ({len(idx)} bytes) is too short for {nrows} rows"
-        if nstr < 0:
-            return "negative dictionary length"
-    else:
-        raise ValueError(f"unknown column kind {kind!r}")
-    if voff < 0 or (validity is not None and nrows and (voff + nrows + 7) // 8 > len(validity)):
-        return f"the validity bitmap ({len(validity)} bytes) is too short for {nrows} rows"
-    if validity is None:
-        c.validity = NULL
-    else:
-        mv = validity
-        c.validity = &mv[0]
-    c.voff = voff
-    ov = offsets
-    c.offsets = &ov[0]
-    c.owidth = owidth
-    c.ooff = ooff
-    mv = data
-    c.data = &mv[0]
-    dlen = len(data)
-    with nogil:
-        bad = _bad_offsets(c.offsets, ov.shape[0], c.owidth, c.ooff, nstr, dlen)
-    if bad >= 0:
-        what = "dictionary string" if kind == "dict" else "string"
-        return (f"{what} offsets out of range at entry {bad} (offsets buffer {ov.shape[0]} bytes "
-                f"of {owidth}-byte offsets from entry {ooff}, {nstr} strings, data buffer {dlen} bytes)")
-    if kind == "dict":
-        mv = idx
-        c.idx = &mv[0]
-        c.iwidth = iwidth
-        c.ioff = ioff
-        with nogil:
-            bad = -1
-            for i in range(nrows):
-                k = c.voff + i
-                if c.validity != NULL and not (c.validity[k >> 3] >> (k & 7)) & 1:
-                    continue  # a null row's index is never read
-                k = _load_index(c.idx, c.iwidth, c.ioff + i)
-                if k < 0 or k >= nstr:
-                    bad = i
-                    break
-        if bad >= 0:
-            return (f"row {bad}: dictionary index {_load_index(c.idx, iwidth, ioff + bad)} "
-                    f"out of range (dictionary of {nstr} strings)")
-        c.kind = COL_DICT
-    else:
-        c.kind = COL_UTF8
-    return None
-
-
-def _field_value_error(message, name):
-    return ValueError(f"field {name!r}: {message}")
-
-
 cdef object _outputs(State st):
-    rows = np.empty(st.nout, dtype=np.int64)
-    rules = np.empty(st.nout, dtype=np.int32)
+    rows = _np.empty(st.nout, dtype=_np.int64)
+    rules = _np.empty(st.nout, dtype=_np.int32)
     cdef int64_t[::1] rv = rows
     cdef int32_t[::1] uv = rules
     cdef Py_ssize_t i

@@ -52,7 +52,6 @@ def test_ruleset_runs_the_compiled_program():
 
     class Spy:
         field_names = prog.field_names
-        has_event = prog.has_event
         strings_field = prog.strings_field
 
         def match_one(self, ev):
@@ -63,9 +62,9 @@ def test_ruleset_runs_the_compiled_program():
             calls.append("match_events")
             return prog.match_events(evs)
 
-        def match_columns(self, cols, n, row_event=None):
+        def match_columns(self, cols, n):
             calls.append("match_columns")
-            return prog.match_columns(cols, n, row_event)
+            return prog.match_columns(cols, n)
 
     rs._prog = Spy()
     ev = {CMD: "x WHOAMI"}
@@ -89,8 +88,8 @@ def test_rule_match_uses_the_compiled_program():
 
 
 def test_kinds_mirror_the_compiler():
-    assert len(set(core.KINDS)) == 5
-    assert core.KINDS == (compiler.TABLE, compiler.GLOB, compiler.PY, compiler.EVENT, compiler.FREF)
+    assert len(set(core.KINDS)) == 4
+    assert core.KINDS == (compiler.TABLE, compiler.GLOB, compiler.PY, compiler.FREF)
 
 
 def test_node_kinds_mirror_the_compiler():
@@ -194,7 +193,7 @@ def test_every_op_is_lowered_and_agrees(op):
         other = plan.fields[plan.fieldrefs[pid][0]].name
         assert kind == compiler.FREF and other == pred.value and plan.fieldrefs[pid][1] == compiler.FIELDREF_CODE[op]
     elif op in EVENT_OPS:
-        assert kind == compiler.EVENT and plan.event_preds[pid] == pred
+        raise AssertionError(f"{op} left to a whole-event callback")
     elif op is Op.GLOB:
         assert kind == compiler.GLOB and pid in plan.globs
     elif op in (Op.REGEX, Op.CIDR) or op in PRESENCE_GUARDED:
@@ -211,7 +210,7 @@ def test_every_op_is_lowered_and_agrees(op):
             assert (fp.exists if op is Op.EXISTS else fp.not_empty) == pid
         else:
             assert (compiler.encode(pred.value), pid) in table
-    if kind not in (compiler.TABLE, compiler.EVENT):
+    if kind != compiler.TABLE:
         assert plan.guards[pid], "a lazy predicate needs a guard"
     rule = make_rule(pred)
     neg = make_rule(matcher.ir.not_(pred), "not")
