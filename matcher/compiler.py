@@ -32,16 +32,17 @@ from operator import attrgetter
 from typing import Any, Callable, NamedTuple, Optional
 
 try:  # Python 3.11+
-    import re._parser as _sre_parse  # type: ignore[import-not-found]
-    import re._constants as _sre_c  # type: ignore[import-not-found]
     import re._compiler as _sre_compile  # type: ignore[import-not-found]
+    import re._constants as _sre_c  # type: ignore[import-not-found]
+    import re._parser as _sre_parse  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - Python 3.10
     import sre_compile as _sre_compile  # type: ignore[no-redef]
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
-from .ir import EVENT_OPS, PRESENCE_GUARDED, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
 from .errors import RegexBudgetExceeded
+from .fields import ENUM_FIELDS  # fields whose values come from a short list: equality on them is not selective
+from .ir import EVENT_OPS, PRESENCE_GUARDED, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
 from .ops import REFERENCE, compile_regex, fold, is_linear, network
 
 __all__ = ["Plan", "compile_plan", "lazy_callback", "TABLE", "GLOB", "PY", "FREF", "EVERY_STRING", "encode"]
@@ -71,10 +72,6 @@ GROUP_MIN = 4
 # Glob tokens (besides literal bytes 0..255).
 G_ANY, G_ONE = -1, -2
 
-#: Fields whose values come from a short list, so equality on them is not selective.
-ENUM_FIELDS = frozenset(
-    {"eventtype", "endpointos", "objecttype", "event.type", "event.category", "endpoint.os"}
-)
 
 
 def encode(s: str) -> bytes:
