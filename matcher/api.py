@@ -374,7 +374,10 @@ class RuleSet:
 
     def _build_program(self) -> "_core.Program":
         self._plan = plan = compile_plan([r.ir for r in self.rules])
-        return _core.Program(plan, lazy_callback(plan, self._overrun), ArrowDataError)
+        try:
+            return _core.Program(plan, lazy_callback(plan, self._overrun), ArrowDataError)
+        except MemoryError as e:  # a rule pack too large to compile (a limit, or memory): a reason, no crash
+            raise RuleError(f"the rule set is too large to compile: {e or 'out of memory'}") from None
 
     def _overrun(self, pid: int, row: int, e: RegexBudgetExceeded) -> None:
         """A backtracking regex ran out of budget on one value (taken as no match): counted, and

@@ -9,6 +9,9 @@
 
 _FIRST = _itemgetter(0)  # sort key: a (literal, pred) pair's literal
 
+#: The most memory one field's automaton may take (rules are untrusted; docs/security.md).
+cdef size_t MAX_AUTOMATON_BYTES = <size_t>1 << 30
+
 
 cdef inline int32_t trie_child(const int32_t* cstart, const int32_t* ccls, const int32_t* cid,
                                int32_t s, int32_t c) noexcept nogil:
@@ -196,6 +199,13 @@ cdef int ac_build(AC* a, list patterns) except -1:
         a.nstates = nstates
         a.nacc = nacc
         a.match_min = nplain * W
+        # Rules are untrusted: one field's automaton may take at most MAX_AUTOMATON_BYTES (a
+        # dense DFA row is W * 4 bytes per state, about 1 KB per literal byte at worst), so a
+        # rule pack of huge literals is refused with a reason instead of exhausting memory.
+        if <size_t>nstates * W * sizeof(int32_t) > MAX_AUTOMATON_BYTES:
+            raise MemoryError(f"the literals of one field need an automaton of "
+                              f"{<size_t>nstates * W * sizeof(int32_t) >> 20} MiB ({nstates} states), "
+                              f"over the limit of {MAX_AUTOMATON_BYTES >> 20} MiB")
         a.trans = <int32_t*>aligned_alloc(64, (<size_t>nstates * W * sizeof(int32_t) + 63) // 64 * 64)
         # Output closures, in BFS order (a state's dictionary link is shallower: already done).
         closure = {}

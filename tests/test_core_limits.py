@@ -797,3 +797,22 @@ def test_read_ahead_trusts_no_len_override():
     rs = matcher.RuleSet(['SrcProcImagePath endswithCIS "\\\\w3wp.exe"'])
     events = _LyingList({"SrcProcImagePath": "C:\\\\w3wp.exe"} for _ in range(3))
     assert list(rs.scan(events)) == [(i, rs.rules[0].id) for i in range(3)]
+
+
+def test_a_rule_pack_whose_automaton_is_too_large_is_refused_with_its_size():
+    """Literal terms become dense automaton states (about 1 KB per literal byte at worst): a
+    rule pack of ~1.4 MB of diverse literals on one field would need over 1 GiB, and is refused
+    with a reason (a RuleError naming the size) before that memory is taken, not left to the
+    allocator or the OOM killer."""
+    import random
+
+    rnd = random.Random(1)
+    alpha = [chr(c) for c in range(35, 127) if chr(c) not in '\\"'] + [chr(c) for c in range(0xC0, 0x17F)]
+    lits = ["".join(rnd.choice(alpha) for _ in range(120)) for _ in range(12_000)]
+    rule = matcher.compile("TgtProcCmdLine In Contains AnyCase (" + ", ".join(f'"{x}"' for x in lits) + ")")
+    with pytest.raises(matcher.RuleError, match=r"too large to compile: .* \d+ MiB .* over the limit of 1024 MiB"):
+        rule.match({"TgtProcCmdLine": "x"})
+    # the same literals, a tenth of them, compile and match
+    small = matcher.compile("TgtProcCmdLine In Contains AnyCase (" + ", ".join(f'"{x}"' for x in lits[:1200]) + ")")
+    assert small.match({"TgtProcCmdLine": "<" + lits[7].upper() + ">"})
+    assert not small.match({"TgtProcCmdLine": lits[7][:-1]})
