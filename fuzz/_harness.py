@@ -4,14 +4,15 @@ exception is a finding). ``fuzz/run.py`` runs the targets; ``fuzz/README.md`` sa
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-for p in (ROOT / "tests", ROOT):  # matcher from this checkout; the tests' strategies and oracles
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' strategies and oracles
+if importlib.util.find_spec("matcher") is None:  # matcher installed (CI) or on PYTHONPATH, else this checkout
+    sys.path.insert(0, str(ROOT))
 
 import atheris  # noqa: E402
 
@@ -34,9 +35,10 @@ def main(test_one_input: Callable[[bytes], None]) -> None:
 def ruleset_and_reference(nodes, evs):
     """The RuleSet of generated rule trees and the reference's (event index, rule id) pairs on
     ``evs``; ``None`` when the rules do not compile (a MatcherError, which is allowed)."""
+    from test_differential import make_rules, reference_pairs
+
     import matcher
     from matcher.errors import MatcherError
-    from test_differential import make_rules, reference_pairs
 
     rules = make_rules(nodes)
     try:

@@ -11,6 +11,7 @@ corpus (``fuzz/.corpus/<target>/``, kept between runs, not committed); a finding
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -23,6 +24,14 @@ TARGETS = ("s1ql", "sigma", "inputs", "core_dict", "core_arrow")
 MAX_LEN = {"core_dict": 4096, "core_arrow": 4096, "sigma": 8192, "inputs": 8192, "s1ql": 4096}
 
 
+def _matcher_home() -> str:
+    """The folder holding the matcher this Python imports: the installed package (CI), else the
+    source tree (a development checkout built in place). Never the source tree ahead of an
+    installed package: the tree has no compiled core unless it was built in place."""
+    spec = importlib.util.find_spec("matcher")
+    return str(Path(spec.origin).resolve().parent.parent) if spec and spec.origin else str(HERE.parent)
+
+
 def run(target: str, seconds: int, timeout: int, rss_mb: int) -> bool:
     work = HERE / ".corpus" / target
     work.mkdir(parents=True, exist_ok=True)
@@ -32,7 +41,7 @@ def run(target: str, seconds: int, timeout: int, rss_mb: int) -> bool:
     cmd = [sys.executable, str(HERE / f"fuzz_{target}.py"), str(work), str(HERE / "seeds" / target),
            f"-max_total_time={seconds}", f"-timeout={timeout}", f"-rss_limit_mb={rss_mb}",
            f"-max_len={MAX_LEN[target]}", f"-artifact_prefix={findings}/{target}-", "-print_final_stats=1"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_matcher_home(), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=env)
     log = proc.stdout + proc.stderr
     done = [ln for ln in log.splitlines() if re.match(r"#\d+\s+DONE", ln)]
