@@ -46,6 +46,19 @@ SAMPLE_SEED = 7
 # --------------------------------------------------------------------------------------------
 
 
+def _gather_for(args: argparse.Namespace, rule_args: list[str], **kw: Any) -> Optional[tuple[list, list, list]]:
+    """The rules of ``-q``/``-r`` (or ``rules``) with the command's Sigma options:
+    ``(rules, errors, notes)``, or None once a bad Sigma option has been reported."""
+    notes: list[str] = []
+    try:
+        setup = _sigma_setup(args)
+    except MatcherError as e:
+        _say(str(e))
+        return None
+    rules, errors = _gather_rules(args.query or [], rule_args, notes=notes, **kw, **setup)
+    return rules, errors, notes
+
+
 def _profiles(args: argparse.Namespace) -> tuple[mapping.Profile, mapping.Profile]:
     return mapping.load_profile(args.rules_profile), mapping.load_profile(args.profile)
 
@@ -286,13 +299,10 @@ def _scan_with(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Prof
 def _scan_rules(args: argparse.Namespace, src: mapping.Profile, dst: mapping.Profile, progress: _Progress) -> Any:
     """``scan``'s rules, remapped for the events' profile and compiled: ``(ruleset, load errors,
     rules the profile decides, compile time)``, or the exit code (2) when there is nothing to run."""
-    notes: list[str] = []
-    try:
-        setup = _sigma_setup(args)
-    except MatcherError as e:
-        _say(str(e))
+    got = _gather_for(args, args.rule or [], progress=progress)
+    if got is None:
         return 2
-    rules, errors = _gather_rules(args.query or [], args.rule or [], progress=progress, notes=notes, **setup)
+    rules, errors, notes = got
     for msg in notes:
         _say(msg)
     for msg in errors:
@@ -496,13 +506,10 @@ def _check(args: argparse.Namespace) -> int:
     if not args.rules and not args.query:
         _say("check: give rule files, directories, built-in names, or -q QUERY")
         return 2
-    notes: list[str] = []
-    try:
-        setup = _sigma_setup(args)
-    except MatcherError as e:
-        _say(str(e))
+    got = _gather_for(args, args.rules, default=False)
+    if got is None:
         return 2
-    rules, errors = _gather_rules(args.query or [], args.rules, default=False, notes=notes, **setup)
+    rules, errors, notes = got
     for msg in notes:
         print(f"matcher check: note: {msg}", file=sys.stderr)
     remapped, never = _remap(rules, src, dst)
@@ -644,13 +651,10 @@ def _explain(args: argparse.Namespace) -> int:
     except MatcherError as e:
         _say(str(e))
         return 2
-    notes: list[str] = []
-    try:
-        setup = _sigma_setup(args)
-    except MatcherError as e:
-        _say(str(e))
+    got = _gather_for(args, args.rule or [])
+    if got is None:
         return 2
-    rules, errors = _gather_rules(args.query or [], args.rule or [], notes=notes, **setup)
+    rules, errors, notes = got
     for msg in notes + errors:
         _say(msg)
     if errors:
