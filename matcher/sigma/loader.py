@@ -271,9 +271,14 @@ def _check_selection(node: Any, seen: set) -> None:
                     continue
                 seen.add(id(v))
                 values = v.value if isinstance(v, yaml.SequenceNode) else [v]
+                regex = "re" in _scalar_text(k).split("|")[1:]
                 for x in values:
                     if not isinstance(x, yaml.ScalarNode):
                         raise _Shape(f"the value of a field is a value or a list of values, not a {_kind(x)}", x)
+                    if regex and _scalar_text(x) is None:
+                        # pySigma reads a number, a boolean or null under |re with an AttributeError
+                        raise _Shape(f"the re modifier takes a regular expression, a string, not a {_kind(x)} "
+                                     "(quote it)", x)
         elif isinstance(item, yaml.SequenceNode) and node is not item:
             for x in item.value:
                 if not isinstance(x, yaml.ScalarNode):
