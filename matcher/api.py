@@ -260,7 +260,12 @@ class RuleSet:
         events = _events_arg(events, "RuleSet.correlate")
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ArgumentError(f"RuleSet.correlate: batch must be a positive int, not {batch!r}")
-        return Correlator(self, timestamp, lateness, max_groups, action, dicts=(events, batch))
+        match = self._program.match_events
+
+        def match_chunk(chunk: list, base: int) -> Any:
+            return _events_call(match, chunk, "RuleSet.correlate", base)
+
+        return Correlator(self, timestamp, lateness, max_groups, action, dicts=(events, batch, match_chunk))
 
     def correlate_arrow(self, data: Any, *, timestamp: str, lateness: Any = 0, max_groups: int = 1_000_000,
                         action: str = "alert") -> "Correlator":

@@ -21,8 +21,6 @@ COMPILED = {f"matcher.{p.stem}" for p in (PACKAGE.parent / "src").glob("*.pyx")}
 KNOWN = {
     # Sigma's public loaders return Rule objects (api.Rule): the front end still builds them.
     ("matcher.sigma.loader", "matcher.api"),
-    # RuleSet takes Correlation objects and RuleSet.correlate makes a Correlator.
-    ("matcher.api", "matcher.correlation"),
 }
 
 #: Layers, lowest first: a module may import its own layer's modules and lower ones only.
@@ -35,9 +33,9 @@ LAYERS = [
     {"matcher.sigma", "matcher.sigma.filters", "matcher.sigma.loader", "matcher.sigma.logsource",
      "matcher.sigma.placeholders", "matcher.sigma.translate", "matcher.sigma.options", "matcher.rules", "matcher.correlation.rule",
      "matcher.correlation.values", "matcher.correlation.results", "matcher.correlation.engine",
-     "matcher.correlation.reference"},
+     "matcher.correlation.reference", "matcher.correlation"},
     {"matcher.api"},
-    {"matcher.correlation", "matcher.explain", "matcher.parallel", "matcher.datasets", "matcher.testing",
+    {"matcher.explain", "matcher.parallel", "matcher.datasets", "matcher.testing",
      "matcher.coverage", "matcher.selftest", "matcher.spark", "matcher.correlation.cli"},
     {"matcher.cli", "matcher.__main__", "matcher", "matcher.data"},
 ]

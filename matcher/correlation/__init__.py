@@ -149,17 +149,14 @@ class Correlator:
     def __iter__(self) -> Iterator[Alert]:
         engine = self.engine
         if self._dicts is not None:
-            from ..api import _events_call
-
-            events, batch = self._dicts
-            prog = self.ruleset._program
+            events, batch, match = self._dicts
             it = iter(events)
             base = 0
             while True:
                 chunk = list(islice(it, batch))
                 if not chunk:
                     break
-                rows, rules, _ = _events_call(prog.match_events, chunk, "RuleSet.correlate", base)
+                rows, rules, _ = match(chunk, base)
                 yield from engine.feed(base, rows, rules, len(chunk), chunk)
                 base += len(chunk)
         else:
