@@ -431,6 +431,25 @@ def test_time_reader_equals_timestamp_ms(text):
         assert ms is not None  # the stream's usual form is read in C
 
 
+_MINUTE = "2024-02-29T23:59"
+
+
+@given(st.lists(st.one_of(
+    st.sampled_from([_MINUTE, "2024-02-28T23:59", "2023-02-29T23:59", "2024-02-29T24:59", "2024-02-29 23:59",
+                     "0000-01-01T00:00"]).flatmap(
+        lambda m: st.sampled_from(["", ":00", ":59", ":60", ":5", ":5x", ":00.123", ":00.123Z", ":00.123456",
+                                   ":00.1234", ":00Z", ":00+01:00", "Z"]).map(lambda tail: m + tail)),
+    st.text(alphabet="0123456789-T:.Z ", max_size=26)), max_size=12))
+def test_the_minute_cache_reads_each_time_as_alone(texts):
+    """The engine remembers the last minute it read (row after row of a stream share it): a
+    sequence read through the cache gives each text's time as read alone."""
+    from matcher._correlate import iso_time_ms, iso_times_ms
+
+    assert iso_times_ms(texts) == [iso_time_ms(t) for t in texts]
+    assert iso_times_ms([_MINUTE + ":01", _MINUTE + ":02.5", _MINUTE + ":03.250Z"]) == [
+        timestamp_ms(_MINUTE + ":01"), None, timestamp_ms(_MINUTE + ":03.250Z")]
+
+
 @pytest.mark.parametrize("kw", [{"timestamp": 3}, {"timestamp": "t", "lateness": -1}, {"timestamp": "t", "lateness": "soon"},
                                 {"timestamp": "t", "max_groups": 0}, {"timestamp": "t", "action": "page"},
                                 {"timestamp": "t", "batch": 0}])
