@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from . import ir as _ir
-from ._files import RULE_SUFFIXES, read_rule_text, rule_files
+from ._files import RULE_SUFFIXES, archive_members, read_rule_text, rule_files
 from ._notes import say
 from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
@@ -657,31 +657,7 @@ def _sigma_finish(out: list, holder: Any, profile: Any, options: Any, failures: 
 
 def _archive_texts(p: Path) -> list:
     """``(archive:member, read)`` for the rule files of a tar or zip archive, by member name."""
-    import tarfile
-    import zipfile
-
-    def decode(name: str, data: bytes) -> Any:
-        def read() -> str:
-            try:
-                return data.decode("utf-8-sig")
-            except UnicodeDecodeError as e:
-                raise RuleError(f"{name}: cannot read rule file: {e}") from None
-        return read
-
-    keep = RULE_SUFFIXES + _CORPUS
-    try:
-        if str(p).lower().endswith(".zip"):
-            with zipfile.ZipFile(p) as z:
-                members = sorted(i.filename for i in z.infolist() if not i.is_dir())
-                data = [(m, z.read(m)) for m in members if m.lower().endswith(keep)]
-        else:
-            with tarfile.open(p) as tar:
-                ms = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(keep)),
-                            key=lambda m: m.name)
-                data = [(m.name, tar.extractfile(m).read()) for m in ms]
-    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
-        raise RuleError(f"{p}: cannot read rule archive: {e}") from None
-    return [(f"{p}:{m}", decode(f"{p}:{m}", d)) for m, d in data
+    return [(f"{p}:{m}", read) for m, read in archive_members(p, RULE_SUFFIXES + _CORPUS, zip_too=True)
             if not Path(m).name.startswith(".") and not Path(m).name.upper().startswith("README")]
 
 

@@ -31,7 +31,7 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaLogSource, SigmaRule
 
 from .. import ir
-from .._files import read_rule_text
+from .._files import archive_members, read_rule_text
 from ..errors import MatcherError, RuleError, RuleSyntaxError, UnsupportedFeature
 from ..mapping import PROFILES
 from ..record import RuleInfo, RuleRecord
@@ -859,25 +859,10 @@ def load_sigma_tar_records(
     """Every ``*.yml``/``*.yaml`` member of a tar archive (any compression ``tarfile`` reads),
     in member-name order; failures and ``filters`` as in :func:`load_sigma_tree_records`. Sources are
     ``archive:member``."""
-    import tarfile
-
-    try:
-        with tarfile.open(archive) as tar:
-            members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(SIGMA_SUFFIXES)),
-                             key=lambda m: m.name)
-            texts = [(f"{archive}:{m.name}", tar.extractfile(m).read()) for m in members]
-    except (OSError, tarfile.TarError) as e:
-        raise RuleError(f"{archive}: cannot read rule archive: {e}") from None
-
-    def decode(name: str, data: bytes) -> str:
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise RuleError(f"{name}: cannot read rule file: {e}") from None
-
+    members = archive_members(archive, SIGMA_SUFFIXES)  # read first: an unreadable archive is the error
     profile = _resolve(profile)
     extra = load_filters(filters, profile=profile, options=options) if filters else []
-    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict, options, extra)
+    return _load_many(((f"{archive}:{m}", read) for m, read in members), profile, logsource, strict, options, extra)
 
 
 def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool, options: Optional[SigmaOptions],
@@ -887,7 +872,7 @@ def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool, opti
         result.files += 1
         try:
             result.rules.extend(parse_sigma_records(read(), source=name, profile=profile, logsource=logsource,
-                                            options=options, into=result))
+                                                    options=options, into=result))
         except MatcherError as e:
             if strict:
                 raise
