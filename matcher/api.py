@@ -572,21 +572,15 @@ def _load(path: Union[str, "os.PathLike[str]"], profile: Any, logsource: Any, pl
 
 def _rule(record: RuleRecord, profile: Any = None) -> Rule:
     """The :class:`Rule` of a front end's record, in ``profile``'s names (``None``/``"s1"``: as read)."""
-    return Rule(_in_profile(record.ir, profile), record.info, record.query)
+    from .mapping import in_profile
+
+    return Rule(in_profile(record.ir, profile), record.info, record.query)
 
 
 def _rules(items: Iterable) -> list:
     """A front end's output as objects for :class:`RuleSet`: each record a :class:`Rule` (in
     the names it was read in), a correlation rule as it is."""
     return [_rule(x) if isinstance(x, RuleRecord) else x for x in items]
-
-
-def _in_profile(node: _ir.Node, profile: Any) -> _ir.Node:
-    if profile in (None, "s1"):
-        return node
-    from .mapping import remap
-
-    return remap(node, "s1", profile)
 
 
 _ARCHIVES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar", ".zip")

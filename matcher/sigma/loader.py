@@ -33,7 +33,7 @@ from sigma.rule import SigmaLogSource, SigmaRule
 from .. import ir
 from .._files import archive_members, read_rule_text
 from ..errors import MatcherError, RuleError, RuleSyntaxError, UnsupportedFeature
-from ..mapping import PROFILES
+from ..mapping import PROFILES, in_profile
 from ..record import RuleInfo, RuleRecord
 from .filters import SigmaFilterDoc, apply_filters
 from .logsource import UNROUTED_MODES, logsource_filter, logsource_key, route, s1_field_map
@@ -742,11 +742,7 @@ def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False,
     # them in the YAML (parse_sigma_records: _rule_error; _filter_doc: the filter's name)
     node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
                           s1_backend=s1_backend, placeholders=opts.placeholders, timestamp=opts.timestamp)
-    if not s1 or profile is PROFILES["s1"]:
-        return node
-    from ..mapping import remap
-
-    return remap(node, "s1", profile)
+    return in_profile(node, profile) if s1 else node  # without S1 names (no profile, sysmon): as translated
 
 
 def load_sigma_records(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None,
