@@ -20,7 +20,7 @@ from ._files import RULE_SUFFIXES, archive_members, read_rule_text, rule_files
 from ._notes import say
 from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
-from .compiler import compile_plan, lazy_callback
+from .compiler import compile_plan, py_callback
 from .ops import regex_engine
 from .record import RuleInfo, RuleRecord
 from .s1ql import cards as _cards
@@ -380,7 +380,7 @@ class RuleSet:
     def _build_program(self) -> "_core.Program":
         self._plan = plan = compile_plan([r.ir for r in self.rules])
         try:
-            return _core.Program(plan, lazy_callback(plan, self._overrun), ArrowDataError)
+            return _core.Program(plan, py_callback(plan, self._overrun), ArrowDataError)
         except MemoryError as e:  # a rule pack too large to compile (a limit, or memory): a reason, no crash
             raise RuleError(f"the rule set is too large to compile: {e or 'out of memory'}") from None
 
