@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from . import ir as _ir
-from ._files import RULE_SUFFIXES, read_rule_text, rule_files
+from ._files import RULE_SUFFIXES, archive_members, read_rule_text, rule_files
 from ._notes import say
 from .errors import ArgumentError, ArrowDataError, MatcherError, RegexBudgetExceeded, RegexBudgetWarning, RuleError
 from . import _core
-from .compiler import compile_plan, lazy_callback
+from .compiler import compile_plan, py_callback
 from .ops import regex_engine
 from .record import RuleInfo, RuleRecord
 from .s1ql import cards as _cards
@@ -380,7 +380,7 @@ class RuleSet:
     def _build_program(self) -> "_core.Program":
         self._plan = plan = compile_plan([r.ir for r in self.rules])
         try:
-            return _core.Program(plan, lazy_callback(plan, self._overrun), ArrowDataError)
+            return _core.Program(plan, py_callback(plan, self._overrun), ArrowDataError)
         except MemoryError as e:  # a rule pack too large to compile (a limit, or memory): a reason, no crash
             raise RuleError(f"the rule set is too large to compile: {e or 'out of memory'}") from None
 
@@ -559,11 +559,11 @@ def load(path: Union[str, "os.PathLike[str]"], *, profile: Any = "s1", logsource
 def _load(path: Union[str, "os.PathLike[str]"], profile: Any, logsource: Any, placeholders: Any,
           unrouted: str, timestamp: Optional[str], filters: Any) -> Any:
     if os.fspath(path).lower().endswith((".yml", ".yaml")):
-        from .sigma import load_sigma
-        from .sigma.loader import SigmaOptions
+        from .sigma.loader import SigmaOptions, load_sigma_records
 
         options = SigmaOptions.of(placeholders, unrouted, timestamp)
-        found = load_sigma(path, profile=profile, logsource=logsource, options=options, filters=filters)
+        found = _rules(load_sigma_records(path, profile=profile, logsource=logsource, options=options,
+                                          filters=filters))
         return found[0] if len(found) == 1 else found
     if logsource is not None or placeholders is not None or timestamp is not None or filters is not None:
         raise MatcherError("logsource, placeholders, timestamp and filters apply to Sigma rules only")
@@ -572,15 +572,15 @@ def _load(path: Union[str, "os.PathLike[str]"], profile: Any, logsource: Any, pl
 
 def _rule(record: RuleRecord, profile: Any = None) -> Rule:
     """The :class:`Rule` of a front end's record, in ``profile``'s names (``None``/``"s1"``: as read)."""
-    return Rule(_in_profile(record.ir, profile), record.info, record.query)
+    from .mapping import in_profile
+
+    return Rule(in_profile(record.ir, profile), record.info, record.query)
 
 
-def _in_profile(node: _ir.Node, profile: Any) -> _ir.Node:
-    if profile in (None, "s1"):
-        return node
-    from .mapping import remap
-
-    return remap(node, "s1", profile)
+def _rules(items: Iterable) -> list:
+    """A front end's output as objects for :class:`RuleSet`: each record a :class:`Rule` (in
+    the names it was read in), a correlation rule as it is."""
+    return [_rule(x) if isinstance(x, RuleRecord) else x for x in items]
 
 
 _ARCHIVES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar", ".zip")
@@ -651,31 +651,7 @@ def _sigma_finish(out: list, holder: Any, profile: Any, options: Any, failures: 
 
 def _archive_texts(p: Path) -> list:
     """``(archive:member, read)`` for the rule files of a tar or zip archive, by member name."""
-    import tarfile
-    import zipfile
-
-    def decode(name: str, data: bytes) -> Any:
-        def read() -> str:
-            try:
-                return data.decode("utf-8-sig")
-            except UnicodeDecodeError as e:
-                raise RuleError(f"{name}: cannot read rule file: {e}") from None
-        return read
-
-    keep = RULE_SUFFIXES + _CORPUS
-    try:
-        if str(p).lower().endswith(".zip"):
-            with zipfile.ZipFile(p) as z:
-                members = sorted(i.filename for i in z.infolist() if not i.is_dir())
-                data = [(m, z.read(m)) for m in members if m.lower().endswith(keep)]
-        else:
-            with tarfile.open(p) as tar:
-                ms = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(keep)),
-                            key=lambda m: m.name)
-                data = [(m.name, tar.extractfile(m).read()) for m in ms]
-    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
-        raise RuleError(f"{p}: cannot read rule archive: {e}") from None
-    return [(f"{p}:{m}", decode(f"{p}:{m}", d)) for m, d in data
+    return [(f"{p}:{m}", read) for m, read in archive_members(p, RULE_SUFFIXES + _CORPUS, zip_too=True)
             if not Path(m).name.startswith(".") and not Path(m).name.upper().startswith("README")]
 
 
@@ -683,9 +659,10 @@ def _rules_from_text(source: str, text: str, profile: Any, logsource: Any, failu
                      options: Any = None, into: Any = None) -> list:
     low = source.lower()
     if low.endswith((".yml", ".yaml")):
-        from .sigma import parse_sigma
+        from .sigma.loader import parse_sigma_records
 
-        return parse_sigma(text, source=source, profile=profile, logsource=logsource, options=options, into=into)
+        return _rules(parse_sigma_records(text, source=source, profile=profile, logsource=logsource, options=options,
+                                          into=into))
     if low.endswith(_CORPUS):
         return _corpus_rules(source, text, profile, failures)
     return [_rule(_cards.parse_rule_text(text, source=source), profile)]
@@ -714,7 +691,7 @@ def gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = T
     :func:`matcher.spark` and :mod:`matcher.testing` too): rules from ``-q`` texts and ``-r`` specs (files, directories, built-in names or ids, JSON
     lines rule files). ``sigma_profile``: the profile Sigma rules are loaded for (the events'
     profile: their routing and field names; ``"sysmon"`` keeps Sigma's own names); Sigma files
-    load together (:func:`matcher.sigma.loader.load_sigma_files`: filters among them and in
+    load together (:func:`matcher.sigma.loader.load_sigma_files_records`: filters among them and in
     ``sigma_filters`` apply across files). ``notes`` receives what is reported but not an
     error: logsources the profile cannot recognise, filters naming rules that are not loaded
     (without ``notes`` they are printed here).
@@ -748,10 +725,10 @@ def gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = T
         progress.start("loading rules", len(todo), "files")
     sigma_files = [f for f in todo if f.suffix.lower() in (".yml", ".yaml")]
     if sigma_files or sigma_filters:
-        from .sigma.loader import load_sigma_files
+        from .sigma.loader import load_sigma_files_records
 
         try:
-            loaded = load_sigma_files(sigma_files, profile=sigma_profile, logsource=sigma_logsource,
+            loaded = load_sigma_files_records(sigma_files, profile=sigma_profile, logsource=sigma_logsource,
                                       options=sigma_options, filters=sigma_filters)
         except MatcherError as e:
             errors.append(str(e))
@@ -759,7 +736,7 @@ def gather_rules(queries: Iterable[str], specs: Iterable[str], default: bool = T
             for name, e in loaded.failures:
                 msg = str(e)
                 errors.append(msg if name in msg else f"{name}: {msg}")
-            rules.extend(loaded.rules)
+            rules.extend(_rules(loaded.rules))
             reported = loaded.report(sigma_profile, sigma_options) + loaded.filter_problems
             if notes is not None:
                 notes.extend(reported)

@@ -45,7 +45,7 @@ from .fields import ENUM_FIELDS  # fields whose values come from a short list: e
 from .ir import EVENT_OPS, PRESENCE_GUARDED, And, Glob, Node, Not, Op, Pred, Wild, and_, or_
 from .ops import REFERENCE, compile_regex, fold, is_linear, network
 
-__all__ = ["Plan", "compile_plan", "lazy_callback", "TABLE", "GLOB", "PY", "FREF", "EVERY_STRING", "encode"]
+__all__ = ["Plan", "compile_plan", "py_callback", "TABLE", "GLOB", "PY", "FREF", "EVERY_STRING", "encode"]
 
 # Predicate kinds (must match src/_core.pyx). Every whole-event operator (ir.EVENT_OPS) runs in
 # the core: fieldrefs as FREF, keywords as table/GLOB predicates of the pseudo-field EVERY_STRING.
@@ -833,16 +833,18 @@ def compile_plan(rules: list[Node]) -> Plan:
     )
 
 
-def lazy_callback(plan: Plan, on_overrun: Callable[[int, int, RegexBudgetExceeded], None]) -> Callable[[int, list, int], bool]:
+def py_callback(plan: Plan, on_overrun: Callable[[int, int, RegexBudgetExceeded], None]) -> Callable[[int, list, int], bool]:
     """The core's callback for the Python predicates of ``plan`` (kind PY: regexes, comparisons,
-    CIDR, time parts): ``(pred id, the field's texts, row) -> bool``, true when some text holds.
+    CIDR, time parts; the core's ``py_eval``): ``(pred id, the field's texts, row) -> bool``, true
+    when some text holds. (PY predicates are some of the lazy ones, those not evaluated by stage 1's
+    tables: globs and field references are lazy too, and evaluated in C.)
     A regex only the backtracking engine runs is searched under a budget per text; a text
     whose budget runs out counts as no match and is passed to ``on_overrun(pred id, row,
     error)`` (the caller reports it)."""
-    lazy = plan.py_preds
-    budgeted = {pid: compile_regex(v).search for pid, (op, v) in lazy.items() if op is _REGEX and not is_linear(v)}
+    py_preds = plan.py_preds
+    budgeted = {pid: compile_regex(v).search for pid, (op, v) in py_preds.items() if op is _REGEX and not is_linear(v)}
 
-    def py_eval(pid: int, texts: list, row: int, _lazy=lazy, _ref=REFERENCE) -> bool:
+    def py_eval(pid: int, texts: list, row: int, _py_preds=py_preds, _ref=REFERENCE) -> bool:
         search = budgeted.get(pid)
         if search is not None:
             for t in texts:
@@ -852,7 +854,7 @@ def lazy_callback(plan: Plan, on_overrun: Callable[[int, int, RegexBudgetExceede
                 except RegexBudgetExceeded as e:
                     on_overrun(pid, row, e)
             return False
-        op, value = _lazy[pid]
+        op, value = _py_preds[pid]
         test = _ref[op]
         return any(test(t, value) for t in texts)
 

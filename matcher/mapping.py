@@ -328,6 +328,15 @@ def remap(node: Node, src: Union[str, Profile], dst: Union[str, Profile]) -> Nod
     return out
 
 
+def in_profile(node: Node, profile: Union[None, str, Profile]) -> Node:
+    """A rule read in S1 names (by a front end: S1QL, Sigma translated for an S1-named profile)
+    for events in ``profile``'s names: ``node`` itself for ``None`` and the ``s1`` profile, else
+    :func:`remap` from ``s1``. The one place a profile is applied to a rule as read."""
+    if profile is None or profile is PROFILES["s1"] or (isinstance(profile, str) and profile == "s1"):
+        return node
+    return remap(node, "s1", profile)
+
+
 
 # --------------------------------------------------------------------------------------------
 # field names no profile knows (``matcher check``, ``matcher coverage``)

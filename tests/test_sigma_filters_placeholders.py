@@ -14,7 +14,7 @@ import pytest
 import matcher
 from matcher import reference
 from matcher.errors import MatcherError, RuleError, UnsupportedFeature
-from matcher.sigma.loader import SigmaOptions, load_sigma_files, load_sigma_tree
+from matcher.sigma import SigmaOptions, load_sigma_files, load_sigma_tree
 from matcher.sigma.placeholders import FEATURE, parse_placeholder_arg, read_placeholder_file
 from shared_data import sigma_rules_path
 

@@ -17,7 +17,8 @@ import matcher
 from matcher import datasets, reference
 from matcher.errors import MatcherError, UnsupportedFeature
 from matcher.mapping import SYSMON_CATEGORY_IDS
-from matcher.sigma.loader import UNROUTED_FEATURE, SigmaOptions, load_sigma_files, load_sigma_tree
+from matcher.sigma import SigmaOptions, load_sigma_files, load_sigma_tree
+from matcher.sigma.loader import UNROUTED_FEATURE
 from matcher.sigma.logsource import logsource_key, parse_logsource_spec, route
 from shared_data import sigma_rules_path
 

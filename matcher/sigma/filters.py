@@ -38,7 +38,7 @@ class SigmaFilterDoc:
         if not self.rules:
             return True
         extra = rule.info.extra
-        return any(ref in (rule.id, extra.get("name")) for ref in self.rules)
+        return any(ref in (rule.info.id, extra.get("name")) for ref in self.rules)
 
 
 def apply_filters(rules: list, filters: list[SigmaFilterDoc],
@@ -59,7 +59,7 @@ def apply_filters(rules: list, filters: list[SigmaFilterDoc],
             if logsource is None or not f.names(rule):
                 continue
             for ref in f.rules:
-                if ref in (rule.id, rule.info.extra.get("name")):
+                if ref in (rule.info.id, rule.info.extra.get("name")):
                     used[(i, ref)] = used.get((i, ref), False) or f.covers(logsource)
             if f.covers(logsource):
                 node = ir.and_(node, f.node)

@@ -1,4 +1,7 @@
-"""Sigma YAML -> :class:`~matcher.Rule`: files, multi-document files and rule trees.
+"""Sigma YAML -> rule records (:class:`~matcher.record.RuleRecord`): files, multi-document
+files and rule trees. The functions here return records (``*_records``; a :class:`TreeLoad`'s
+``rules`` are records); :mod:`matcher.sigma.public` (``matcher.sigma.parse_sigma``, ``load_sigma``,
+``load_sigma_*``) and :mod:`matcher.api` turn them into :class:`~matcher.Rule` objects.
 
 pySigma reads the YAML (its collection actions ``global``/``reset``/``repeat`` included) and
 checks each rule; :mod:`.translate` writes the IR. Every malformed document is a
@@ -28,16 +31,17 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaLogSource, SigmaRule
 
 from .. import ir
-from .._files import read_rule_text
+from .._files import archive_members, read_rule_text
 from ..errors import MatcherError, RuleError, RuleSyntaxError, UnsupportedFeature
-from ..mapping import PROFILES
+from ..mapping import PROFILES, in_profile
+from ..record import RuleInfo, RuleRecord
 from .filters import SigmaFilterDoc, apply_filters
 from .logsource import UNROUTED_MODES, logsource_filter, logsource_key, route, s1_field_map
 from .placeholders import check_placeholders
 from .translate import SIGMA_POLICY, translate_rule
 
-__all__ = ["parse_sigma", "load_sigma", "field_positions",
-           "load_sigma_tree", "load_sigma_tar", "load_sigma_files", "load_filters",
+__all__ = ["parse_sigma_records", "load_sigma_records", "field_positions",
+           "load_sigma_tree_records", "load_sigma_tar_records", "load_sigma_files_records", "load_filters",
            "TreeLoad", "SigmaOptions", "SIGMA_SUFFIXES", "UNROUTED_FEATURE"]
 
 #: The feature a rule fails with when its profile cannot recognise its logsource (``unrouted="skip"``).
@@ -392,9 +396,7 @@ def _modifiers_named(message: str) -> tuple[str, ...]:
     return ()
 
 
-def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> Any:
-    from ..record import RuleInfo
-
+def _metadata(rule: SigmaRule, name: str, source: Optional[str]) -> RuleInfo:
     ls = rule.logsource
     logsource = {k: v for k, v in (("category", ls.category), ("product", ls.product),
                                    ("service", ls.service), ("definition", ls.definition)) if v}
@@ -427,7 +429,7 @@ def _rule_name(rule: Any, source: Optional[str], index: int, count: int) -> str:
     return f"{where} [{rid}]" if rid else where
 
 
-def parse_sigma(
+def parse_sigma_records(
     text: str,
     *,
     source: Optional[str] = None,
@@ -437,7 +439,8 @@ def parse_sigma(
     options: Optional[SigmaOptions] = None,
     into: Optional["TreeLoad"] = None,
 ) -> list:
-    """The rules of one Sigma YAML text (one document, or several: a list).
+    """The rules of one Sigma YAML text (one document, or several: a list), as records
+    (:class:`~matcher.record.RuleRecord`; correlation rules as :class:`~matcher.Correlation`).
 
     ``profile``: ``None`` or ``"sysmon"`` keeps Sigma's (Sysmon) field names; any other
     profile of :func:`matcher.mapping.load_profile` maps the names per logsource category to
@@ -457,8 +460,6 @@ def parse_sigma(
     given; otherwise they apply to the rules of this text, and a filter naming a rule not in
     it is a :class:`RuleError`.
     """
-    from ..api import Rule
-
     opts = options or SigmaOptions()
     profile = _resolve(profile)
     docs, correlations = _split_correlations(_yaml_documents(text, source), source)
@@ -528,7 +529,7 @@ def parse_sigma(
         info = _metadata(rule, name, source)
         if profile is not None:
             info.extra["profile"] = _profile_name(profile)
-        out.append(Rule(node, info, text))
+        out.append(RuleRecord(info, node, text))
     if into is not None:
         into.filters.extend(filters)
         return out + correlations
@@ -711,10 +712,8 @@ def _profile_name(profile: Any) -> str:
     return load_profile(profile).name
 
 
-def _filtered(rule: Any, node: ir.Node) -> Any:
-    from ..api import Rule
-
-    return Rule(node, rule.info, rule.source_query)
+def _filtered(record: RuleRecord, node: ir.Node) -> RuleRecord:
+    return record._replace(ir=node)
 
 
 def _filter_doc(f: SigmaFilter, name: str, source: Optional[str], profile: Any, opts: SigmaOptions) -> SigmaFilterDoc:
@@ -740,24 +739,21 @@ def _rule_ir(rule: SigmaRule, name: str, profile: Any, s1_backend: bool = False,
     s1 = profile is not None and profile is not PROFILES["sysmon"]
     opts = opts or SigmaOptions()
     # pySigma checks conditions and values lazily: its errors surface here, and the callers place
-    # them in the YAML (parse_sigma: _rule_error; _filter_doc: the filter's name)
+    # them in the YAML (parse_sigma_records: _rule_error; _filter_doc: the filter's name)
     node = translate_rule(rule, name=name, field_map=s1_field_map(rule.logsource) if s1 else None,
                           s1_backend=s1_backend, placeholders=opts.placeholders, timestamp=opts.timestamp)
-    if not s1 or profile is PROFILES["s1"]:
-        return node
-    from ..mapping import remap
-
-    return remap(node, "s1", profile)
+    return in_profile(node, profile) if s1 else node  # without S1 names (no profile, sysmon): as translated
 
 
-def load_sigma(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None,
-               options: Optional[SigmaOptions] = None, filters: Any = None) -> list:
-    """The rules of one Sigma YAML file (see :func:`parse_sigma`); ``filters``: filter files (or
-    :class:`~matcher.sigma.filters.SigmaFilterDoc` objects) to apply to them as well."""
+def load_sigma_records(path: Union[str, "os.PathLike[str]"], *, profile: Any = None, logsource: LogsourceSpec = None,
+                       options: Optional[SigmaOptions] = None, filters: Any = None) -> list:
+    """The rules of one Sigma YAML file as records (see :func:`parse_sigma_records`); ``filters``:
+    filter files (or :class:`~matcher.sigma.filters.SigmaFilterDoc` objects) to apply to them as well."""
     p = Path(path)
     if not filters:
-        return parse_sigma(read_rule_text(p), source=str(p), profile=profile, logsource=logsource, options=options)
-    load = load_sigma_files([p], profile=profile, logsource=logsource, options=options, filters=filters, strict=True)
+        return parse_sigma_records(read_rule_text(p), source=str(p), profile=profile, logsource=logsource,
+                                   options=options)
+    load = load_sigma_files_records([p], profile=profile, logsource=logsource, options=options, filters=filters, strict=True)
     if load.filter_problems:
         raise RuleError(load.filter_problems[0])
     unrouted = load.report(profile, options)
@@ -776,7 +772,7 @@ def load_filters(specs: Any, *, profile: Any = None, options: Optional[SigmaOpti
             out.append(spec)
             continue
         holder = TreeLoad()
-        rules = parse_sigma(read_rule_text(Path(spec)), source=str(spec), profile=profile, options=options, into=holder)
+        rules = parse_sigma_records(read_rule_text(Path(spec)), source=str(spec), profile=profile, options=options, into=holder)
         if rules or holder.unrouted:
             raise RuleError(f"{spec}: a filters file holds rules too; load it as rules (its filters apply then)")
         out.extend(holder.filters)
@@ -785,7 +781,9 @@ def load_filters(specs: Any, *, profile: Any = None, options: Optional[SigmaOpti
 
 @dataclass
 class TreeLoad:
-    """What :func:`load_sigma_tree` read: the rules, and every file that failed, with why.
+    """What :func:`load_sigma_tree_records` read: the rules (records here; ``Rule`` objects from
+    :func:`matcher.sigma.load_sigma_tree` and the other public loaders), and every file that
+    failed, with why.
 
     ``unrouted``: logsource -> the rules whose logsource the profile cannot recognise (skipped or
     run unrouted, per the ``unrouted`` option); ``filters``: the filter documents found (already
@@ -815,8 +813,8 @@ class TreeLoad:
                 for key, names in sorted(self.unrouted.items())]
 
 
-def load_sigma_files(paths: Any, *, profile: Any = None, logsource: LogsourceSpec = None, strict: bool = False,
-                     options: Optional[SigmaOptions] = None, filters: Any = None) -> TreeLoad:
+def load_sigma_files_records(paths: Any, *, profile: Any = None, logsource: LogsourceSpec = None, strict: bool = False,
+                             options: Optional[SigmaOptions] = None, filters: Any = None) -> TreeLoad:
     """Sigma files as one load: rules, the filters found among them and in ``filters`` (files
     or filter objects) applied to the rules they name, unrouted logsources recorded."""
     profile = _resolve(profile)  # once: a profile file is read once per load, not per rule
@@ -824,7 +822,7 @@ def load_sigma_files(paths: Any, *, profile: Any = None, logsource: LogsourceSpe
     return _load_many(((str(p), lambda p=p: read_rule_text(Path(p))) for p in paths), profile, logsource, strict, options, extra)
 
 
-def load_sigma_tree(
+def load_sigma_tree_records(
     root: Union[str, "os.PathLike[str]"],
     *,
     profile: Any = None,
@@ -842,10 +840,10 @@ def load_sigma_tree(
     if not base.is_dir():
         raise RuleError(f"{base}: not a directory")
     paths = sorted(p for p in base.rglob("*") if p.suffix.lower() in SIGMA_SUFFIXES and p.is_file())
-    return load_sigma_files(paths, profile=profile, logsource=logsource, strict=strict, options=options, filters=filters)
+    return load_sigma_files_records(paths, profile=profile, logsource=logsource, strict=strict, options=options, filters=filters)
 
 
-def load_sigma_tar(
+def load_sigma_tar_records(
     archive: Union[str, "os.PathLike[str]"],
     *,
     profile: Any = None,
@@ -855,27 +853,12 @@ def load_sigma_tar(
     filters: Any = None,
 ) -> TreeLoad:
     """Every ``*.yml``/``*.yaml`` member of a tar archive (any compression ``tarfile`` reads),
-    in member-name order; failures and ``filters`` as in :func:`load_sigma_tree`. Sources are
+    in member-name order; failures and ``filters`` as in :func:`load_sigma_tree_records`. Sources are
     ``archive:member``."""
-    import tarfile
-
-    try:
-        with tarfile.open(archive) as tar:
-            members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(SIGMA_SUFFIXES)),
-                             key=lambda m: m.name)
-            texts = [(f"{archive}:{m.name}", tar.extractfile(m).read()) for m in members]
-    except (OSError, tarfile.TarError) as e:
-        raise RuleError(f"{archive}: cannot read rule archive: {e}") from None
-
-    def decode(name: str, data: bytes) -> str:
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise RuleError(f"{name}: cannot read rule file: {e}") from None
-
+    members = archive_members(archive, SIGMA_SUFFIXES)  # read first: an unreadable archive is the error
     profile = _resolve(profile)
     extra = load_filters(filters, profile=profile, options=options) if filters else []
-    return _load_many(((n, lambda n=n, d=d: decode(n, d)) for n, d in texts), profile, logsource, strict, options, extra)
+    return _load_many(((f"{archive}:{m}", read) for m, read in members), profile, logsource, strict, options, extra)
 
 
 def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool, options: Optional[SigmaOptions],
@@ -884,8 +867,8 @@ def _load_many(items, profile: Any, logsource: LogsourceSpec, strict: bool, opti
     for name, read in items:
         result.files += 1
         try:
-            result.rules.extend(parse_sigma(read(), source=name, profile=profile, logsource=logsource,
-                                            options=options, into=result))
+            result.rules.extend(parse_sigma_records(read(), source=name, profile=profile, logsource=logsource,
+                                                    options=options, into=result))
         except MatcherError as e:
             if strict:
                 raise
