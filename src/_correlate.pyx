@@ -39,6 +39,9 @@ cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(PyObject* d, PyObject* key)
     PyObject* PyErr_Occurred()
     void PyErr_Clear()
+    Py_hash_t PyObject_Hash(object) except -1
+    int PyObject_RichCompareBool(object, object, int) except -1
+    int Py_EQ
 
 # correlation types
 cdef enum:
@@ -102,6 +105,7 @@ cdef struct Entry:
 
 cdef struct Group:
     int64_t newest
+    Py_hash_t hash   # of its key (the key table's probe start)
     int64_t qpos     # position of its latest entry in the update queue; -1: not live
     int32_t next     # the free list
     int32_t head     # entries are buf[head:head + n]
@@ -159,8 +163,10 @@ cdef class CorrState:
     cdef int64_t qtail
     cdef int64_t qcap
     cdef public int64_t live
-    cdef dict keys             # group key -> group id
-    cdef list gkeys            # group id -> group key
+    cdef int32_t* slots        # group key -> group id: open addressing, linear probing, -1 empty
+    cdef int64_t smask         # slots - 1 (a power of two); at most half the slots are used
+    cdef int64_t sused
+    cdef list gkeys            # group id -> group key (an exact str, None, or a tuple of them)
     # value_count: values interned to ids, counted per (group, value)
     cdef dict vids
     cdef list vobjs
@@ -173,6 +179,7 @@ cdef class CorrState:
         self.groups = NULL
         self.vrefs = NULL
         self.q = NULL
+        self.slots = NULL
 
     def __init__(self, c):
         self.c = c
@@ -201,7 +208,8 @@ cdef class CorrState:
         self.qtail = 0
         self.qcap = 0
         self.live = 0
-        self.keys = {}
+        self.smask = -1
+        self.sused = 0
         self.gkeys = []
         self.vids = {}
         self.vobjs = []
@@ -219,9 +227,84 @@ cdef class CorrState:
             free(self.groups)
         free(self.vrefs)
         free(self.q)
+        free(self.slots)
 
     # -- groups -------------------------------------------------------------------------------
-    cdef int32_t new_group(self, object key) except -1:
+    # -- the key table ------------------------------------------------------------------------
+    # Keys are exact str, None or tuples of them (key_of makes them so): comparing two runs no
+    # Python code, and str hashes are SipHash (a stream cannot choose colliding keys).
+    cdef int32_t find(self, object key, Py_hash_t h) except -2:
+        """The live group of ``key`` (hash ``h``), or -1."""
+        cdef uint64_t i
+        cdef int32_t gid
+        cdef int r
+        if self.sused == 0:
+            return -1
+        i = <uint64_t>h & <uint64_t>self.smask
+        while True:
+            gid = self.slots[i]
+            if gid < 0:
+                return -1
+            if self.groups[gid].hash == h:
+                r = PyObject_RichCompareBool(<object>PyList_GET_ITEM(self.gkeys, gid), key, Py_EQ)
+                if r < 0:
+                    return -2
+                if r:
+                    return gid
+            i = (i + 1) & <uint64_t>self.smask
+
+    cdef int slot_insert(self, int32_t gid) except -1:
+        cdef int64_t n, old, k
+        cdef int32_t* ns
+        cdef int32_t* os
+        cdef uint64_t i
+        if (self.sused + 1) * 2 > self.smask + 1:
+            old = self.smask + 1
+            n = old * 2 if old else 64
+            ns = <int32_t*>malloc(n * sizeof(int32_t))
+            if ns == NULL:
+                raise MemoryError()
+            for k in range(n):
+                ns[k] = -1
+            os = self.slots
+            self.slots = ns
+            self.smask = n - 1
+            for k in range(old):
+                if os[k] >= 0:
+                    i = <uint64_t>self.groups[os[k]].hash & <uint64_t>self.smask
+                    while ns[i] >= 0:
+                        i = (i + 1) & <uint64_t>self.smask
+                    ns[i] = os[k]
+            free(os)
+        i = <uint64_t>self.groups[gid].hash & <uint64_t>self.smask
+        while self.slots[i] >= 0:
+            i = (i + 1) & <uint64_t>self.smask
+        self.slots[i] = gid
+        self.sused += 1
+        return 0
+
+    cdef void slot_delete(self, int32_t gid) noexcept:
+        """Remove ``gid`` and shift the probe chain behind it back (no tombstones)."""
+        cdef uint64_t mask = <uint64_t>self.smask, i, j, k
+        cdef int32_t other
+        i = <uint64_t>self.groups[gid].hash & mask
+        while self.slots[i] != gid:
+            i = (i + 1) & mask
+        j = i
+        while True:
+            j = (j + 1) & mask
+            other = self.slots[j]
+            if other < 0:
+                break
+            k = <uint64_t>self.groups[other].hash & mask  # where its probe starts
+            # it may move to i unless its start lies cyclically in (i, j]
+            if (i <= j and (k <= i or k > j)) or (i > j and k <= i and k > j):
+                self.slots[i] = other
+                i = j
+        self.slots[i] = -1
+        self.sused -= 1
+
+    cdef int32_t new_group(self, object key, Py_hash_t h) except -1:
         cdef int32_t gid
         cdef Group* g
         if self.free_head >= 0:
@@ -248,7 +331,8 @@ cdef class CorrState:
         g.counts = NULL
         g.qpos = -1
         g.next = -1
-        self.keys[key] = gid
+        g.hash = h
+        self.slot_insert(gid)
         self.live += 1
         return gid
 
@@ -300,7 +384,7 @@ cdef class CorrState:
         g.cap = 0
         g.n = 0
         key = self.gkeys[gid]
-        del self.keys[key]
+        self.slot_delete(gid)
         self.gkeys[gid] = None
         g.next = self.free_head
         self.free_head = gid
@@ -520,8 +604,10 @@ cdef class CorrState:
 
     def window_members(self, key):
         """(start, stream indices) of a live group's window, for tests and alerts."""
-        gid = self.keys[key]
-        cdef Group* g = &self.groups[<int32_t>gid]
+        cdef int32_t gid = self.find(key, hash(key))
+        if gid < 0:
+            raise KeyError(key)
+        cdef Group* g = &self.groups[gid]
         cdef Entry* e = entries(g) + g.head
         return e[0].t, tuple([e[i].idx for i in range(g.n)])
 
@@ -946,6 +1032,7 @@ cdef class Engine:
         cdef DBits b
         cdef int64_t cutoff = ts - cs.span
         cdef object value, agg, key
+        cdef Py_hash_t h
         cdef bint fired = False
         if cs.type == T_DISTINCT:
             names = <tuple>PyList_GET_ITEM(cs.value_by_rank, first)
@@ -973,15 +1060,15 @@ cdef class Engine:
                 b.d = value
             payload = b.i
         key = self.key_of(cs, ev, first)
-        found = dict_get(cs.keys, key)
-        if found == NULL:
-            gid = cs.new_group(key)
+        h = PyObject_Hash(key)
+        gid = cs.find(key, h)
+        if gid < 0:
+            gid = cs.new_group(key, h)
             self.n_live += 1
             if self.n_live > self.n_peak:
                 self.n_peak = self.n_live
             g = &cs.groups[gid]
         else:
-            gid = <object>found
             g = &cs.groups[gid]
             cs.slide(gid, g, cutoff)
         if cs.type == T_DISTINCT:
