@@ -157,6 +157,12 @@ def _descriptor(arr: Any, name: str) -> Any:
             return ("dict", validity, arr.offset, _view(idx.buffers()[1]), idx.type.bit_width // 8,
                     idx.offset, len(arr.dictionary)) + _strings(arr.dictionary)
         return _descriptor(validated(arr, name, full=True).dictionary_decode(), name)
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        # Arrow writes an integer in decimal and a boolean as true/false: the texts a Python int
+        # or bool has (ops.scalar_text), read by the core as strings, without a Python object per row
+        import pyarrow.compute as pc
+
+        return _descriptor(pc.cast(validated(arr, name, full=True), pa.string()), name)
     return ("py", validated(arr, name, full=True).to_pylist())
 
 

@@ -85,6 +85,8 @@ cdef extern from "Python.h":
     bint PyLong_Check(object o)
     bint PyFloat_Check(object o)
     bint PyBool_Check(object o)
+    bint PyLong_CheckExact(object o)
+    bint PyFloat_CheckExact(object o)
 
 #: Tests check this to be sure the compiled core, not a fallback, ran.
 CYTHON_CORE = 1
@@ -1217,7 +1219,9 @@ cdef class Program:
                             pass
                         elif col[0] == "py":
                             v = col[1][r0 + r]
-                            if not isinstance(v, _Mapping):
+                            # exact scalars first: isinstance with an ABC is a Python call per row
+                            if PyUnicode_CheckExact(v) or PyLong_CheckExact(v) or PyFloat_CheckExact(v) or \
+                                    v is None or not isinstance(v, _Mapping):
                                 self.add_value(st, v)
                         elif col_value(&st.cols[f], r0 + r, &st.one[f]):
                             st.add_val(st.one[f].data, st.one[f].n, V_UTF8, NULL)
