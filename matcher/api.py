@@ -244,7 +244,7 @@ class RuleSet:
 
     # -- correlation ----------------------------------------------------------------------------
     def correlate(self, events: Iterable[Mapping], *, timestamp: str, lateness: Any = 0,
-                  max_groups: int = 1_000_000, action: str = "alert", batch: int = 8192) -> "Correlator":
+                  max_groups: int = 1_000_000, action: str = "alert", batch: int = 2048) -> "Correlator":
         """The correlation alerts over ``events`` (any iterable of mappings, streamed ``batch`` at a time).
 
         Iterating the result yields :class:`~matcher.correlation.Alert` objects: every alert of the

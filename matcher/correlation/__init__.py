@@ -179,6 +179,18 @@ def _column_values(arr: Any, encode: bool = True) -> list:
     return arr.to_pylist()
 
 
+def _distinct(rows: np.ndarray) -> np.ndarray:
+    """The distinct rows, in order: the core gives them sorted, so one comparison with the row
+    before (np.unique would sort or hash them again); any other order through np.unique."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) < 2:
+        return rows
+    step = rows[1:] != rows[:-1]
+    if not (rows[1:] >= rows[:-1]).all():
+        return np.unique(rows)
+    return rows[np.concatenate(([True], step))]
+
+
 def arrow_rows(batch: Any, rows: np.ndarray, fields: Optional[tuple] = None) -> Union[dict, tuple]:
     """The given rows of a record batch for the engine: row -> mapping (converted together,
     nested structs as dicts); or, with ``fields`` (what correlating reads) when each is one
@@ -186,7 +198,7 @@ def arrow_rows(batch: Any, rows: np.ndarray, fields: Optional[tuple] = None) -> 
     ``(distinct rows, {field: list of values})``, strings decoded once per distinct value
     (``fields[0]`` is the time field: not dictionary-encoded). A
     dotted name that is no column (a path into a struct) converts whole rows."""
-    uniq = np.unique(rows)
+    uniq = _distinct(rows)
     if len(uniq) == 0:
         return {}
     rows_l = uniq.tolist()
