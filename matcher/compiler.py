@@ -52,11 +52,11 @@ __all__ = ["Plan", "compile_plan", "py_callback", "TABLE", "GLOB", "PY", "FREF",
 TABLE, GLOB, PY, FREF = 0, 1, 2, 3
 # Node kinds.
 N_PRED, N_AND, N_OR, N_NOT, N_ANY = 0, 1, 2, 3, 4
-#: The units (tables) of a field, numbered as in src/_core.pyx: its presence flags, its forward
-#: automaton and its tail automaton (FieldPlan.automata says which literal goes where). A unit
-#: is run at most once per row, and all of its predicates fire at once.
-U_PRESENCE, U_AUTOMATON, U_TAIL = 0, 1, 2
-NUNITS = 3
+#: The probes of a field (the word is defined where src/_core.pyx declares them), numbered as
+#: there: its presence flags, its forward automaton and its tail automaton (FieldPlan.automata
+#: says which literal goes where).
+P_PRESENCE, P_AUTOMATON, P_TAIL = 0, 1, 2
+NPROBES = 3
 #: Automaton symbols (2 bytes each, big-endian): a byte is 0x00 b; the markers before a value's
 #: first byte and after its last are START (256) and END (257).
 START, END = b"\x01\x00", b"\x01\x01"
@@ -90,7 +90,7 @@ class FieldPlan:
     not_empty: int = -1
 
     def automata(self) -> dict[int, tuple[bool, list[tuple[bytes, int]]]]:
-        """The field's automata: unit -> (reversed, patterns). Equality is ``^v$``, prefix
+        """The field's automata: probe -> (reversed, patterns). Equality is ``^v$``, prefix
         ``^v``, suffix ``v$``, contains ``v`` (START/END markers around the value).
 
         Suffix literals (and equality with them) go to the tail automaton, reversed
@@ -102,12 +102,12 @@ class FieldPlan:
         out = {}
         eq_fwd = not self.suffix
         if self.suffix:
-            out[U_TAIL] = (True, [(symbols(v[::-1], True, True), p) for v, p in self.eq]
+            out[P_TAIL] = (True, [(symbols(v[::-1], True, True), p) for v, p in self.eq]
                            + [(symbols(v[::-1], True), p) for v, p in self.suffix])
         fwd = ([(symbols(v, True, True), p) for v, p in self.eq] if eq_fwd else []) + \
             [(symbols(v, True), p) for v, p in self.prefix] + [(symbols(v), p) for v, p in self.contains]
         if fwd:
-            out[U_AUTOMATON] = (False, fwd)
+            out[P_AUTOMATON] = (False, fwd)
         return out
 
 
@@ -157,10 +157,10 @@ class Plan:
     preds: list[Pred] = field(default_factory=list)  # id -> IR predicate (for explain/debug)
     strings_field: int = -1  # the field EVERY_STRING (Sigma keywords), -1 when no rule reads it
     fieldrefs: dict[int, tuple[int, int]] = field(default_factory=dict)  # FREF pred -> (other field, FIELDREF_CODE)
-    # What runs where, decided here (the core follows): units are field * NUNITS + U_*.
-    pred_unit: list[int] = field(default_factory=list)  # table pred -> its unit; -1 for lazy preds
-    group_units: list[list[int]] = field(default_factory=list)  # N_ANY group -> units of its members
-    eager: list[int] = field(default_factory=list)  # units run down every row (stage 1): trigger tables
+    # What runs where, decided here (the core follows): probes are field * NPROBES + P_*.
+    pred_probe: list[int] = field(default_factory=list)  # table pred -> its probe; -1 for lazy preds
+    group_probes: list[list[int]] = field(default_factory=list)  # N_ANY group -> probes of its members
+    eager: list[int] = field(default_factory=list)  # probes run down every row (stage 1): trigger tables
     gather: list[int] = field(default_factory=list)  # fields read up front from mappings (others on demand)
     automata: list[dict] = field(default_factory=list)  # per field: FieldPlan.automata()
 
@@ -173,7 +173,7 @@ _PRESENCE = frozenset({Op.EXISTS, Op.NOT_EMPTY})
 _FIXES = frozenset({Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH})
 _LITERAL_OPS = _FIXES | {Op.EQUALS}
 
-_UNIT_OF = {Op.EXISTS: "presence", Op.NOT_EMPTY: "presence", Op.EQUALS: "eq", Op.STARTSWITH: "prefix",
+_PROBE_OF = {Op.EXISTS: "presence", Op.NOT_EMPTY: "presence", Op.EQUALS: "eq", Op.STARTSWITH: "prefix",
             Op.ENDSWITH: "suffix"}
 
 
@@ -508,7 +508,7 @@ def _glob_tokens(g: Glob) -> list[int]:
 
 #: Relative cost of running one table of a field on every row (the AC scan reads the whole
 #: value; the others a few bytes), and of evaluating a rule that became a candidate.
-UNIT_COST = {"presence": 0.2, "eq": 1.0, "prefix": 1.0, "suffix": 1.0, "contains": 10.0}
+PROBE_COST = {"presence": 0.2, "eq": 1.0, "prefix": 1.0, "suffix": 1.0, "contains": 10.0}
 EVAL_COST = 30.0
 
 
@@ -517,12 +517,12 @@ class Trigger(NamedTuple):
 
     preds: frozenset
     p: float  # estimated probability that one fires
-    units: frozenset  # the tables that compute them: (field, unit name)
+    probes: frozenset  # the tables that compute them: (field, probe name)
     cost: float  # expected work per row if this set is the rule's trigger (see make)
 
     @classmethod
-    def make(cls, preds: frozenset, p: float, units: frozenset) -> "Trigger":
-        return cls(preds, p, units, sum(UNIT_COST[u] for _, u in units) + p * EVAL_COST)
+    def make(cls, preds: frozenset, p: float, probes: frozenset) -> "Trigger":
+        return cls(preds, p, probes, sum(PROBE_COST[u] for _, u in probes) + p * EVAL_COST)
 
 
 _COST = attrgetter("cost")
@@ -646,12 +646,12 @@ class _Builder:
         return pid
 
     # -- rules -------------------------------------------------------------------------------
-    def unit(self, pid: int) -> tuple[int, str]:
+    def probe(self, pid: int) -> tuple[int, str]:
         """The table of its field that fires table predicate ``pid``."""
-        return self.pred_field[pid], _UNIT_OF.get(self.preds[pid].op, "contains")
+        return self.pred_field[pid], _PROBE_OF.get(self.preds[pid].op, "contains")
 
     def trigger(self, preds) -> Trigger:
-        return Trigger.make(frozenset(preds), self._any_est(preds), frozenset(map(self.unit, preds)))
+        return Trigger.make(frozenset(preds), self._any_est(preds), frozenset(map(self.probe, preds)))
 
     def lower(self, node: Node) -> tuple[int, float, Optional["Trigger"]]:
         """Emit ``node``; return (node index, P(true) estimate, trigger or None)."""
@@ -707,7 +707,7 @@ class _Builder:
                 trig = Trigger.make(
                     frozenset().union(*(t.preds for _, _, t in lowered)),
                     1.0 - quiet,
-                    frozenset().union(*(t.units for _, _, t in lowered)),
+                    frozenset().union(*(t.probes for _, _, t in lowered)),
                 )
             else:
                 trig = None
@@ -752,16 +752,16 @@ def _choose_triggers(alternatives: list[list[Trigger]]) -> list[Optional[Trigger
     for _ in range(2):
         users: dict = {}
         for t in choice:
-            for u in t.units if t is not None else ():
+            for u in t.probes if t is not None else ():
                 users[u] = users.get(u, 0) + 1
 
         def cost(t: Trigger, mine: frozenset) -> float:
-            paid = sum(UNIT_COST[u[1]] for u in t.units if users.get(u, 0) - (u in mine) <= 0)
+            paid = sum(PROBE_COST[u[1]] for u in t.probes if users.get(u, 0) - (u in mine) <= 0)
             return paid + t.p * EVAL_COST
 
         for r, alts in enumerate(alternatives):
             if len(alts) > 1:
-                mine = choice[r].units if choice[r] is not None else frozenset()
+                mine = choice[r].probes if choice[r] is not None else frozenset()
                 choice[r] = min(alts, key=lambda t: cost(t, mine))
     return choice
 
@@ -779,15 +779,15 @@ def compile_plan(rules: list[Node]) -> Plan:
     for r, trig in enumerate(_choose_triggers(alternatives)):
         triggers.append(trig.preds if trig is not None else None)
     npred = len(b.preds)
-    pred_unit = [-1] * npred
+    pred_probe = [-1] * npred
     automata = [fp.automata() for fp in b.fields]
     for fid, fp in enumerate(b.fields):
         for pid in (fp.exists, fp.not_empty):
             if pid >= 0:
-                pred_unit[pid] = fid * NUNITS + U_PRESENCE
-        for unit, (_, pats) in automata[fid].items():
+                pred_probe[pid] = fid * NPROBES + P_PRESENCE
+        for probe, (_, pats) in automata[fid].items():
             for _, pid in pats:
-                pred_unit[pid] = fid * NUNITS + unit
+                pred_probe[pid] = fid * NPROBES + probe
     by_pred: list[list[int]] = [[] for _ in range(npred)]
     always: list[int] = []
     for r, trig in enumerate(triggers):
@@ -800,10 +800,10 @@ def compile_plan(rules: list[Node]) -> Plan:
     for lst in by_pred:
         trig_rules.extend(sorted(lst))
         trig_start.append(len(trig_rules))
-    # Stage 1 runs the units of trigger predicates on every row; rules evaluated on every row
+    # Stage 1 runs the probes of trigger predicates on every row; rules evaluated on every row
     # may read any field, so then every field is gathered up front.
-    eager = sorted({pred_unit[p] for p in range(npred) if by_pred[p]})
-    gather = sorted({u // NUNITS for u in eager}) if not always else list(range(len(b.fields)))
+    eager = sorted({pred_probe[p] for p in range(npred) if by_pred[p]})
+    gather = sorted({u // NPROBES for u in eager}) if not always else list(range(len(b.fields)))
     return Plan(
         fields=b.fields,
         pred_field=b.pred_field,
@@ -825,8 +825,8 @@ def compile_plan(rules: list[Node]) -> Plan:
         preds=b.preds,
         strings_field=b.field_ids.get(EVERY_STRING, -1),
         fieldrefs=b.fieldrefs,
-        pred_unit=pred_unit,
-        group_units=[sorted({pred_unit[p] for p in members}) for members in b.groups],
+        pred_probe=pred_probe,
+        group_probes=[sorted({pred_probe[p] for p in members}) for members in b.groups],
         eager=eager,
         gather=gather,
         automata=automata,

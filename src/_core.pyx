@@ -6,8 +6,8 @@ automata (forward: equality, prefix, contains; tail: suffix literals, reversed) 
 programs. Matching works on *blocks* of up to 1,024 rows (Arrow record batches block by
 block; mappings a gathered chunk of 512 at a time), with the GIL released:
 
-- stage 1 runs each unit the compiler marked eager (the tables of trigger predicates) down
-  the whole block, one unit at a time, setting a bit per (predicate, row);
+- stage 1 runs each probe the compiler marked eager (the tables of trigger predicates) down
+  the whole block, one probe at a time, setting a bit per (predicate, row);
 - the rows where one of a rule's triggers fired become its candidate mask;
 - stage 2 evaluates each candidate rule's program as bitmap operations over its mask; a
   table, glob, regex or comparison a rule needs beyond stage 1 runs only on the rows of the
@@ -117,11 +117,13 @@ DEF V_UCS4 = 4
 DEF CHUNK = 512   # rows of mappings gathered (and matched) at a time
 DEF BLOCK = 1024  # rows matched at a time (one bit each in a block bitmap)
 DEF BW = 16       # words of a block bitmap: BLOCK // 64
-# Units: the tables of one field, each processed at most once per row, and only when needed.
-DEF U_PRESENCE = 0
-DEF U_AC = 1      # the field's forward automaton (compiler.U_AUTOMATON)
-DEF U_TAIL = 2    # its tail automaton: suffix (and equality) literals, reversed (compiler.U_TAIL)
-DEF NUNITS = 3
+# A probe: one of a field's lookup structures (its presence flags, its forward automaton, its tail
+# automaton), run at most once per row and only when needed; running it fires all of its
+# predicates for the row at once. A probe id is field * NPROBES + P_*.
+DEF P_PRESENCE = 0
+DEF P_AC = 1      # the field's forward automaton (compiler.P_AUTOMATON)
+DEF P_TAIL = 2    # its tail automaton: suffix (and equality) literals, reversed (compiler.P_TAIL)
+DEF NPROBES = 3
 DEF COL_NONE = 0
 DEF COL_UTF8 = 1
 DEF COL_DICT = 2
@@ -135,7 +137,7 @@ ctypedef struct Val:
 
 
 ctypedef struct Field:
-    AC ac[2]           # [unit - U_AC]: forward, tail
+    AC ac[2]           # [probe - P_AC]: forward, tail
     int has_ac[2]
     int32_t exists     # predicate fired when present, or -1
     int32_t not_empty  # predicate fired when some value is not "", or -1
@@ -178,13 +180,13 @@ cdef class Program:
     cdef uint8_t* pred_kind
     cdef int32_t* fref_field     # [pred]: K_FREF: the other field (Sigma fieldref's value)
     cdef uint8_t* fref_op        # [pred]: K_FREF: 0 equals, 1 contains, 2 startswith, 3 endswith
-    cdef int8_t* pred_unit       # table predicates: the unit that fires them
+    cdef int8_t* pred_probe      # table predicates: the probe that fires them
     cdef int32_t* guard_start    # CSR: lazy pred -> table preds one of which must fire first
     cdef int32_t* guard_preds
     cdef int32_t* pgroup_start   # CSR: table pred -> OR-groups it belongs to
     cdef int32_t* pgroup_ids
-    cdef int32_t* gunit_start    # CSR: group -> units (field * NUNITS + unit) of its members
-    cdef int32_t* gunits
+    cdef int32_t* gprobe_start   # CSR: group -> probes (field * NPROBES + probe) of its members
+    cdef int32_t* gprobes
     cdef readonly int ngroups
     cdef int32_t** glob_tok
     cdef int32_t* glob_len
@@ -200,7 +202,7 @@ cdef class Program:
     cdef int32_t* trig_rules
     cdef int32_t* always
     cdef int32_t nalways
-    cdef int32_t* eager          # units run on every row: field * NUNITS + unit
+    cdef int32_t* eager          # probes run on every row: field * NPROBES + probe
     cdef int32_t neager
     cdef int32_t* gather         # fields gathered up front from mappings (the others lazily)
     cdef int32_t ngather
@@ -234,18 +236,18 @@ cdef class Program:
             self.fname[i] = <PyObject*>self.field_names[i]
         self.field_dotted = tuple(tuple(n.split(".")) if "." in n else None for n in self.field_names)
         self.fields = <Field*>calloc(max(self.nfields, 1), sizeof(Field))
-        self.pred_unit = <int8_t*>malloc(max(self.npred, 1))
-        if not (self.fields and self.pred_unit):
+        self.pred_probe = <int8_t*>malloc(max(self.npred, 1))
+        if not (self.fields and self.pred_probe):
             raise MemoryError()
         for i in range(self.npred):  # -1 for lazy predicates
-            self.pred_unit[i] = plan.pred_unit[i] % NUNITS if plan.pred_unit[i] >= 0 else -1
+            self.pred_probe[i] = plan.pred_probe[i] % NPROBES if plan.pred_probe[i] >= 0 else -1
         for f, fp in enumerate(plan.fields):
             self.fields[f].exists = fp.exists
             self.fields[f].not_empty = fp.not_empty
-            for unit, (reverse, patterns) in plan.automata[f].items():
-                ac_build(&self.fields[f].ac[unit - U_AC], patterns)
-                self.fields[f].ac[unit - U_AC].reverse = reverse
-                self.fields[f].has_ac[unit - U_AC] = 1
+            for probe, (reverse, patterns) in plan.automata[f].items():
+                ac_build(&self.fields[f].ac[probe - P_AC], patterns)
+                self.fields[f].ac[probe - P_AC].reverse = reverse
+                self.fields[f].has_ac[probe - P_AC] = 1
         self.pred_field = _i32(plan.pred_field)
         gs, gp = _csr(plan.guards)
         self.guard_start = _i32(gs)
@@ -258,9 +260,9 @@ cdef class Program:
         gs, gp = _csr(by_pred)
         self.pgroup_start = _i32(gs)
         self.pgroup_ids = _i32(gp)
-        gs, gp = _csr(plan.group_units)
-        self.gunit_start = _i32(gs)
-        self.gunits = _i32(gp)
+        gs, gp = _csr(plan.group_probes)
+        self.gprobe_start = _i32(gs)
+        self.gprobes = _i32(gp)
         self.pred_kind = <uint8_t*>malloc(max(self.npred, 1))
         for i in range(self.npred):
             self.pred_kind[i] = plan.pred_kind[i]
@@ -316,9 +318,9 @@ cdef class Program:
                 free(self.glob_tok[f])
             free(self.glob_tok)
         free(self.glob_len); free(self.min_len); free(self.run_len); free(self.run_cls); free(self.pred_field); free(self.guard_start); free(self.guard_preds)
-        free(self.pgroup_start); free(self.pgroup_ids); free(self.gunit_start); free(self.gunits)
+        free(self.pgroup_start); free(self.pgroup_ids); free(self.gprobe_start); free(self.gprobes)
         free(self.pred_kind); free(self.fref_field); free(self.fref_op)
-        free(self.pred_unit); free(self.node_kind); free(self.node_arg); free(self.node_count)
+        free(self.pred_probe); free(self.node_kind); free(self.node_arg); free(self.node_count)
         free(self.kids); free(self.rule_root); free(self.trig_start); free(self.trig_rules)
         free(self.always); free(self.eager); free(self.gather); free(self.fname)
 
@@ -334,7 +336,7 @@ cdef class Program:
                 "ac_states": [fl.ac[i].nstates if fl.has_ac[i] else 0 for i in range(2)],
                 "ac_bytes": sum(<Py_ssize_t>fl.ac[i].nstates * fl.ac[i].W * 4 if fl.has_ac[i] else 0 for i in range(2)),
                 "ac_classes": [fl.ac[i].K if fl.has_ac[i] else 0 for i in range(2)],
-                "eager": [names[u] for u in range(NUNITS) if f * NUNITS + u in eager],
+                "eager": [names[pk] for pk in range(NPROBES) if f * NPROBES + pk in eager],
             }
         out["_always_rules"] = self.nalways
         return out
@@ -549,7 +551,7 @@ cdef class Program:
             st.log[st.nlog] = p
             st.nlog += 1
 
-    # The scans below run one unit over one value. With ci (case-insensitive) set they read the
+    # The scans below run one probe over one value. With ci (case-insensitive) set they read the
     # raw bytes of a value and lower ASCII on the fly, and return False as soon as they meet a
     # byte >= 0x80: that value must be folded first. ASCII text folds byte for byte whatever
     # surrounds it (only U+03A3 lowers by context), so an all-ASCII window of the raw value
@@ -683,17 +685,17 @@ cdef class Program:
             self.ac_report(st, a, t[fin])
         return True
 
-    cdef int process_unit(self, State st, int64_t row, int f, int u) except -1 nogil:
+    cdef int run_probe(self, State st, int64_t row, int f, int pk) except -1 nogil:
         """Run one table of field f over the row's values: fire what it finds."""
         cdef Field* fl = &self.fields[f]
         cdef const AC* ac
         cdef const Val* vs
         cdef int32_t k, cnt, fv
         cdef int kind
-        st.ubits_of(f * NUNITS + u)[row >> 6] |= (<uint64_t>1) << (row & 63)
+        st.prbits_of(f * NPROBES + pk)[row >> 6] |= (<uint64_t>1) << (row & 63)
         st.cur = <int>row
         cnt = self.values(st, row, f, &vs)
-        if u == U_PRESENCE:
+        if pk == P_PRESENCE:
             if cnt > 0 and fl.exists >= 0:
                 self.fire(st, fl.exists)
             if fl.not_empty >= 0:
@@ -702,9 +704,9 @@ cdef class Program:
                         self.fire(st, fl.not_empty)
                         break
             return 0
-        if not fl.has_ac[u - U_AC]:
+        if not fl.has_ac[pk - P_AC]:
             return 0
-        ac = &fl.ac[u - U_AC]
+        ac = &fl.ac[pk - P_AC]
         for k in range(cnt):
             kind = vs[k].kind
             if (kind == V_ASCII or kind == V_UTF8) and self.scan_ac(
@@ -715,21 +717,21 @@ cdef class Program:
             self.scan_ac(st, ac, st.buf + st.fv_off[fv], st.fv_len[fv], False, False)
         return 0
 
-    cdef inline int ensure_unit(self, State st, int64_t row, int32_t unit) except -1 nogil:
-        """Run a unit over one row of the block unless it ran there already."""
-        if not (st.ubits[<Py_ssize_t>unit * BW + (row >> 6)] >> (row & 63)) & 1:
-            self.process_unit(st, row, unit // NUNITS, unit % NUNITS)
+    cdef inline int ensure_probe(self, State st, int64_t row, int32_t probe) except -1 nogil:
+        """Run a probe over one row of the block unless it ran there already."""
+        if not (st.prbits[<Py_ssize_t>probe * BW + (row >> 6)] >> (row & 63)) & 1:
+            self.run_probe(st, row, probe // NPROBES, probe % NPROBES)
         return 0
 
-    cdef int ensure_unit_mask(self, State st, int32_t unit, const uint64_t* m) except -1 nogil:
-        """Run a unit over the rows of mask m where it has not run yet."""
-        cdef const uint64_t* done = &st.ubits[<Py_ssize_t>unit * BW]
+    cdef int ensure_probe_mask(self, State st, int32_t probe, const uint64_t* m) except -1 nogil:
+        """Run a probe over the rows of mask m where it has not run yet."""
+        cdef const uint64_t* done = &st.prbits[<Py_ssize_t>probe * BW]
         cdef int w
         cdef uint64_t x
         for w in range(st.nw):
             x = m[w] & ~done[w]
             while x:
-                self.process_unit(st, (w << 6) | MATCHER_CTZ(x), unit // NUNITS, unit % NUNITS)
+                self.run_probe(st, (w << 6) | MATCHER_CTZ(x), probe // NPROBES, probe % NPROBES)
                 x &= x - 1
         return 0
 
@@ -800,7 +802,7 @@ cdef class Program:
             return (st.lzval[w] & bit) != 0
         for j in range(self.guard_start[p], self.guard_start[p + 1]):
             g = self.guard_preds[j]
-            self.ensure_unit(st, row, self.pred_field[g] * NUNITS + self.pred_unit[g])
+            self.ensure_probe(st, row, self.pred_field[g] * NPROBES + self.pred_probe[g])
             if (st.pbits[<Py_ssize_t>g * BW + (row >> 6)] >> (row & 63)) & 1:
                 open_ = True
                 break
@@ -846,7 +848,7 @@ cdef class Program:
         Tables and lazy predicates a node needs run only on the rows of m where they have not
         run yet, so a rule costs nothing on rows none of its triggers fired on."""
         cdef uint8_t kind = self.node_kind[node]
-        cdef int32_t p, k, start, cnt, unit
+        cdef int32_t p, k, start, cnt, probe
         cdef int w, nw = st.nw
         cdef uint64_t a[BW]
         cdef uint64_t t[BW]
@@ -863,8 +865,8 @@ cdef class Program:
                 self.lazy_mask(st, p, m)
                 src = &st.lzval[<Py_ssize_t>p * BW]
             else:
-                unit = self.pred_field[p] * NUNITS + self.pred_unit[p]
-                self.ensure_unit_mask(st, unit, m)
+                probe = self.pred_field[p] * NPROBES + self.pred_probe[p]
+                self.ensure_probe_mask(st, probe, m)
                 src = &st.pbits[<Py_ssize_t>p * BW]
             for w in range(nw):
                 out[w] = m[w] & src[w]
@@ -872,8 +874,8 @@ cdef class Program:
         start = self.node_arg[node]
         cnt = self.node_count[node]
         if kind == N_ANY:
-            for k in range(self.gunit_start[start], self.gunit_start[start + 1]):
-                self.ensure_unit_mask(st, self.gunits[k], m)
+            for k in range(self.gprobe_start[start], self.gprobe_start[start + 1]):
+                self.ensure_probe_mask(st, self.gprobes[k], m)
             src = &st.gbits[<Py_ssize_t>start * BW]
             for w in range(nw):
                 out[w] = m[w] & src[w]
@@ -910,10 +912,10 @@ cdef class Program:
 
     cdef int match_block(self, State st, int nrows) except -1 nogil:
         """Match rows 0 .. nrows - 1 of the block (nrows <= BLOCK): stage 1 runs every
-        eager unit down the block one unit at a time; the rows where a rule's triggers fired
+        eager probe down the block one probe at a time; the rows where a rule's triggers fired
         become its candidate mask; stage 2 evaluates each candidate rule as bitmap operations
         over that mask. Matches go out in row order, then rule order."""
-        cdef int32_t i, j, p, r, unit, nhits = 0
+        cdef int32_t i, j, p, r, probe, nhits = 0
         cdef int w, nw
         cdef int64_t row
         cdef uint64_t full[BW]
@@ -929,10 +931,10 @@ cdef class Program:
             hit_rows[w] = 0
         if nrows & 63:
             full[nw - 1] = ((<uint64_t>1) << (nrows & 63)) - 1
-        # Stage 1: the tables holding trigger predicates, a unit at a time down the block.
+        # Stage 1: the tables holding trigger predicates, a probe at a time down the block.
         for i in range(self.neager):
-            unit = self.eager[i]
-            self.run_eager(st, unit, nrows)
+            probe = self.eager[i]
+            self.run_eager(st, probe, nrows)
         # Candidates: the rows where one of a rule's triggers fired.
         for i in range(st.nplist):
             p = st.plist[i]
@@ -971,40 +973,40 @@ cdef class Program:
                         st.add_out(st.base + row, r)
         return 0
 
-    cdef int run_eager(self, State st, int32_t unit, int nrows) except -1 nogil:
-        """Stage 1 for one unit: run it down every row of the block. A forward automaton that
+    cdef int run_eager(self, State st, int32_t probe, int nrows) except -1 nogil:
+        """Stage 1 for one probe: run it down every row of the block. A forward automaton that
         reads whole values walks four rows at once (run_lanes); the others a row at a time."""
         cdef int64_t row
-        cdef int f = unit // NUNITS, u = unit % NUNITS
-        if st.direct and st.cols[f].kind == COL_DICT and u != U_PRESENCE and self.fields[f].has_ac[u - U_AC]:
-            return self.run_memo(st, unit, nrows)
-        if u == U_AC and self.fields[f].has_ac[0] and self.fields[f].ac[0].floating:
+        cdef int f = probe // NPROBES, pk = probe % NPROBES
+        if st.direct and st.cols[f].kind == COL_DICT and pk != P_PRESENCE and self.fields[f].has_ac[pk - P_AC]:
+            return self.run_memo(st, probe, nrows)
+        if pk == P_AC and self.fields[f].has_ac[0] and self.fields[f].ac[0].floating:
             return self.run_lanes(st, f, &self.fields[f].ac[0], nrows)
         for row in range(nrows):
-            self.process_unit(st, row, f, u)
+            self.run_probe(st, row, f, pk)
         return 0
 
-    cdef int run_memo(self, State st, int32_t unit, int nrows) except -1 nogil:
+    cdef int run_memo(self, State st, int32_t probe, int nrows) except -1 nogil:
         """Stage 1 for an automaton over a dictionary-encoded column: each dictionary entry is
         walked once per call (the first row holding it), what it fired is logged, and every
         later row with the same index replays the log (the same string fires the same
         predicates). Memory: two int32 per dictionary entry, for this call."""
-        cdef int f = unit // NUNITS, u = unit % NUNITS
+        cdef int f = probe // NPROBES, pk = probe % NPROBES
         cdef const Col* c = &st.cols[f]
         cdef int64_t row
         cdef Py_ssize_t i, idx, k, start
-        cdef int32_t* ms = st.memo_of(unit, c.nstr)
+        cdef int32_t* ms = st.memo_of(probe, c.nstr)
         cdef int32_t* ml = ms + c.nstr
         for row in range(nrows):
             i = c.voff + st.row0 + row
             if c.validity != NULL and not (c.validity[i >> 3] >> (i & 7)) & 1:
-                continue  # null: the unit fires nothing
+                continue  # null: the probe fires nothing
             idx = _load_index(c.idx, c.iwidth, c.ioff + st.row0 + row)
             if ms[idx] < 0:
                 st.log_reserve(self.npred)
                 start = st.nlog
                 st.logging = True
-                self.process_unit(st, row, f, u)
+                self.run_probe(st, row, f, pk)
                 st.logging = False
                 ms[idx] = <int32_t>start
                 ml[idx] = <int32_t>(st.nlog - start)
@@ -1013,14 +1015,14 @@ cdef class Program:
                 for k in range(ms[idx], ms[idx] + ml[idx]):
                     self.fire(st, st.log[k])
         for i in range(st.nw):
-            st.ubits_of(unit)[i] = ~(<uint64_t>0)
+            st.prbits_of(probe)[i] = ~(<uint64_t>0)
         return 0
 
     cdef inline int lane_load(self, State st, int f, int* next_row, int nrows, const uint8_t** b,
                               Py_ssize_t* n) except -2 nogil:
         """The next row (from *next_row) whose value a lane can walk: one value, all ASCII. Rows
         before it with no value are skipped; rows with several values or non-ASCII bytes are
-        matched on their own (process_unit: the fold path). -1 when the block is done."""
+        matched on their own (run_probe: the fold path). -1 when the block is done."""
         cdef const Val* vs
         cdef int32_t cnt
         cdef int row
@@ -1041,7 +1043,7 @@ cdef class Program:
                     b[0] = <const uint8_t*>vs[0].data
                     n[0] = vs[0].n
                     return row
-            self.process_unit(st, row, f, U_AC)
+            self.run_probe(st, row, f, P_AC)
         return -1
 
     cdef int run_lanes(self, State st, int f, const AC* a, int nrows) except -1 nogil:
@@ -1119,9 +1121,9 @@ cdef class Program:
             fin = t[s0 + a.col_end]
             if fin >= mm:
                 self.ac_report(st, a, t[fin])
-        # The unit has now run on every row of the block.
+        # The probe has now run on every row of the block.
         for w in range(st.nw):
-            st.ubits_of(f * NUNITS + U_AC)[w] = ~(<uint64_t>0)
+            st.prbits_of(f * NPROBES + P_AC)[w] = ~(<uint64_t>0)
         return 0
 
     cdef int match_rows(self, State st, int64_t nrows, int64_t base) except -1:

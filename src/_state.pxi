@@ -1,4 +1,4 @@
-# The per-call state (included by _core.pyx): block bitmaps (predicates, OR-groups, units
+# The per-call state (included by _core.pyx): block bitmaps (predicates, OR-groups, probes
 # run, lazy predicates, candidate and matching rows of each rule), the block's folded
 # values, the gathered values of a chunk of mappings and the references it owns, the output.
 
@@ -10,7 +10,7 @@
 cdef class State:
     # Block bitmaps: one bit per row of the block (BW words per bitmap). Each family has a
     # touched flag and list per id, so a block clears only what it set.
-    cdef int cur               # the block row that fire() marks (set by process_unit)
+    cdef int cur               # the block row that fire() marks (set by run_probe)
     cdef int nw                # words in use: (rows of the block + 63) // 64
     cdef uint64_t* pbits       # [pred * BW]: predicate fired in row
     cdef uint8_t* ptouched
@@ -20,10 +20,10 @@ cdef class State:
     cdef uint8_t* gtouched
     cdef int32_t* glist
     cdef int32_t nglist
-    cdef uint64_t* ubits       # [(field * NUNITS + unit) * BW]: unit processed in row
-    cdef uint8_t* utouched
-    cdef int32_t* ulist
-    cdef int32_t nulist
+    cdef uint64_t* prbits      # [(field * NPROBES + probe) * BW]: probe processed in row
+    cdef uint8_t* prtouched
+    cdef int32_t* prlist
+    cdef int32_t nprlist
     cdef uint64_t* lzdone      # [pred * BW]: lazy predicate evaluated in row
     cdef uint64_t* lzval       # ... and its value
     cdef uint8_t* lztouched
@@ -38,7 +38,7 @@ cdef class State:
     cdef bint logging
     cdef int32_t* log
     cdef Py_ssize_t nlog, log_cap
-    cdef int32_t** memo        # [unit]: per dictionary entry, its log start (-1: not walked yet),
+    cdef int32_t** memo        # [probe]: per dictionary entry, its log start (-1: not walked yet),
                                # then (after nstr entries) its log length; for this call only
     # Folded values of the block: fold_ep[row * nfields + f] == epoch when folded, then the
     # row's values of f are fv_off/fv_len[ffirst[...] + k], bytes in buf.
@@ -76,7 +76,7 @@ cdef class State:
 
     def __cinit__(self, Program prog):
         cdef Py_ssize_t P = max(prog.npred, 1), R = max(prog.nrules, 1), F = max(prog.nfields, 1)
-        cdef Py_ssize_t G = max(prog.ngroups, 1), U = F * NUNITS
+        cdef Py_ssize_t G = max(prog.ngroups, 1), PR = F * NPROBES
         self.epoch = 0
         self.pbits = <uint64_t*>calloc(P * BW, sizeof(uint64_t))
         self.ptouched = <uint8_t*>calloc(P, 1)
@@ -84,9 +84,9 @@ cdef class State:
         self.gbits = <uint64_t*>calloc(G * BW, sizeof(uint64_t))
         self.gtouched = <uint8_t*>calloc(G, 1)
         self.glist = <int32_t*>malloc(G * sizeof(int32_t))
-        self.ubits = <uint64_t*>calloc(U * BW, sizeof(uint64_t))
-        self.utouched = <uint8_t*>calloc(U, 1)
-        self.ulist = <int32_t*>malloc(U * sizeof(int32_t))
+        self.prbits = <uint64_t*>calloc(PR * BW, sizeof(uint64_t))
+        self.prtouched = <uint8_t*>calloc(PR, 1)
+        self.prlist = <int32_t*>malloc(PR * sizeof(int32_t))
         self.lzdone = <uint64_t*>calloc(P * BW, sizeof(uint64_t))
         self.lzval = <uint64_t*>calloc(P * BW, sizeof(uint64_t))
         self.lztouched = <uint8_t*>calloc(P, 1)
@@ -97,7 +97,7 @@ cdef class State:
         self.hits = <int32_t*>malloc(R * sizeof(int32_t))
         self.log_cap = 1024
         self.log = <int32_t*>malloc(self.log_cap * sizeof(int32_t))
-        self.memo = <int32_t**>calloc(F * NUNITS, sizeof(int32_t*))
+        self.memo = <int32_t**>calloc(F * NPROBES, sizeof(int32_t*))
         self.fold_ep = <uint32_t*>calloc(BLOCK * F, sizeof(uint32_t))
         self.ffirst = <int32_t*>malloc(BLOCK * F * sizeof(int32_t))
         self.fv_cap = 256
@@ -118,7 +118,7 @@ cdef class State:
         self.out_rule = <int32_t*>malloc(self.out_cap * sizeof(int32_t))
         self.nrows = 0
         if not (self.pbits and self.ptouched and self.plist and self.gbits and self.gtouched and self.glist
-                and self.ubits and self.utouched and self.ulist and self.lzdone and self.lzval
+                and self.prbits and self.prtouched and self.prlist and self.lzdone and self.lzval
                 and self.lztouched and self.lzlist and self.rbits and self.rtouched and self.rlist
                 and self.hits and self.log and self.memo and self.fold_ep and self.ffirst
                 and self.fv_off and self.fv_len and self.buf and self.vstart and self.vcount
@@ -128,7 +128,7 @@ cdef class State:
     def __dealloc__(self):
         self.release_chunk()
         free(self.pbits); free(self.ptouched); free(self.plist); free(self.gbits); free(self.gtouched)
-        free(self.glist); free(self.ubits); free(self.utouched); free(self.ulist); free(self.lzdone)
+        free(self.glist); free(self.prbits); free(self.prtouched); free(self.prlist); free(self.lzdone)
         free(self.lzval); free(self.lztouched); free(self.lzlist); free(self.rbits); free(self.rtouched)
         self.free_memo()
         free(self.memo)
@@ -148,10 +148,10 @@ cdef class State:
             k = self.glist[i]
             memset(&self.gbits[k * BW], 0, BW * sizeof(uint64_t))
             self.gtouched[k] = 0
-        for i in range(self.nulist):
-            k = self.ulist[i]
-            memset(&self.ubits[k * BW], 0, BW * sizeof(uint64_t))
-            self.utouched[k] = 0
+        for i in range(self.nprlist):
+            k = self.prlist[i]
+            memset(&self.prbits[k * BW], 0, BW * sizeof(uint64_t))
+            self.prtouched[k] = 0
         for i in range(self.nlzlist):
             k = self.lzlist[i]
             memset(&self.lzdone[k * BW], 0, BW * sizeof(uint64_t))
@@ -161,7 +161,7 @@ cdef class State:
             k = self.rlist[i]
             memset(&self.rbits[k * BW], 0, BW * sizeof(uint64_t))
             self.rtouched[k] = 0
-        self.nplist = self.nglist = self.nulist = self.nlzlist = self.nrlist = 0
+        self.nplist = self.nglist = self.nprlist = self.nlzlist = self.nrlist = 0
         self.epoch += 1
         if self.epoch == 0:  # wrapped: clear the stamps once every 2**32 blocks
             memset(self.fold_ep, 0, BLOCK * max(prog.nfields, 1) * sizeof(uint32_t))
@@ -169,12 +169,12 @@ cdef class State:
         self.nfv = 0
         self.buf_len = 0
 
-    cdef inline uint64_t* ubits_of(self, int32_t unit) noexcept nogil:
-        if not self.utouched[unit]:
-            self.utouched[unit] = 1
-            self.ulist[self.nulist] = unit
-            self.nulist += 1
-        return &self.ubits[<Py_ssize_t>unit * BW]
+    cdef inline uint64_t* prbits_of(self, int32_t probe) noexcept nogil:
+        if not self.prtouched[probe]:
+            self.prtouched[probe] = 1
+            self.prlist[self.nprlist] = probe
+            self.nprlist += 1
+        return &self.prbits[<Py_ssize_t>probe * BW]
 
     cdef inline uint64_t* rbits_of(self, int32_t rule) noexcept nogil:
         if not self.rtouched[rule]:
@@ -189,20 +189,20 @@ cdef class State:
             self.lzlist[self.nlzlist] = p
             self.nlzlist += 1
 
-    cdef int32_t* memo_of(self, int32_t unit, Py_ssize_t nstr) except NULL nogil:
-        """The dictionary memo of a unit for this call (made on first use: -1 starts)."""
-        if self.memo[unit] == NULL:
-            self.memo[unit] = <int32_t*>malloc(max(2 * nstr, 1) * sizeof(int32_t))
-            if self.memo[unit] == NULL:
+    cdef int32_t* memo_of(self, int32_t probe, Py_ssize_t nstr) except NULL nogil:
+        """The dictionary memo of a probe for this call (made on first use: -1 starts)."""
+        if self.memo[probe] == NULL:
+            self.memo[probe] = <int32_t*>malloc(max(2 * nstr, 1) * sizeof(int32_t))
+            if self.memo[probe] == NULL:
                 with gil:
                     raise MemoryError()
-            memset(self.memo[unit], 0xFF, nstr * sizeof(int32_t))
-        return self.memo[unit]
+            memset(self.memo[probe], 0xFF, nstr * sizeof(int32_t))
+        return self.memo[probe]
 
     cdef void free_memo(self) noexcept nogil:
         cdef Py_ssize_t i
         if self.memo != NULL:
-            for i in range(self.nfields_cap * NUNITS):
+            for i in range(self.nfields_cap * NPROBES):
                 free(self.memo[i])
                 self.memo[i] = NULL
 
