@@ -5,11 +5,12 @@ C tables. What the compiler decides:
 
 - **Predicates are shared.** Every distinct ``(field, op, folded literal)`` across all rules
   is one predicate id, i.e. one bit per event.
-- **Per field, one table per operator family.** Equality, prefix and suffix literals go to
-  hashed tables (prefix/suffix probed once per distinct literal length, hashing the value's
-  head/tail incrementally); contains literals go to one Aho-Corasick automaton per field.
-  ``EXISTS``/``IS NOT EMPTY`` are flags. These are the *table* predicates: processing a field
-  fires all of them at once.
+- **Per field, up to three probes** (DESIGN.md, "Probes"): presence (``EXISTS``/``IS NOT
+  EMPTY``), a forward and a tail automaton. Every literal is a pattern over byte symbols with
+  START and END markers (equality ``^v$``, prefix ``^v``, suffix ``v$``, contains ``v``);
+  suffixes (and then equality) go to the tail automaton, reversed and anchored, the rest to the
+  forward one. These are the *table* predicates: running a probe fires all of its predicates
+  for the row at once.
 - **Lazy predicates** (globs, regexes, numeric comparisons) are only evaluated when a rule
   that survived the cheap tests asks for them, and each has a *guard*: a table predicate
   that must hold for it to hold (a glob's literal head, tail or longest run; the longest
