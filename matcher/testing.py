@@ -32,7 +32,7 @@ from itertools import islice, product
 from typing import Any, Optional
 
 from . import datasets
-from .compiler import _sre_c, _sre_parse, regex_factors
+from .regex_prefilter import _sre_c, _sre_parse, regex_factors
 from .errors import ArgumentError, RuleError, UnsatisfiableRule
 from .ir import COMPARISONS, EVENT_OPS, And, Glob, Node, Not, Op, Or, Pred, Wild, walk_preds
 from .ops import compile_regex, field_texts, fold, network, to_number

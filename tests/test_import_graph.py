@@ -26,7 +26,7 @@ LAYERS = [
      "matcher.record", "matcher._notes"},
     {"matcher.ops"},
     {"matcher.s1ql", "matcher.s1ql.lexer", "matcher.s1ql.parser", "matcher.s1ql.printer", "matcher.s1ql.cards",
-     "matcher.reference", "matcher.compiler", "matcher._arrow", "matcher.mapping", "matcher.inputs"},
+     "matcher.reference", "matcher.regex_prefilter", "matcher.compiler", "matcher._arrow", "matcher.mapping", "matcher.inputs"},
     {"matcher.sigma.filters", "matcher.sigma.loader", "matcher.sigma.logsource",
      "matcher.sigma.placeholders", "matcher.sigma.translate", "matcher.sigma.options", "matcher.rules", "matcher.correlation.rule",
      "matcher.correlation.values", "matcher.correlation.results", "matcher.correlation.engine",
@@ -46,7 +46,8 @@ NOT_FRONT_END = {"matcher.sigma.public"}
 ENGINES = {"matcher.api", "matcher.compiler", "matcher._core", "matcher.reference", "matcher._arrow"}
 ONLY = {
     "matcher.reference": {"matcher.ir", "matcher.ops"},
-    "matcher.compiler": {"matcher.ir", "matcher.ops", "matcher.fields", "matcher.errors"},
+    "matcher.compiler": {"matcher.ir", "matcher.ops", "matcher.fields", "matcher.errors", "matcher.regex_prefilter"},
+    "matcher.regex_prefilter": {"matcher.ops"},
     "matcher.fields": set(),
     "matcher.record": {"matcher.ir"},
     "matcher.ir": set(),

@@ -1,4 +1,4 @@
-"""The literals the compiler requires of a regex before running it (compiler.regex_factors).
+"""The literals the compiler requires of a regex before running it (regex_prefilter.regex_factors).
 
 Soundness is what matters: a value with a match must contain one literal of every set, or
 the core would skip a regex that holds. hypothesis's ``from_regex`` builds values that
@@ -21,7 +21,7 @@ import matcher
 import matcher._core as core
 from helpers import corpus_queries
 from shared_data import corpus_path
-from matcher import compiler, ops
+from matcher import compiler, ops, regex_prefilter
 from matcher.ir import Op, walk_preds
 
 
@@ -80,9 +80,9 @@ def test_every_match_contains_each_required_set(pattern, data):
 
 def _check_prefilter(pattern: str, text: str) -> None:
     folded = text.lower()
-    for fs in compiler.regex_factors(pattern):
+    for fs in regex_prefilter.regex_factors(pattern):
         assert any(x in folded for x in fs), (fs, text)
-    run = compiler.regex_run(pattern)
+    run = regex_prefilter.regex_run(pattern)
     if run is not None:
         bitmap, k = run
         for data in (text.encode("utf-8", "surrogatepass"), text.encode("latin-1") if max(text, default="a") < "\x100" else b""):
@@ -106,7 +106,7 @@ def _check_prefilter(pattern: str, text: str) -> None:
     ],
 )
 def test_factors_found(pattern, sets):
-    assert [set(fs) for fs in compiler.regex_factors(pattern)] == sets
+    assert [set(fs) for fs in regex_prefilter.regex_factors(pattern)] == sets
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_factors_found(pattern, sets):
     [(r"\s[a-fA-F0-9]{64}\s[a-fA-F0-9]{16}", 64), (r" [0-7]{7,13}", 7), (r"(?i:[a-f]{5})", None), (r"\w{1,64}", None)],
 )
 def test_run_found(pattern, k):
-    run = compiler.regex_run(pattern)
+    run = regex_prefilter.regex_run(pattern)
     assert (run[1] if run else None) == k
 
 
@@ -159,7 +159,7 @@ def test_ignorecase_unsafe_is_rederived_from_re2():
         for m in re2.compile("(?i)" + letter).finditer(every):
             if m.group().lower() != letter.lower():
                 unsafe.add(letter)
-    assert frozenset(unsafe) == compiler.IGNORECASE_UNSAFE
+    assert frozenset(unsafe) == regex_prefilter.IGNORECASE_UNSAFE
 
 
 @pytest.mark.parametrize("pattern, text", [
@@ -170,7 +170,7 @@ def test_posix_classes_get_no_prefilter(pattern, text):
     """Python's parser reads ``[[:alpha:]]`` as a set and a literal ``]``: the analysis built on
     it would require characters RE2's match does not hold, so such patterns get none."""
     assert ops.compile_regex(pattern).search(text)
-    assert compiler.regex_factors(pattern) == [] and compiler.regex_run(pattern) is None
+    assert regex_prefilter.regex_factors(pattern) == [] and regex_prefilter.regex_run(pattern) is None
     rule = matcher.compile(f'TgtProcCmdLine RegExp "{pattern}"'.replace("\\", "\\\\"))
     assert matcher.RuleSet([rule]).match({"TgtProcCmdLine": text}) == [rule.id]
 
@@ -179,4 +179,4 @@ def test_backtracking_patterns_get_no_prefilter():
     """The regex module's syntax is not Python's re's (fuzzy matching, POSIX classes...)."""
     for pattern in (r"(abc)\1{e<=1}", r"(?=abc)abcd", r"(a)\1xyz"):
         assert not ops.is_linear(pattern)
-        assert compiler.regex_factors(pattern) == [] and compiler.regex_run(pattern) is None
+        assert regex_prefilter.regex_factors(pattern) == [] and regex_prefilter.regex_run(pattern) is None
