@@ -54,3 +54,26 @@ def test_the_texts_are_python_texts():
                           matcher.compile('B = "true"', id="t"), matcher.compile('B = "false"', id="f")])
     assert sorted((r, rs.rules[u].id) for r, u in _pairs(rs.match_arrow_arrays(table))) == [(0, "max"), (0, "t"),
                                                                                            (2, "f")]
+
+
+def test_long_columns_both_ways():
+    """Past the 4,096-row sample a column of few distinct integers is dictionary-encoded before it
+    is written out, one of many distinct integers is written row by row: the same verdicts."""
+    rng = np.random.default_rng(7)
+    n = 10_000
+    few = rng.choice([4624, 4625, 4688, -1, 0], n).tolist()
+    many = (rng.integers(-(2**62), 2**62, n)).tolist()
+    for i in range(0, n, 97):
+        few[i] = None
+        many[i] = None
+    many[5000] = 4625  # one hit far from the sample
+    rs = matcher.RuleSet([matcher.compile('N = "4625"', id="eq"), matcher.compile('N EndsWithCIS "88"', id="end"),
+                          matcher.compile('N StartsWithCIS "-"', id="neg"), matcher.compile('N > "4624"', id="gt")])
+    for values in (few, many, few[:4096] + many[4096:]):
+        table = pa.table({"N": pa.array(values, pa.int64())})
+        events = [{"N": v} if v is not None else {} for v in values]
+        assert _pairs(rs.match_arrow_arrays(table)) == _pairs(rs.match_arrays(events))
+    from matcher._arrow import _as_text
+
+    assert pa.types.is_dictionary(_as_text(pa.array(few, pa.int64())).type)
+    assert _as_text(pa.array(many, pa.int64())).type == pa.string()
