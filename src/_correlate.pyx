@@ -287,8 +287,12 @@ cdef class CorrState:
         """Remove ``gid`` and shift the probe chain behind it back (no tombstones)."""
         cdef uint64_t mask = <uint64_t>self.smask, i, j, k
         cdef int32_t other
+        if self.sused == 0:
+            return
         i = <uint64_t>self.groups[gid].hash & mask
         while self.slots[i] != gid:
+            if self.slots[i] < 0:  # not in the table (never happens: callers drop live groups)
+                return
             i = (i + 1) & mask
         j = i
         while True:
