@@ -538,3 +538,31 @@ def test_event_count_may_name_more_than_63_rules():
     alerts = [a for a in rs.correlate(events, timestamp="t") if a.kind == "correlation"]
     assert [(a.value, a.events) for a in alerts] == [(2.0, (0, 1))]
     assert alerts == reference.correlate(rules, [corr], events, "t")[0]
+
+
+def test_many_groups_come_and_go_as_the_reference_has_them():
+    """Thousands of groups created, found again and expired (the engine's key table grows, and
+    deletes shift probe chains back): alert for alert the reference's, for one-field and
+    two-field keys, with and without a value count."""
+    import random
+
+    rng = random.Random(3)
+    failed = matcher.compile('EventID = "4625"', id="failed", title="failed")
+    count = parse_correlation({"title": "bf", "id": "bf", "correlation": {
+        "type": "event_count", "rules": ["failed"], "group-by": ["TargetUserName", "Computer"], "timespan": "10s",
+        "condition": {"gte": 3}}}, where="t")
+    spray = parse_correlation({"title": "vc", "id": "vc", "correlation": {
+        "type": "value_count", "rules": ["failed"], "group-by": ["IpAddress"], "timespan": "10s",
+        "condition": {"field": "TargetUserName", "gte": 3}}}, where="t")
+    t = 1_700_000_000.0
+    events = []
+    for _ in range(6000):
+        t += rng.random() * 0.3
+        events.append({"EventID": "4625", "TargetUserName": f"u{rng.randrange(1500)}", "IpAddress": f"10.0.0.{rng.randrange(900)}",
+                       "Computer": rng.choice(["a", "b", None, 7]), "EventTime": t})
+    rs = matcher.RuleSet([failed, count, spray])
+    run = rs.correlate(events, timestamp="EventTime")
+    fast = [a for a in run if a.kind == "correlation"]
+    ref, _ = reference.correlate(list(rs.rules), list(rs.correlations), events, "EventTime")
+    assert fast == ref and len(fast) > 10
+    assert run.stats.expired_groups > 1000 and run.stats.peak_groups > 64  # the table grew and emptied
