@@ -157,11 +157,14 @@ def _as_text(arr: Any) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    def text(a: Any) -> Any:  # 32-bit offsets unless the text could pass 2 GiB (20 digits and a sign a value)
+        return pc.cast(a, pa.string() if len(a) * 21 < 2**31 else pa.large_string())
+
     if len(arr) > _SAMPLE and not pa.types.is_boolean(arr.type):
         if pc.count_distinct(arr.slice(0, _SAMPLE)).as_py() * 4 <= _SAMPLE:
             enc = arr.dictionary_encode()
-            return pa.DictionaryArray.from_arrays(enc.indices, pc.cast(enc.dictionary, pa.string()))
-    return pc.cast(arr, pa.string())
+            return pa.DictionaryArray.from_arrays(enc.indices, text(enc.dictionary))
+    return text(arr)
 
 
 def _descriptor(arr: Any, name: str) -> Any:

@@ -253,7 +253,9 @@ cdef class CorrState:
                     return gid
             i = (i + 1) & <uint64_t>self.smask
 
-    cdef int slot_insert(self, int32_t gid) except -1:
+    cdef int slot_reserve(self) except -1:
+        """Room for one more key (the table stays at most half full); the only step that can
+        fail (MemoryError), so new_group takes it before it takes a group id."""
         cdef int64_t n, old, k
         cdef int32_t* ns
         cdef int32_t* os
@@ -276,12 +278,15 @@ cdef class CorrState:
                         i = (i + 1) & <uint64_t>self.smask
                     ns[i] = os[k]
             free(os)
-        i = <uint64_t>self.groups[gid].hash & <uint64_t>self.smask
+        return 0
+
+    cdef void slot_insert(self, int32_t gid) noexcept:
+        """Place ``gid`` (after slot_reserve)."""
+        cdef uint64_t i = <uint64_t>self.groups[gid].hash & <uint64_t>self.smask
         while self.slots[i] >= 0:
             i = (i + 1) & <uint64_t>self.smask
         self.slots[i] = gid
         self.sused += 1
-        return 0
 
     cdef void slot_delete(self, int32_t gid) noexcept:
         """Remove ``gid`` and shift the probe chain behind it back (no tombstones)."""
@@ -311,6 +316,7 @@ cdef class CorrState:
     cdef int32_t new_group(self, object key, Py_hash_t h) except -1:
         cdef int32_t gid
         cdef Group* g
+        self.slot_reserve()
         if self.free_head >= 0:
             gid = self.free_head
             self.free_head = self.groups[gid].next
@@ -324,8 +330,8 @@ cdef class CorrState:
                 self.groups = p
                 self.alloc = n
             gid = self.used
+            self.gkeys.append(key)  # may fail: before the id is taken
             self.used += 1
-            self.gkeys.append(key)
         g = &self.groups[gid]
         g.n = 0
         g.head = 0

@@ -72,6 +72,8 @@ CASES = {
     # found by test_mutated_sigmahq_rules_fail_cleanly in CI: pySigma reads these with an AttributeError
     "re_null": (bad("Image|endswith: '\\whoami.exe'", "Image|re: null"), 8, 19, "re modifier takes"),
     "re_number": (bad("Image|endswith: '\\whoami.exe'", "Image|re: 5"), 8, 19, "not a number"),
+    "re_alias_of_a_number": (bad("        Image|endswith: '\\whoami.exe'", "        a: &n 5\n        Image|re: *n"), 8, 12,
+                             "not a number"),  # placed at the value, where the alias points
     "re_list_with_boolean": (bad("Image|endswith: '\\whoami.exe'", "Image|re|i: ['a', true]"), 8, 27,
                              "not a boolean"),
     "title_int": (bad("title: Whoami", "title: 5"), 1, 8, "title must be a string"),

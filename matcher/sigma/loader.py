@@ -271,11 +271,15 @@ def _check_selection(node: Any, seen: set) -> None:
             for k, v in item.value:
                 if _scalar_text(k) is None:
                     raise _Shape(f"field names are strings, not a {_kind(k)} (quote it)", k)
-                if id(v) in seen:
+                regex = "re" in _scalar_text(k).split("|")[1:]
+                # each value node is looked at once, and once more under a |re key (an alias
+                # of a value first met under a plain key)
+                if id(v) in seen and not (regex and ("re", id(v)) not in seen):
                     continue
                 seen.add(id(v))
+                if regex:
+                    seen.add(("re", id(v)))
                 values = v.value if isinstance(v, yaml.SequenceNode) else [v]
-                regex = "re" in _scalar_text(k).split("|")[1:]
                 for x in values:
                     if not isinstance(x, yaml.ScalarNode):
                         raise _Shape(f"the value of a field is a value or a list of values, not a {_kind(x)}", x)
