@@ -135,7 +135,9 @@ def _in_profiles(corrs: list[Correlation], rules: list) -> list[Correlation]:
 
 
 class Correlator:
-    """The alerts of :meth:`matcher.RuleSet.correlate` (iterate it once); ``stats`` counts the rest."""
+    """The alerts of :meth:`matcher.RuleSet.correlate` (iterate it once); ``stats`` counts the rest.
+    ``dicts``: ``(events, batch, match)``, ``match(chunk, base)`` the core's ``(rows, rules, _)``
+    for a list of events; ``arrow``: the data of :meth:`matcher.RuleSet.correlate_arrow`."""
 
     def __init__(self, ruleset: Any, timestamp: str, lateness: Any, max_groups: int, action: str,
                  dicts: Optional[tuple] = None, arrow: Any = None):
@@ -185,10 +187,9 @@ def _distinct(rows: np.ndarray) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) < 2:
         return rows
-    step = rows[1:] != rows[:-1]
     if not (rows[1:] >= rows[:-1]).all():
         return np.unique(rows)
-    return rows[np.concatenate(([True], step))]
+    return rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
 
 
 def arrow_rows(batch: Any, rows: np.ndarray, fields: Optional[tuple] = None) -> Union[dict, tuple]:
