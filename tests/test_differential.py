@@ -277,6 +277,41 @@ def test_scan_arrow_agrees_with_reference(nodes, rows, encodings, drop):
         check_arrow(rules, data, label)
 
 
+# Past _arrow._SAMPLE rows, a string column whose first rows hold few distinct values is
+# dictionary-encoded before the core reads it (each distinct value walked once: run_memo). Rows
+# repeat a small pool, so the reference runs on the pool alone.
+REPEATED_ROWS = 4_200
+
+
+@settings(max_examples=scaled(40), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(
+    nodes=st.lists(ir_nodes(max_leaves=8, s1ql_only=False), min_size=1, max_size=5),
+    pool=st.lists(arrow_events, min_size=2, max_size=10),
+    encodings=st.lists(st.sampled_from(ENCODINGS), min_size=len(FIELDS), max_size=len(FIELDS)),
+    seed=st.integers(0, 2**32 - 1),
+)
+@example(nodes=[Pred(CMD, Op.ENDSWITH, ".exe"), Pred(CMD, Op.CONTAINS, "ſ")],
+         pool=[{CMD: "C:\\a.EXE"}, {CMD: "b.dll"}, {}, {CMD: "ſ.exe"}, {CMD: None}],
+         encodings=["string"] * len(FIELDS), seed=1)
+def test_scan_arrow_of_repeated_values_agrees_with_reference(nodes, pool, encodings, seed):
+    import numpy as np
+
+    from matcher._arrow import _dictionary
+
+    rules = make_rules(nodes)
+    note_rules(rules)
+    note(f"encodings={encodings}")
+    pick = np.random.default_rng(seed).integers(0, len(pool), REPEATED_ROWS).tolist()
+    rows = [pool[i] for i in pick]
+    per_pool = [[r.id for r in rules if reference.evaluate(r, row)] for row in pool]
+    expected = [(i, rid) for i, k in enumerate(pick) for rid in per_pool[k]]
+    plain = arrow_table(rows)
+    assert all(_dictionary(col.chunk(0), name) is not None for name, col in zip(plain.column_names, plain.columns))
+    for label, data in arrow_layouts(rows, encodings):
+        got = list(matcher.RuleSet(rules).scan_arrow(data))
+        assert got == expected, f"{label}: scan_arrow differs from the reference (first {short(got[:5])})"
+
+
 # DOTTED_FIELD's path through list columns: src is list<struct<process: struct<name>>>, or
 # large_list<struct<process: list<struct<name>>>> (a list met at two steps).
 _NAME = st.fixed_dictionaries({}, optional={"name": _arrow_text})
