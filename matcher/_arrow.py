@@ -52,6 +52,18 @@ def validated(arr: Any, name: str, full: bool = False) -> Any:
     return arr
 
 
+def validated_layout(arr: Any, name: str) -> Any:
+    """arr after Arrow's full check of its layout (every offset and dictionary index), so that
+    Arrow's own kernels (take, to_pylist, dictionary_encode) may read it; a string column's
+    bytes through a binary view (no copy), so bytes that are not UTF-8 are left to the reader."""
+    import pyarrow as pa
+
+    if _is_str(arr.type):
+        validated(arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary()), name, full=True)
+        return arr
+    return validated(arr, name, full=True)
+
+
 def _column(fields: Any, name: str, where: str) -> int:
     """Index of the one field called name, -1 when none; an error when two share it."""
     found = fields.get_all_field_indices(name)

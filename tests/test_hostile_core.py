@@ -309,6 +309,51 @@ def test_hostile_arrow_buffers_raise_naming_the_column(case):
     assert_ok(ARROW + f"expect_error({HOSTILE_ARROW[case]})\n")
 
 
+# Past 4,096 rows a string column of few distinct values is dictionary-encoded by Arrow before
+# the core reads it (_arrow._dictionary): Arrow's kernels must never meet hostile offsets, in the
+# sample (row 100) or past it (row 4,500).
+LONG = """
+import numpy as np
+def long_strings(bad_at, n=5000):
+    offs = (np.arange(n + 1) % 2).cumsum().astype(np.int32)  # "", "a", "", "a", ...: few distinct
+    offs[bad_at] = 1 << 30
+    return strings(pa.py_buffer(offs.tobytes()), n=n, data=pa.py_buffer(b"a" * n))
+"""
+
+
+@pytest.mark.parametrize("bad_at", [100, 4500])
+def test_hostile_long_column_of_few_values_raises_naming_the_column(bad_at):
+    pytest.importorskip("pyarrow")
+    assert_ok(ARROW + LONG + f"expect_error(long_strings({bad_at}))\n")
+
+
+# correlate_arrow reads the time and group-by columns through Arrow (take, to_pylist) for the
+# matched rows: the columns' layout is checked first, and bytes that are not UTF-8 there are an
+# ArrowDataError naming the column, not a UnicodeDecodeError.
+@pytest.mark.parametrize("column", ["EventTime", "U"])
+@pytest.mark.parametrize("bad", ["offsets", "utf8"])
+def test_correlate_arrow_hostile_columns_raise_naming_the_column(column, bad):
+    pytest.importorskip("pyarrow")
+    assert_ok(ARROW + LONG + f"""
+from matcher.correlation import parse_correlation
+rule = matcher.compile('EventID = "4625"', id="f", title="f")
+corr = parse_correlation({{"title": "b", "id": "b", "correlation": {{"type": "event_count", "rules": ["f"],
+                          "group-by": ["U"], "timespan": "5m", "condition": {{"gte": 2}}}}}}, where="b")
+rs = matcher.RuleSet([rule, corr])
+n = 5000
+cols = {{"EventID": pa.array(["4625"] * n), "U": pa.array(["x", "y"] * (n // 2)),
+        "EventTime": pa.array(["2024-01-01T00:00:00Z"] * n)}}
+cols[{column!r}] = long_strings(100) if {bad!r} == "offsets" else pa.array([b"\\xff"] * n, pa.binary()).view(pa.string())
+try:
+    alerts = list(rs.correlate_arrow(pa.table(cols), timestamp="EventTime"))
+except ArrowDataError as exc:
+    assert exc.column == {column!r}, exc.column
+    print("OK", exc)
+else:
+    print("WRONG: no error", len(alerts)); sys.exit(3)
+""")
+
+
 def test_hostile_ipc_file_raises_naming_the_column(tmp_path):
     # A Feather/IPC file written by pyarrow, then one string offset overwritten on disk.
     pytest.importorskip("pyarrow")

@@ -199,6 +199,8 @@ def arrow_rows(batch: Any, rows: np.ndarray, fields: Optional[tuple] = None) -> 
     ``(distinct rows, {field: list of values})``, strings decoded once per distinct value
     (``fields[0]`` is the time field: not dictionary-encoded). A
     dotted name that is no column (a path into a struct) converts whole rows."""
+    from .._arrow import check_whole, validated_layout
+
     uniq = _distinct(rows)
     if len(uniq) == 0:
         return {}
@@ -207,10 +209,13 @@ def arrow_rows(batch: Any, rows: np.ndarray, fields: Optional[tuple] = None) -> 
         names = batch.schema.names
         have = [f for f in fields if f in names]
         if all(names.count(f) == 1 for f in have) and not any("." in f for f in fields if f not in names):
+            # Arrow's take reads the offsets as given: hostile ones are an ArrowDataError, not a crash
+            cols = {f: validated_layout(batch.column(f), f) for f in have}
             try:
-                return uniq, {f: _column_values(batch.column(f).take(uniq), encode=f != fields[0]) for f in have}
+                return uniq, {f: _column_values(col.take(uniq), encode=f != fields[0]) for f, col in cols.items()}
             except (ValueError, OverflowError, ArithmeticError):
                 pass  # converted whole below, with its own fallback
+    check_whole(batch)
     try:
         dicts = batch.take(uniq).to_pylist()
     except (ValueError, OverflowError, ArithmeticError):  # a value Python cannot hold: row by row, as text
