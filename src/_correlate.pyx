@@ -38,6 +38,7 @@ cdef extern from "Python.h":
     # declared here without Cython's error check: dict_get clears the error itself
     PyObject* PyDict_GetItemWithError(PyObject* d, PyObject* key)
     PyObject* PyErr_Occurred()
+    void PyObject_GC_UnTrack(object)
     void PyErr_Clear()
     Py_hash_t PyObject_Hash(object) except -1
     int PyObject_RichCompareBool(object, object, int) except -1
@@ -1095,8 +1096,10 @@ cdef class Engine:
             e = entries(g) + g.head
             keyt = (key,) if cs.nfields == 1 else key
             group = {gn: gv for gn, gv in zip(c.group_by, keyt) if gv is not None}
-            out.append(self.Alert("correlation", c.id, c.title, c.level, c.type, group, e[0].t, ts, agg,
-                                  tuple([e[i].idx for i in range(g.n)])))
+            alert = self.Alert("correlation", c.id, c.title, c.level, c.type, group, e[0].t, ts, agg,
+                               tuple([e[i].idx for i in range(g.n)]))
+            PyObject_GC_UnTrack(alert)  # see match_alerts
+            out.append(alert)
             self.n_alerts += 1
             if self.reset:  # an empty window: no group
                 cs.drop_group(gid)
@@ -1147,3 +1150,39 @@ def iso_times_ms(list texts):
         else:
             out.append(None)
     return out
+
+
+def match_alerts(Alert, int64_t base, const int64_t[::1] rows, const int64_t[::1] rules, list infos, list out):
+    """Append the single-match Alert of each (row, rule) whose ``infos[rule]`` is
+    ``(id, title, level)`` (None: the rule is correlation-only). The same objects as
+    ``Alert("match", id, title, level, "match", events=(base + row,))``, built without the
+    dataclass' Python ``__init__`` (a fifth of the cost: one stream's matches can be millions).
+
+    Alerts are taken off the cycle collector's list, as CPython does with tuples and dicts that
+    hold only atoms: an alert holds strings, numbers, a tuple of ints and a dict of group values,
+    so it can be in no reference cycle (unless its owner puts one in: such a cycle is then never
+    collected). A caller keeping millions of alerts would otherwise make every full collection
+    walk them, and everything else the process holds (the events), again and again: a third
+    of correlating 300,000 events with 90,000 single matches kept in a list."""
+    cdef Py_ssize_t i, n = rows.shape[0]
+    cdef object info, a
+    cdef object new = object.__new__
+    if rules.shape[0] != n:
+        raise ValueError("rows and rules differ in length")
+    for i in range(n):
+        info = infos[rules[i]]
+        if info is None:
+            continue
+        a = new(Alert)
+        a.kind = "match"
+        a.rule_id = (<tuple>info)[0]
+        a.title = (<tuple>info)[1]
+        a.level = (<tuple>info)[2]
+        a.type = "match"
+        a.group = {}
+        a.start_ms = None
+        a.end_ms = None
+        a.value = None
+        a.events = (base + rows[i],)
+        PyObject_GC_UnTrack(a)
+        out.append(a)

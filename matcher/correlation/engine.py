@@ -65,6 +65,8 @@ class Engine:
             + [c.aliases.get(f, {}).get(ref, f) for c in corrs for f in c.field for ref in c.rules]))
         self.relevant = np.array([bool(f) for f in feeds] or [False], dtype=bool)[:n]
         self.emit = ~hidden
+        #: per rule: what its single-match alerts carry, None when correlation-only
+        self._match_info = [(r.id, r.title, r.level) if e else None for r, e in zip(self.rules, self.emit.tolist())]
         self._c = _correlate.Engine(corrs, feeds, timestamp, int(lateness_ms), max_groups, action == "reset",
                                     self.stats, (TimeReader(), lookup, group_value, count_value, numeric_value, Alert))
         for ci, pci, rank in parents:
@@ -79,12 +81,9 @@ class Engine:
         self.stats.events += n_events
         out: list[Alert] = []
         if len(rows):
-            emit = self.emit[rules]
-            if emit.any():
-                rl = self.rules
-                for r, u in zip(rows[emit].tolist(), rules[emit].tolist()):
-                    rule = rl[u]
-                    out.append(Alert("match", rule.id, rule.title, rule.level, "match", events=(base + r,)))
+            if self.emit[rules].any():
+                _correlate.match_alerts(Alert, base, np.ascontiguousarray(rows, dtype=np.int64),
+                                        np.ascontiguousarray(rules, dtype=np.int64), self._match_info, out)
             rel = self.relevant[rules]
             rows = np.ascontiguousarray(rows[rel], dtype=np.int64)
             rules = np.ascontiguousarray(rules[rel], dtype=np.int64)
