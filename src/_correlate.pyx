@@ -23,11 +23,16 @@ from cpython.long cimport PyLong_CheckExact
 from cpython.float cimport PyFloat_CheckExact, PyFloat_AS_DOUBLE
 from libc.stdlib cimport malloc, calloc, realloc, free, qsort
 from libc.string cimport memcpy, memcmp, memmove
-from libc.stdint cimport int64_t, int32_t, uint64_t
+from libc.stdint cimport int64_t, int32_t, uint64_t, uint8_t, INT64_MIN
 from libc.math cimport floor, isfinite
 
 import heapq
 from math import fsum
+
+import numpy as np
+
+#: arrow_times_ms: a row whose time the C reader leaves to Python (null, or another form)
+MISSING_MS = INT64_MIN
 
 cdef extern from "Python.h":
     PyObject** PySequence_Fast_ITEMS(object o)
@@ -891,12 +896,19 @@ cdef class Engine:
         cdef bint is_cols = type(events) is tuple
         cdef Py_ssize_t pos = -1
         cdef object ev, tv
+        cdef const int64_t[:] times
+        cdef bint has_times = False
         ts_field = self.ts_field
-        if is_cols:  # (row positions, {field: values of each position}) of an Arrow batch
+        if is_cols:  # (row positions, {field: values of each position}[, times]) of an Arrow batch
             self.cols = events[1]
             for col in self.cols.values():
                 if type(col) is not list or len(col) < len(events[0]):
                     raise ValueError("columns must be lists of a value per row")
+            if len(events) > 2:  # epoch ms of each position (arrow_times_ms); MISSING_MS: read cols
+                times = events[2]
+                has_times = True
+                if times.shape[0] < len(events[0]):
+                    raise ValueError("times must hold one entry per row")
         while i < m:
             if is_list and i >= blk:
                 blk = self.prefetch(events, rows, rules, i)
@@ -920,19 +932,22 @@ cdef class Engine:
                 ev = events[r]
             else:
                 ev = events(r)
-            tv = self.get(ev, ts_field)
-            if PyUnicode_CheckExact(tv) and PyUnicode_IS_COMPACT_ASCII(tv) and \
-                    iso_ms(<const char*>PyUnicode_DATA(tv), PyUnicode_GET_LENGTH(tv), &ts, &self.tcache):
-                pass
+            if has_times and times[pos] != INT64_MIN:
+                ts = times[pos]  # read from the Arrow string buffer (arrow_times_ms)
             else:
-                if tv is None:
-                    tv = self.lookup(self.mapping(ev), ts_field)
-                t = self.read_time(tv)
-                if type(t) is not int:
-                    self.n_no_timestamp += 1
-                    self.stats.problem(idx, t)
-                    continue
-                ts = t
+                tv = self.get(ev, ts_field)
+                if PyUnicode_CheckExact(tv) and PyUnicode_IS_COMPACT_ASCII(tv) and \
+                        iso_ms(<const char*>PyUnicode_DATA(tv), PyUnicode_GET_LENGTH(tv), &ts, &self.tcache):
+                    pass
+                else:
+                    if tv is None:
+                        tv = self.lookup(self.mapping(ev), ts_field)
+                    t = self.read_time(tv)
+                    if type(t) is not int:
+                        self.n_no_timestamp += 1
+                        self.stats.problem(idx, t)
+                        continue
+                    ts = t
             if self.has_newest and ts < self.newest - self.lateness:
                 self.n_late += 1
                 self.stats.problem(idx, f"late by {self.newest - ts} ms (lateness {self.lateness} ms)")
@@ -1186,3 +1201,51 @@ def match_alerts(Alert, int64_t base, const int64_t[::1] rows, const int64_t[::1
         a.events = (base + rows[i],)
         PyObject_GC_UnTrack(a)
         out.append(a)
+
+
+cdef inline Py_ssize_t _offset(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:
+    cdef int32_t a
+    cdef int64_t b
+    if width == 4:
+        memcpy(&a, p + 4 * i, 4)
+        return a
+    memcpy(&b, p + 8 * i, 8)
+    return <Py_ssize_t>b
+
+
+def arrow_times_ms(validity, Py_ssize_t voff, const uint8_t[::1] offsets, int owidth, Py_ssize_t ooff,
+                   const uint8_t[::1] data, Py_ssize_t n):
+    """Epoch ms of each of the n strings of an Arrow string column (its buffers as
+    ``_arrow._strings`` gives them; ``validity`` None or the null bitmap, ``voff`` its bit
+    offset), read from the string buffer by the same C reader as a ``str`` time; ``MISSING_MS``
+    where that reader leaves the text to Python (null, or a form it does not read). No Python
+    object per row. Offsets that leave the buffers are a ValueError."""
+    cdef const uint8_t[::1] vb
+    cdef bint has_v = validity is not None
+    cdef Py_ssize_t i, j, a, b, nd = data.shape[0]
+    cdef int64_t ms
+    cdef TimeCache cache
+    if owidth != 4 and owidth != 8:
+        raise ValueError("offsets are 4 or 8 bytes wide")
+    if n < 0 or ooff < 0 or voff < 0 or (ooff + n + 1) * owidth > offsets.shape[0]:
+        raise ValueError("the offsets buffer is too short")
+    if has_v:
+        vb = validity
+        if (voff + n + 7) // 8 > vb.shape[0]:
+            raise ValueError("the validity buffer is too short")
+    out = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    cache.valid = False
+    for i in range(n):
+        j = voff + i
+        if has_v and not (vb[j >> 3] >> (j & 7)) & 1:
+            o[i] = INT64_MIN
+            continue
+        a = _offset(&offsets[0], owidth, ooff + i)
+        b = _offset(&offsets[0], owidth, ooff + i + 1)
+        if a < 0 or b < a or b > nd:
+            raise ValueError(f"string {i}: offsets {a}..{b} leave the data buffer ({nd} bytes)")
+        if not iso_ms(<const char*>&data[0] + a, b - a, &ms, &cache):
+            ms = INT64_MIN
+        o[i] = ms
+    return out

@@ -63,15 +63,28 @@ def rule_sets(draw):
     return [parse_correlation(d, where=d["id"]) for d in docs]
 
 
+def _iso_forms(t: int) -> list:
+    """Texts of time t (epoch s): the forms the C reader takes (Z or none, .fff, .ffffff) and
+    others it leaves to Python (an offset, a space, junk, non-ASCII)."""
+    import datetime as dt
+
+    base = dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return [base + "Z", base + "Z", base, base + ".250Z", base + ".250123", base + "+00:00",
+            base.replace("T", " ") + "+02:00", "soon", base[:-1] + "\u0665Z", base + ".25Z"]
+
+
 @st.composite
-def streams(draw, arrow: bool = False):
+def streams(draw, arrow: bool = False, text_times: bool = False):
     n = draw(st.integers(0, 40))
     t = 1_700_000_000
     events = []
     for _ in range(n):
         t += draw(st.integers(-3, 4))  # out of order now and then
         ev: dict = {"kind": draw(kinds), "user": draw(users), "host": draw(hosts)}
-        if arrow:
+        if text_times:
+            ev["t"] = draw(st.one_of(st.sampled_from(_iso_forms(t)), st.none()))
+            ev["n"] = None
+        elif arrow:
             ev["t"] = draw(st.one_of(st.just(t), st.just(t), st.just(t), st.none()))
             ev["n"] = draw(st.one_of(st.none(), st.floats(-5, 50, allow_nan=False).map(lambda x: round(x, 1))))
         else:
@@ -122,6 +135,39 @@ def test_arrow_fast_equals_reference(corrs, events, lateness, batch):
     assert alerts == want_alerts
     assert matches == want_matches
     _same_stats(run.stats, want_stats)
+
+
+@given(rule_sets(), streams(text_times=True), st.integers(0, 5), st.integers(1, 9),
+       st.sampled_from([pa.string(), pa.large_string()]), st.booleans())
+def test_arrow_text_times_fast_equals_reference(corrs, events, lateness, batch, text, sliced):
+    """A string time column is read in C from its buffer (_correlate.arrow_times_ms); the forms
+    that reader leaves to Python, nulls and slices give the reference's alerts and counts."""
+    rs = matcher.RuleSet(RULES + corrs)
+    want_alerts, want_matches, want_stats = _reference(rs, events, lateness * 1000, "alert")
+    schema = pa.schema([("kind", pa.string()), ("user", pa.string()), ("host", pa.string()), ("t", text)])
+    pad = {"kind": "pad", "user": "pad", "host": "pad", "t": "pad"}
+    table = pa.Table.from_pylist([pad] + events + [pad] if sliced else events, schema=schema)
+    if sliced:
+        table = table.slice(1, len(events))
+    run = rs.correlate_arrow(table.to_batches(max_chunksize=batch), timestamp="t", lateness=lateness)
+    alerts, matches = _split(list(run))
+    assert alerts == want_alerts
+    assert matches == want_matches
+    _same_stats(run.stats, want_stats)
+
+
+def test_arrow_times_ms_reads_what_the_str_reader_reads():
+    """The buffer reader and the str reader (iso_time_ms) agree on every form, row for row."""
+    from matcher import _correlate
+    from matcher._arrow import _strings, _view
+
+    texts = [f for t in range(1_700_000_000, 1_700_000_400, 37) for f in _iso_forms(t)] + ["", "2024-02-30T00:00:00Z"]
+    arr = pa.array([None] + texts, pa.string()).slice(1)
+    offsets, width, offset, data = _strings(arr)
+    got = _correlate.arrow_times_ms(None, arr.offset, offsets, width, offset, data, len(arr)).tolist()
+    want = [_correlate.iso_time_ms(x) for x in texts]
+    assert [None if g == _correlate.MISSING_MS else g for g in got] == want
+    assert sum(w is not None for w in want) > len(texts) // 3
 
 
 def test_arrow_columns_equal_dicts_on_scenario_streams():

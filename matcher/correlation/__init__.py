@@ -181,6 +181,27 @@ def _column_values(arr: Any, encode: bool = True) -> list:
     return arr.to_pylist()
 
 
+def _times(arr: Any) -> tuple:
+    """The time column of the matched rows: ``(epoch ms of each row or None, values)``. A string
+    column's ISO 8601 times are read in C from its buffer (``_correlate.arrow_times_ms``: no
+    ``str`` per row); ``values`` then holds only the rows that reader leaves to Python (None
+    elsewhere). Any other column: ``(None, its values)``."""
+    from .. import _correlate
+    from .._arrow import _is_str, _strings, _view
+
+    if not _is_str(arr.type):
+        return None, _column_values(arr, encode=False)
+    offsets, width, offset, data = _strings(arr)
+    validity = _view(arr.buffers()[0]) if arr.null_count else None
+    times = _correlate.arrow_times_ms(validity, arr.offset, offsets, width, offset, data, len(arr))
+    values: list = [None] * len(arr)
+    left = np.flatnonzero(times == _correlate.MISSING_MS)
+    if len(left):
+        for k, v in zip(left.tolist(), arr.take(left).to_pylist()):
+            values[k] = v
+    return times, values
+
+
 def _distinct(rows: np.ndarray) -> np.ndarray:
     """The distinct rows, in order: the core gives them sorted, so one comparison with the row
     before (np.unique would sort or hash them again); any other order through np.unique."""
@@ -212,7 +233,11 @@ def arrow_rows(batch: Any, rows: np.ndarray, fields: Optional[tuple] = None) -> 
             # Arrow's take reads the offsets as given: hostile ones are an ArrowDataError, not a crash
             cols = {f: validated_layout(batch.column(f), f) for f in have}
             try:
-                return uniq, {f: _column_values(col.take(uniq), encode=f != fields[0]) for f, col in cols.items()}
+                values = {f: _column_values(col.take(uniq)) for f, col in cols.items() if f != fields[0]}
+                if fields[0] not in cols:
+                    return uniq, values
+                times, values[fields[0]] = _times(cols[fields[0]].take(uniq))
+                return (uniq, values) if times is None else (uniq, values, times)
             except (ValueError, OverflowError, ArithmeticError):
                 pass  # converted whole below, with its own fallback
     check_whole(batch)
