@@ -540,6 +540,11 @@ cdef class Program:
             st.plist[st.nplist] = p
             st.nplist += 1
         pb[0] |= bit
+        if st.logging:  # room was reserved (State.log_reserve)
+            st.log[st.nlog] = p
+            st.nlog += 1
+        if st.defer_groups:
+            return  # stage 1: groups_from_preds sets the OR-groups' bits once per block
         for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
             g = self.pgroup_ids[j]
             if not st.gtouched[g]:
@@ -547,9 +552,6 @@ cdef class Program:
                 st.glist[st.nglist] = g
                 st.nglist += 1
             st.gbits[<Py_ssize_t>g * BW + w] |= bit
-        if st.logging:  # room was reserved (State.log_reserve)
-            st.log[st.nlog] = p
-            st.nlog += 1
 
     # The scans below run one probe over one value. With ci (case-insensitive) set they read the
     # raw bytes of a value and lower ASCII on the fly, and return False as soon as they meet a
@@ -932,9 +934,12 @@ cdef class Program:
         if nrows & 63:
             full[nw - 1] = ((<uint64_t>1) << (nrows & 63)) - 1
         # Stage 1: the tables holding trigger predicates, a probe at a time down the block.
+        st.defer_groups = True
         for i in range(self.neager):
             probe = self.eager[i]
             self.run_eager(st, probe, nrows)
+        st.defer_groups = False
+        self.groups_from_preds(st)
         # Candidates: the rows where one of a rule's triggers fired.
         for i in range(st.nplist):
             p = st.plist[i]
@@ -972,6 +977,27 @@ cdef class Program:
                     if (st.rbits[<Py_ssize_t>r * BW + w] >> (row & 63)) & 1:
                         st.add_out(st.base + row, r)
         return 0
+
+    cdef void groups_from_preds(self, State st) noexcept nogil:
+        """After stage 1: each OR-group's bitmap is the OR of its fired members' bitmaps. A
+        predicate fires on many rows of a block (a path's ".exe", a command line's " -"), so one
+        pass per fired predicate costs less than setting each group's bit at each firing."""
+        cdef Py_ssize_t i, j, w, nw = st.nw
+        cdef int32_t p, g
+        cdef uint64_t* gb
+        cdef const uint64_t* pb
+        for i in range(st.nplist):
+            p = st.plist[i]
+            pb = &st.pbits[<Py_ssize_t>p * BW]
+            for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
+                g = self.pgroup_ids[j]
+                if not st.gtouched[g]:
+                    st.gtouched[g] = 1
+                    st.glist[st.nglist] = g
+                    st.nglist += 1
+                gb = &st.gbits[<Py_ssize_t>g * BW]
+                for w in range(nw):
+                    gb[w] |= pb[w]
 
     cdef int run_eager(self, State st, int32_t probe, int nrows) except -1 nogil:
         """Stage 1 for one probe: run it down every row of the block. A forward automaton that

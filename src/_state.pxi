@@ -11,6 +11,7 @@ cdef class State:
     # Block bitmaps: one bit per row of the block (BW words per bitmap). Each family has a
     # touched flag and list per id, so a block clears only what it set.
     cdef int cur               # the block row that fire() marks (set by run_probe)
+    cdef bint defer_groups     # stage 1: fire() leaves the OR-groups to groups_from_preds
     cdef int nw                # words in use: (rows of the block + 63) // 64
     cdef uint64_t* pbits       # [pred * BW]: predicate fired in row
     cdef uint8_t* ptouched
