@@ -58,6 +58,7 @@ else
         tests/test_hostile_core.py \
         tests/test_differential.py \
         tests/test_correlation_differential.py \
+        tests/test_core_engine.py::test_contains_automaton_down_a_block_of_folded_and_raw_values \
         tests/test_core_limits.py::test_threads_share_one_ruleset \
         tests/test_core_limits.py::test_threads_with_lazy_predicates_and_callbacks
 fi

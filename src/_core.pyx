@@ -740,21 +740,24 @@ cdef class Program:
     cdef inline bint has_run(self, int32_t p, const Val* v) noexcept nogil:
         """Whether v holds run_len[p] bytes of class run_cls[p] in a row (always true when the
         regex has no such requirement, or for text stored 2 or 4 bytes per character)."""
-        cdef int32_t need = self.run_len[p], run = 0
+        cdef int32_t need = self.run_len[p], run = 0, found = 0
         cdef const uint8_t* cls = self.run_cls + p * 32
         cdef const uint8_t* b = <const uint8_t*>v.data
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, i0 = 0, e
         cdef uint8_t c
         if need == 0 or v.kind == V_UCS2 or v.kind == V_UCS4:
             return True
-        for i in range(v.n):
-            c = b[i]
-            if cls[c >> 3] & (1 << (c & 7)):
-                run += 1
-                if run >= need:
-                    return True
-            else:
-                run = 0
+        # Branch-free: whether a byte is in the class is as random as the text, so a branch
+        # on it is mispredicted about every other byte. The run length is reset by a mask.
+        while i0 < v.n:
+            e = min(i0 + 64, v.n)
+            for i in range(i0, e):
+                c = b[i]
+                run = (run + 1) & -<int32_t>((cls[c >> 3] >> (c & 7)) & 1)
+                found |= run >= need
+            if found:
+                return True
+            i0 = e
         return False
 
     cdef int fieldref(self, State st, int64_t row, int32_t p) except -1 nogil:
@@ -1045,12 +1048,14 @@ cdef class Program:
         return 0
 
     cdef inline int lane_load(self, State st, int f, int* next_row, int nrows, const uint8_t** b,
-                              Py_ssize_t* n) except -2 nogil:
-        """The next row (from *next_row) whose value a lane can walk: one value, all ASCII. Rows
-        before it with no value are skipped; rows with several values or non-ASCII bytes are
-        matched on their own (run_probe: the fold path). -1 when the block is done."""
+                              Py_ssize_t* n, Py_ssize_t* pos) except -2 nogil:
+        """The next row (from *next_row) whose value a lane can walk: one value, read raw when
+        all ASCII (*pos = -1), else folded (*pos: where its folded bytes start in st.buf, which
+        a later fold may move: the caller takes *b again from there). Rows before it with no
+        value are skipped; rows with several values are matched on their own (run_probe).
+        -1 when the block is done."""
         cdef const Val* vs
-        cdef int32_t cnt
+        cdef int32_t cnt, fv
         cdef int row
         cdef Py_ssize_t i
         cdef uint8_t hi
@@ -1068,7 +1073,17 @@ cdef class Program:
                 if hi < 0x80:
                     b[0] = <const uint8_t*>vs[0].data
                     n[0] = vs[0].n
+                    pos[0] = -1
                     return row
+            if cnt == 1:
+                # Folded bytes: ASCII is lower case already and other bytes are left as they
+                # are by the lowering column map, so cls_lower reads them as cls would.
+                self.ensure_fold(st, row, f)
+                fv = st.ffirst[row * self.nfields + f]
+                pos[0] = st.fv_off[fv]
+                n[0] = st.fv_len[fv]
+                b[0] = st.buf + pos[0]
+                return row
             self.run_probe(st, row, f, P_AC)
         return -1
 
@@ -1084,6 +1099,7 @@ cdef class Program:
         cdef Py_ssize_t ln[4]
         cdef int32_t ls[4]
         cdef int lrow[4]
+        cdef Py_ssize_t lpos[4]   # a folded value's position in st.buf, or -1 (raw bytes)
         cdef int32_t hits[4][AC_CHUNK]
         cdef int nh[4]
         cdef int k, j, next_row = 0, active = 0, w
@@ -1094,12 +1110,14 @@ cdef class Program:
         cdef const uint8_t* b3
         cdef int n0, n1, n2, n3
         for k in range(4):
-            lrow[k] = self.lane_load(st, f, &next_row, nrows, &lb[k], &ln[k])
+            lrow[k] = self.lane_load(st, f, &next_row, nrows, &lb[k], &ln[k], &lpos[k])
             ls[k] = a.start
             nh[k] = 0
         while lrow[0] >= 0 and lrow[1] >= 0 and lrow[2] >= 0 and lrow[3] >= 0:
             steps = AC_CHUNK
             for k in range(4):
+                if lpos[k] >= 0:  # a fold since may have moved st.buf
+                    lb[k] = st.buf + lpos[k]
                 if ln[k] < steps:
                     steps = ln[k]
             s0, s1, s2, s3 = ls[0], ls[1], ls[2], ls[3]
@@ -1123,6 +1141,8 @@ cdef class Program:
             for k in range(4):
                 lb[k] += steps
                 ln[k] -= steps
+                if lpos[k] >= 0:
+                    lpos[k] += steps
                 st.cur = lrow[k]
                 for j in range(nh[k]):
                     self.ac_report(st, a, t[hits[k][j]])
@@ -1131,7 +1151,7 @@ cdef class Program:
                     fin = t[ls[k] + a.col_end]
                     if fin >= mm:
                         self.ac_report(st, a, t[fin])
-                    lrow[k] = self.lane_load(st, f, &next_row, nrows, &lb[k], &ln[k])
+                    lrow[k] = self.lane_load(st, f, &next_row, nrows, &lb[k], &ln[k], &lpos[k])
                     ls[k] = a.start
         # Fewer than four rows left: each lane alone.
         for k in range(4):
@@ -1139,7 +1159,7 @@ cdef class Program:
                 continue
             st.cur = lrow[k]
             s0 = ls[k]
-            b0 = lb[k]
+            b0 = <const uint8_t*>st.buf + lpos[k] if lpos[k] >= 0 else lb[k]
             for i in range(ln[k]):
                 s0 = t[s0 + cls[b0[i]]]
                 if s0 >= mm:

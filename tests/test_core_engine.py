@@ -341,6 +341,29 @@ def test_contains_automaton_match_across_the_middle_and_chunk_edges(n, lit_len):
     assert by_row == want
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_contains_automaton_down_a_block_of_folded_and_raw_values(seed):
+    """A block's values walked four at a time (run_lanes): ASCII ones raw, the others folded
+    into the block's buffer, which grows (and may move) while other lanes still read from it.
+    Every row's literals are pyahocorasick's, through mappings and Arrow."""
+    rng = random.Random(seed)
+    alphabet = "abAB" + "ſKKİé"
+    literals = list(dict.fromkeys("".join(rng.choice("abſké") for _ in range(rng.randint(1, 6))) for _ in range(60)))
+    texts = []
+    for i in range(2500):
+        n = rng.choice([0, 5, 40, 300, 900])
+        pool = alphabet if i % 3 else "abAB"  # a third all ASCII: raw and folded lanes side by side
+        texts.append("".join(rng.choice(pool) for _ in range(n)))
+    rules = [matcher.compile(f'{CMD} containsCIS "{lit}"', id=str(i)) for i, lit in enumerate(literals)]
+    rs = matcher.RuleSet(rules)
+    want = [pyaho_found(literals, t) for t in texts]
+    for rows, rids in (rs.match_arrays([{CMD: t} for t in texts]), rs.match_arrow_arrays(pa.table({CMD: texts}))):
+        got = [set() for _ in texts]
+        for r, u in zip(rows.tolist(), rids.tolist()):
+            got[r].add(literals[u])
+        assert got == want
+
+
 def test_contains_automaton_large_random_sets():
     rng = random.Random(1234)
     for alphabet, nlit, maxlen in (("ab", 60, 8), ("abc", 300, 6), (string.ascii_lowercase, 2000, 10), ("aAbBé", 200, 7)):
