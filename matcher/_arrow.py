@@ -204,13 +204,15 @@ def _as_text(arr: Any) -> Any:
     return text(arr)
 
 
-def _descriptor(arr: Any, name: str) -> Any:
+def _descriptor(arr: Any, name: str, memo: bool = False) -> Any:
+    """The core's descriptor of a column; ``memo``: dictionary-encode a long string column of
+    few distinct values first (compiler.Plan.memo_fields: fields whose walks cost more than that)."""
     import pyarrow as pa
 
     t = arr.type
     validity = _view(arr.buffers()[0]) if arr.null_count else None
     if _is_str(t):
-        enc = _dictionary(arr, name)
+        enc = _dictionary(arr, name) if memo else None
         if enc is not None:
             return _descriptor(enc, name)
         return ("utf8", validity, arr.offset) + _strings(arr)
@@ -232,9 +234,10 @@ def check_whole(batch: Any) -> None:
         validated(col, name, full=True)
 
 
-def column_descriptors(batch: Any, field_names: tuple[str, ...], strings: int = -1) -> list:
+def column_descriptors(batch: Any, field_names: tuple[str, ...], strings: int = -1, memo: Any = ()) -> list:
     """The core's descriptor of each field; field ``strings`` (-1: none) holds each row's
-    every string value (``ops.string_values``: what Sigma keywords read)."""
+    every string value (``ops.string_values``: what Sigma keywords read); the fields in ``memo``
+    are dictionary-encoded when their values repeat (``_descriptor``)."""
     from .ops import string_values
 
     out = []
@@ -244,5 +247,5 @@ def column_descriptors(batch: Any, field_names: tuple[str, ...], strings: int = 
             out.append(("py", [list(string_values(row)) for row in batch.to_pylist()]))
             continue
         arr = _find(batch, name)
-        out.append(None if arr is None else ("py", arr) if isinstance(arr, list) else _descriptor(arr, name))
+        out.append(None if arr is None else ("py", arr) if isinstance(arr, list) else _descriptor(arr, name, i in memo))
     return out

@@ -323,7 +323,7 @@ class RuleSet:
         from ._arrow import column_descriptors
 
         prog = self._program
-        cols = column_descriptors(batch, prog.field_names, prog.strings_field)
+        cols = column_descriptors(batch, prog.field_names, prog.strings_field, self._plan.memo_fields)
         found = prog.match_columns(cols, batch.num_rows)
         self._report_overruns(base)
         return found

@@ -62,6 +62,10 @@ def symbols(lit: bytes, start: bool = False, end: bool = False) -> bytes:
 
 #: ORs of at least this many table predicates become one group flag (N_ANY).
 GROUP_MIN = 4
+#: A field whose stage-1 automata hold at least this many literals is worth reading through a
+#: dictionary when its values repeat (Plan.memo_fields): walking them costs more per row than
+#: Arrow's hashing of the column; below it (the flagship rule's handful) the hashing costs more.
+MEMO_MIN_LITERALS = 64
 # Glob tokens (besides literal bytes 0..255).
 G_ANY, G_ONE = -1, -2
 
@@ -156,6 +160,7 @@ class Plan:
     eager: list[int] = field(default_factory=list)  # probes run down every row (stage 1): trigger tables
     gather: list[int] = field(default_factory=list)  # fields read up front from mappings (others on demand)
     automata: list[dict] = field(default_factory=list)  # per field: FieldPlan.automata()
+    memo_fields: list[int] = field(default_factory=list)  # fields to dictionary-encode when repetitive
 
 
 # Operators as module globals: in Python 3.11 each ``Op.X`` is a class-attribute lookup of about
@@ -550,6 +555,8 @@ def compile_plan(rules: list[Node]) -> Plan:
         eager=eager,
         gather=gather,
         automata=automata,
+        memo_fields=sorted(f for f in {u // NPROBES for u in eager}
+                           if sum(len(pats) for _, pats in automata[f].values()) >= MEMO_MIN_LITERALS),
     )
 
 

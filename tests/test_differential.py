@@ -29,6 +29,7 @@ import os
 import re
 import time
 from pathlib import Path
+from unittest import mock
 
 import pyarrow as pa
 import pytest
@@ -37,7 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 import matcher
-from matcher import datasets, ir, ops, reference
+from matcher import compiler, datasets, ir, ops, reference
 from matcher.compiler import N_ANY, compile_plan
 from matcher.errors import UnprintableQueryError
 from matcher.ir import Glob, Not, Op, Pred, Wild, and_, not_, or_
@@ -307,8 +308,13 @@ def test_scan_arrow_of_repeated_values_agrees_with_reference(nodes, pool, encodi
     expected = [(i, rid) for i, k in enumerate(pick) for rid in per_pool[k]]
     plain = arrow_table(rows)
     assert all(_dictionary(col.chunk(0), name) is not None for name, col in zip(plain.column_names, plain.columns))
+    # every field a stage-1 automaton reads goes through the dictionary, however few its literals
+    with mock.patch.object(compiler, "MEMO_MIN_LITERALS", 0):
+        rs = matcher.RuleSet(rules)
+        rs._program
+    assert rs._plan.memo_fields == sorted({u // compiler.NPROBES for u in rs._plan.eager})
     for label, data in arrow_layouts(rows, encodings):
-        got = list(matcher.RuleSet(rules).scan_arrow(data))
+        got = list(rs.scan_arrow(data))
         assert got == expected, f"{label}: scan_arrow differs from the reference (first {short(got[:5])})"
 
 
