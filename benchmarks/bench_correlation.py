@@ -7,8 +7,9 @@ the reference correlator on a sample (the first ``SAMPLE`` events). Run alone fo
     PYTHONPATH=. python benchmarks/bench_correlation.py --events 1000000
 
 Times there are CPU seconds (``time.process_time``), the best of 3 rounds (``--rounds``); the
-Arrow columns compare ``correlate_arrow`` with ``match_arrow_arrays`` on the same stream as
-one pyarrow Table.
+Arrow columns compare ``correlate_arrow`` with ``match_arrow_arrays`` (the array core) and with
+``scan_arrow`` (the single-event scan, a Python pair per match) on the same stream as one
+pyarrow Table.
 """
 
 from __future__ import annotations
@@ -108,11 +109,13 @@ def measure(n: int, scenario: str, rounds: int = 3, chain: bool = True, arrow: b
         table = arrow_table(events)
         del events, alerts
         a_base = min(time_once(lambda: base.match_arrow_arrays(table)) for _ in range(rounds))
+        a_scan = min(time_once(lambda: list(base.scan_arrow(table))) for _ in range(rounds))
         got = []
         a_corr = min(time_once(lambda: got.append(list(rs.correlate_arrow(table, timestamp="EventTime"))))
                      for _ in range(rounds))
         assert sum(1 for a in got[-1] if a.kind == "correlation") == n_alerts
-        out.update(arrow_base_s=a_base, arrow_correlate_s=a_corr, arrow_ratio=a_corr / a_base)
+        out.update(arrow_base_s=a_base, arrow_scan_s=a_scan, arrow_correlate_s=a_corr, arrow_ratio=a_corr / a_base,
+                   arrow_scan_ratio=a_corr / a_scan)
     return out
 
 
@@ -189,12 +192,13 @@ def main() -> None:
         memory_report(args.groups or args.events)
         return
     print(f"{'scenario':<20} {'events':>8} {'core s':>8} {'scan s':>8} {'corr s':>8} {'x core':>7} {'x scan':>7} "
-          f"{'alerts':>7} {'correlated':>14} {'arrow core s':>12} {'arrow corr s':>12} {'x arrow':>7}")
+          f"{'alerts':>7} {'correlated':>14} {'arrow core s':>12} {'arrow scan s':>12} {'arrow corr s':>12} "
+          f"{'x arrow core':>12} {'x arrow scan':>12}")
     for sc, chain in (("brute-force", True), ("spray", True), ("recon", True), ("mixed", True), ("mixed", False)):
         r = measure(args.events, sc, rounds=args.rounds, chain=chain, arrow=not args.no_arrow)
         name = sc if chain else f"{sc} (no chain)"
-        arrow = (f" {r['arrow_base_s']:>12.3f} {r['arrow_correlate_s']:>12.3f} {r['arrow_ratio']:>7.2f}"
-                 if "arrow_ratio" in r else "")
+        arrow = (f" {r['arrow_base_s']:>12.3f} {r['arrow_scan_s']:>12.3f} {r['arrow_correlate_s']:>12.3f} "
+                 f"{r['arrow_ratio']:>12.2f} {r['arrow_scan_ratio']:>12.2f}" if "arrow_ratio" in r else "")
         print(f"{name:<20} {r['events']:>8} {r['base_s']:>8.3f} {r['scan_s']:>8.3f} {r['correlate_s']:>8.3f} "
               f"{r['ratio_vs_core']:>7.2f} {r['ratio_vs_scan']:>7.2f} {r['alerts']:>7} "
               f"{r['correlated']:>8} ({100 * r['correlated'] / r['events']:.0f}%){arrow}", flush=True)

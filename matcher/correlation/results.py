@@ -19,7 +19,12 @@ MAX_PROBLEMS = 1000
 class Alert:
     """A correlation that met its condition (``kind == "correlation"``), or, for rules that are
     not correlation-only, one single-event match (``kind == "match"``: ``events`` is that one
-    event, ``group`` empty, ``value``/``start``/``end`` ``None``)."""
+    event, ``group`` empty, ``value``/``start``/``end`` ``None``).
+
+    The engine's alerts are not tracked by Python's cycle collector (they hold only strings,
+    numbers and a dict of group values, so they can be in no reference cycle; keeping millions
+    of them would otherwise make every full collection walk them): a cycle made through one by
+    its owner (``alert.group["me"] = alert``) is never collected."""
 
     kind: str
     rule_id: str
