@@ -529,7 +529,7 @@ cdef class Program:
 
     cdef inline void fire(self, State st, int32_t p) noexcept nogil:
         """Predicate p holds in row st.cur: set its bit (and its OR-groups' bits)."""
-        cdef int32_t j, g
+        cdef int32_t j
         cdef uint64_t bit = (<uint64_t>1) << (st.cur & 63)
         cdef Py_ssize_t w = st.cur >> 6
         cdef uint64_t* pb = &st.pbits[<Py_ssize_t>p * BW + w]
@@ -546,12 +546,7 @@ cdef class Program:
         if st.defer_groups:
             return  # stage 1: groups_from_preds sets the OR-groups' bits once per block
         for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
-            g = self.pgroup_ids[j]
-            if not st.gtouched[g]:
-                st.gtouched[g] = 1
-                st.glist[st.nglist] = g
-                st.nglist += 1
-            st.gbits[<Py_ssize_t>g * BW + w] |= bit
+            st.gbits_of(self.pgroup_ids[j])[w] |= bit
 
     # The scans below run one probe over one value. With ci (case-insensitive) set they read the
     # raw bytes of a value and lower ASCII on the fly, and return False as soon as they meet a
@@ -986,19 +981,14 @@ cdef class Program:
         predicate fires on many rows of a block (a path's ".exe", a command line's " -"), so one
         pass per fired predicate costs less than setting each group's bit at each firing."""
         cdef Py_ssize_t i, j, w, nw = st.nw
-        cdef int32_t p, g
+        cdef int32_t p
         cdef uint64_t* gb
         cdef const uint64_t* pb
         for i in range(st.nplist):
             p = st.plist[i]
             pb = &st.pbits[<Py_ssize_t>p * BW]
             for j in range(self.pgroup_start[p], self.pgroup_start[p + 1]):
-                g = self.pgroup_ids[j]
-                if not st.gtouched[g]:
-                    st.gtouched[g] = 1
-                    st.glist[st.nglist] = g
-                    st.nglist += 1
-                gb = &st.gbits[<Py_ssize_t>g * BW]
+                gb = st.gbits_of(self.pgroup_ids[j])
                 for w in range(nw):
                     gb[w] |= pb[w]
 

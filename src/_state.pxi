@@ -177,6 +177,13 @@ cdef class State:
             self.nprlist += 1
         return &self.prbits[<Py_ssize_t>probe * BW]
 
+    cdef inline uint64_t* gbits_of(self, int32_t g) noexcept nogil:
+        if not self.gtouched[g]:
+            self.gtouched[g] = 1
+            self.glist[self.nglist] = g
+            self.nglist += 1
+        return &self.gbits[<Py_ssize_t>g * BW]
+
     cdef inline uint64_t* rbits_of(self, int32_t rule) noexcept nogil:
         if not self.rtouched[rule]:
             self.rtouched[rule] = 1
