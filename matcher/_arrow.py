@@ -52,14 +52,20 @@ def validated(arr: Any, name: str, full: bool = False) -> Any:
     return arr
 
 
+def _bytes_view(arr: Any) -> Any:
+    """A string column as binary (large_binary for large_string): the same buffers, no copy,
+    which Arrow's validation and kernels read without requiring UTF-8."""
+    import pyarrow as pa
+
+    return arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary())
+
+
 def validated_layout(arr: Any, name: str) -> Any:
     """arr after Arrow's full check of its layout (every offset and dictionary index), so that
     Arrow's own kernels (take, to_pylist, dictionary_encode) may read it; a string column's
     bytes through a binary view (no copy), so bytes that are not UTF-8 are left to the reader."""
-    import pyarrow as pa
-
     if _is_str(arr.type):
-        validated(arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary()), name, full=True)
+        validated(_bytes_view(arr), name, full=True)
         return arr
     return validated(arr, name, full=True)
 
@@ -178,7 +184,7 @@ def _dictionary(arr: Any, name: str) -> Any:
 
     if len(arr) <= _SAMPLE:
         return None
-    raw = arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary())
+    raw = _bytes_view(arr)
     validated(raw.slice(0, _SAMPLE), name, full=True)
     if not _few_distinct(raw):
         return None

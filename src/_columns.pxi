@@ -2,15 +2,9 @@
 # row's string, and the checks every column passes before any row is read.
 
 # Loads from foreign (Arrow) buffers go through memcpy: nothing assumes their alignment (a
-# plain load on x86-64 once compiled).
-cdef inline Py_ssize_t _load_offset(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:
-    cdef int32_t a
-    cdef int64_t b
-    if width == 4:
-        memcpy(&a, p + 4 * i, 4)
-        return a
-    memcpy(&b, p + 8 * i, 8)
-    return <Py_ssize_t>b
+# plain load on x86-64 once compiled). _load_offset is in _offsets.pxi (matcher._correlate
+# reads Arrow string offsets too).
+include "_offsets.pxi"
 
 
 cdef inline Py_ssize_t _load_index(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:

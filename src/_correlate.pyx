@@ -1203,14 +1203,7 @@ def match_alerts(Alert, int64_t base, const int64_t[::1] rows, const int64_t[::1
         out.append(a)
 
 
-cdef inline Py_ssize_t _offset(const uint8_t* p, int width, Py_ssize_t i) noexcept nogil:
-    cdef int32_t a
-    cdef int64_t b
-    if width == 4:
-        memcpy(&a, p + 4 * i, 4)
-        return a
-    memcpy(&b, p + 8 * i, 8)
-    return <Py_ssize_t>b
+include "_offsets.pxi"
 
 
 def arrow_times_ms(validity, Py_ssize_t voff, const uint8_t[::1] offsets, int owidth, Py_ssize_t ooff,
@@ -1241,8 +1234,8 @@ def arrow_times_ms(validity, Py_ssize_t voff, const uint8_t[::1] offsets, int ow
         if has_v and not (vb[j >> 3] >> (j & 7)) & 1:
             o[i] = INT64_MIN
             continue
-        a = _offset(&offsets[0], owidth, ooff + i)
-        b = _offset(&offsets[0], owidth, ooff + i + 1)
+        a = _load_offset(&offsets[0], owidth, ooff + i)
+        b = _load_offset(&offsets[0], owidth, ooff + i + 1)
         if a < 0 or b < a or b > nd:
             raise ValueError(f"string {i}: offsets {a}..{b} leave the data buffer ({nd} bytes)")
         if not iso_ms(<const char*>&data[0] + a, b - a, &ms, &cache):
